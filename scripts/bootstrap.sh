@@ -1,0 +1,44 @@
+#!/bin/sh
+# Installs what smoothcast needs and is missing, then exits 0. Idempotent and quiet when all is there.
+#   sh scripts/bootstrap.sh            npm dependencies (which bring Node 24) + ffmpeg
+#   sh scripts/bootstrap.sh --bench    the same + nginx and wrk (benchmark references)
+# Only the npm registry and Debian's packages are used.
+set -eu
+cd "$(dirname "$0")/.."
+
+want_bench=0
+for a in "$@"; do
+  case "$a" in
+    --bench) want_bench=1 ;;
+    *) echo "bootstrap: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+# 1. npm dependencies, Node 24 among them (the registry's `node` package). Reinstall when the lockfile changed.
+stamp=node_modules/.smoothcast-lock
+if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "smoothcast: installing npm dependencies (Node 24 included)..." >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
+  cp package-lock.json "$stamp"
+fi
+
+# 2. Debian packages.
+apt_pkgs=""
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || apt_pkgs="$apt_pkgs ffmpeg"
+if [ $want_bench -eq 1 ]; then
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs="$apt_pkgs nginx-light"
+  command -v wrk >/dev/null 2>&1 || apt_pkgs="$apt_pkgs wrk"
+fi
+if [ -n "$apt_pkgs" ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "smoothcast: installing Debian packages:$apt_pkgs ..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $apt_pkgs >/dev/null
+  else
+    echo "smoothcast: missing programs:$apt_pkgs" >&2
+    echo "  install them with your package manager, e.g.: sudo apt-get install$apt_pkgs" >&2
+    exit 1
+  fi
+fi

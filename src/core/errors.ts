@@ -1,0 +1,69 @@
+// One registry of stable error codes. A code never changes meaning once released; clients may switch on it.
+// `status` is the HTTP status the API answers with; `permanent` tells the job queue not to retry (bad input).
+
+export const ERRORS = {
+  // configuration and start-up
+  CONFIG_INVALID: { status: 500, permanent: true, message: 'invalid configuration' },
+  // HTTP API
+  BAD_REQUEST: { status: 400, permanent: true, message: 'bad request' },
+  INVALID_ID: { status: 400, permanent: true, message: 'invalid id' },
+  NOT_FOUND: { status: 404, permanent: true, message: 'not found' },
+  ASSET_NOT_FOUND: { status: 404, permanent: true, message: 'asset not found' },
+  ASSET_NOT_PLAYABLE: { status: 409, permanent: true, message: 'asset is not playable yet' },
+  RANGE_NOT_SATISFIABLE: { status: 416, permanent: true, message: 'range not satisfiable' },
+  PAYLOAD_TOO_LARGE: { status: 413, permanent: true, message: 'payload too large' },
+  INTERNAL: { status: 500, permanent: false, message: 'internal error' },
+  // input media (permanent: retrying cannot help)
+  MEDIA_NOT_FOUND: { status: 422, permanent: true, message: 'source file not found' },
+  MEDIA_UNREADABLE: { status: 422, permanent: true, message: 'not a media file ffmpeg can read' },
+  MEDIA_NO_VIDEO: { status: 422, permanent: true, message: 'no decodable video stream' },
+  MEDIA_TOO_LARGE: { status: 422, permanent: true, message: 'source file is larger than allowed' },
+  MEDIA_TOO_LONG: { status: 422, permanent: true, message: 'source is longer than allowed' },
+  MEDIA_RESOLUTION_TOO_LARGE: { status: 422, permanent: true, message: 'frame size is larger than allowed' },
+  MEDIA_TRUNCATED: { status: 422, permanent: true, message: 'source is truncated or damaged' },
+  MEDIA_DECODE_FAILED: { status: 422, permanent: true, message: 'source could not be decoded' },
+  // processing (transient unless said otherwise)
+  PROBE_FAILED: { status: 500, permanent: false, message: 'ffprobe failed' },
+  PROBE_TIMEOUT: { status: 500, permanent: false, message: 'ffprobe timed out' },
+  ENCODE_FAILED: { status: 500, permanent: false, message: 'ffmpeg failed' },
+  ENCODE_TIMEOUT: { status: 500, permanent: false, message: 'ffmpeg timed out' },
+  ENCODE_OUTPUT_INVALID: { status: 500, permanent: false, message: 'encoder output failed verification' },
+  JOB_CANCELLED: { status: 409, permanent: true, message: 'job cancelled' },
+  // pure media parsing
+  BMFF_MALFORMED: { status: 500, permanent: true, message: 'malformed ISO-BMFF data' },
+  BMFF_UNSUPPORTED: { status: 500, permanent: true, message: 'unsupported ISO-BMFF content' },
+} as const satisfies Record<string, { status: number; permanent: boolean; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(s: unknown): s is ErrorCode {
+  return typeof s === 'string' && Object.hasOwn(ERRORS, s);
+}
+
+export class SmoothcastError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly permanent: boolean;
+  /** Extra diagnosis for logs (e.g. ffmpeg's stderr tail); never sent to API clients. */
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; detail?: string }) {
+    super(message ?? ERRORS[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'SmoothcastError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.permanent = ERRORS[code].permanent;
+    this.detail = options?.detail;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Any thrown value as a SmoothcastError (unknown errors become INTERNAL, keeping the cause). */
+export function asSmoothcastError(err: unknown): SmoothcastError {
+  if (err instanceof SmoothcastError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new SmoothcastError('INTERNAL', message, { cause: err });
+}
