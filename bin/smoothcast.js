@@ -12,7 +12,9 @@ if (major >= 24) {
 } else {
   const local = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
   if (!existsSync(local)) {
-    console.error(`smoothcast needs Node.js 24 (this is ${process.version}); run \`npm install\` in the repository first.`);
+    console.error(
+      `smoothcast needs Node.js 24 (this is ${process.version}); run \`npm install\` in the repository first.`,
+    );
     process.exit(1);
   }
   const child = spawn(local, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });

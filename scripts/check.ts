@@ -7,7 +7,9 @@ for (const [name, args] of [
 ] as const) {
   const r = spawnSync(`node_modules/.bin/${name}`, args, { stdio: 'inherit' });
   if (r.status !== 0) {
-    console.error(`${name} failed (exit ${r.status ?? r.signal}); fix the errors above (\`npm run format\` fixes formatting).`);
+    console.error(
+      `${name} failed (exit ${r.status ?? r.signal}); fix the errors above (\`npm run format\` fixes formatting).`,
+    );
     process.exit(1);
   }
 }

@@ -29,6 +29,10 @@ export const ERRORS = {
   ENCODE_TIMEOUT: { status: 500, permanent: false, message: 'ffmpeg timed out' },
   ENCODE_OUTPUT_INVALID: { status: 500, permanent: false, message: 'encoder output failed verification' },
   JOB_CANCELLED: { status: 409, permanent: true, message: 'job cancelled' },
+  JOB_ALREADY_ACTIVE: { status: 409, permanent: true, message: 'the asset already has an active job of this type' },
+  JOB_LEASE_LOST: { status: 500, permanent: false, message: 'the worker lost its job lease' },
+  ASSET_STATE_CONFLICT: { status: 409, permanent: true, message: 'the asset is in a state that does not allow this' },
+  DB_SCHEMA_TOO_NEW: { status: 500, permanent: true, message: 'the database was written by a newer smoothcast' },
   // pure media parsing
   BMFF_MALFORMED: { status: 500, permanent: true, message: 'malformed ISO-BMFF data' },
   BMFF_UNSUPPORTED: { status: 500, permanent: true, message: 'unsupported ISO-BMFF content' },

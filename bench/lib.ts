@@ -1,0 +1,163 @@
+// Shared pieces of the benchmarks: a smoothcast server in its own process, nginx as the reference, wrk as the
+// load tool, and the machine description recorded with every result.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const BIN = fileURLToPath(new URL('../bin/smoothcast.js', import.meta.url));
+
+export function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
+}
+
+export async function waitFor<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface ServerProcess {
+  url: string;
+  child: ChildProcess;
+  /** Peak resident set size of the server process so far (VmHWM), bytes. */
+  peakRss(): number;
+  stop(): Promise<void>;
+}
+
+/** `smoothcast serve` as its own process on a free port over `dataDir`. */
+export async function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data', dataDir], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout?.on('data', (d) => {
+    out += d;
+  });
+  const url = await waitFor('server start', () => /serving (http:\/\/\S+)/.exec(out)?.[1], 60_000);
+  return {
+    url,
+    child,
+    peakRss() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+      const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+      return kb * 1024;
+    },
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+export interface Nginx {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** nginx (Debian) serving `root` as static files, sendfile on, as a CDN origin would. */
+export async function startNginx(root: string, workDir: string, port: number): Promise<Nginx> {
+  mkdirSync(workDir, { recursive: true });
+  const conf = join(workDir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes auto;
+pid ${workDir}/nginx.pid;
+error_log ${workDir}/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  types { video/mp4 m4s mp4; }
+  client_body_temp_path ${workDir}/body; proxy_temp_path ${workDir}/proxy; fastcgi_temp_path ${workDir}/fcgi;
+  uwsgi_temp_path ${workDir}/uwsgi; scgi_temp_path ${workDir}/scgi;
+  server { listen 127.0.0.1:${port}; root ${root}; }
+}
+`,
+  );
+  const child = spawn('/usr/sbin/nginx', ['-c', conf, '-p', workDir], { stdio: 'inherit' });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    'nginx start',
+    async () => {
+      try {
+        await fetch(`${url}/`);
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    10_000,
+  );
+  return {
+    url,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGQUIT');
+      await exited;
+    },
+  };
+}
+
+export interface WrkResult {
+  requestsPerSecond: number;
+  bytesPerSecond: number;
+  non2xx: number;
+  errors: string;
+}
+
+/** wrk at `connections` connections for `seconds`, cycling through `paths` on `base`. */
+export async function wrk(
+  base: string,
+  paths: readonly string[],
+  connections: number,
+  seconds: number,
+  workDir: string,
+) {
+  const script = join(workDir, `paths-${Date.now()}.lua`);
+  writeFileSync(
+    script,
+    `local paths = {${paths.map((p) => JSON.stringify(p)).join(',')}}
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i])
+end
+`,
+  );
+  const { stdout } = await run('wrk', ['-t2', `-c${connections}`, `-d${seconds}s`, '-s', script, base], {
+    timeout: (seconds + 60) * 1000,
+  });
+  const rps = Number(/Requests\/sec:\s+([0-9.]+)/.exec(stdout)?.[1]);
+  const tm = /Transfer\/sec:\s+([0-9.]+)([KMG]?B)/.exec(stdout);
+  const unit = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }[tm?.[2] ?? 'B'] ?? 1;
+  return {
+    requestsPerSecond: rps,
+    bytesPerSecond: Number(tm?.[1]) * unit,
+    non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0),
+    errors: /Socket errors:.*/.exec(stdout)?.[0] ?? '',
+  } satisfies WrkResult;
+}
+
+export const MB = 1024 * 1024;
+export const fmt = (n: number, d = 2) => n.toFixed(d);
+
+/** Where a benchmark writes its machine-readable result (bench/out/NAME.json, not committed). */
+export function outFile(name: string): string {
+  const dir = fileURLToPath(new URL('./out/', import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${name}.json`);
+}

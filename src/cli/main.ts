@@ -1,0 +1,85 @@
+// `smoothcast <command>`: one file per command; this one parses the shared options and dispatches.
+import { parseArgs } from 'node:util';
+import { type ConfigInput, loadConfig } from '../core/config.ts';
+import { SmoothcastError } from '../core/errors.ts';
+
+const USAGE = `usage: smoothcast <command> [options]
+
+commands:
+  serve  [--port N] [--host H] [--data DIR]        run the platform (API, origin, worker, web page)
+  import [--data DIR] [--json] [--no-wait] FILE…    add local video files; waits until each is ready
+  ls     [--data DIR] [--json]                      list assets
+  rm     [--data DIR] ID…                           delete assets and their files
+
+options for every command:
+  --config FILE   JSON configuration file (also SMOOTHCAST_CONFIG); see docs/configuration.md
+  --data DIR      data folder (database + media); default ./data (SMOOTHCAST_STORAGE_DATA_DIR)
+`;
+
+export interface Cli {
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string' },
+      data: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-wait': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const overrides: ConfigInput = {
+    server: { port: values.port, host: values.host },
+    storage: { dataDir: values.data },
+  };
+  const config = loadConfig({ file: values.config, overrides });
+  const cli: Cli = { positionals, values };
+  switch (command) {
+    case 'serve':
+      return (await import('./serve.ts')).serve(config);
+    case 'import':
+      return (await import('./import.ts')).importCommand(config, cli);
+    case 'ls':
+      return (await import('./ls.ts')).ls(config, cli);
+    case 'rm':
+      return (await import('./rm.ts')).rm(config, cli);
+    default:
+      process.stderr.write(`smoothcast: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof SmoothcastError) {
+      process.stderr.write(`smoothcast: ${err.code}: ${err.message}\n`);
+    } else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`smoothcast: ${(err as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+      return;
+    } else {
+      process.stderr.write(`smoothcast: ${(err as Error).stack ?? String(err)}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

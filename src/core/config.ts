@@ -1,0 +1,200 @@
+// One typed, validated configuration. Sources, later ones winning: built-in defaults, a JSON config file
+// (--config FILE or SMOOTHCAST_CONFIG), environment variables (SMOOTHCAST_<SECTION>_<KEY>), command-line flags.
+// An unknown key or a bad value anywhere stops the start with a message naming it (MediaMTX conf.Load + Validate).
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { SmoothcastError } from './errors.ts';
+
+type Leaf =
+  | { type: 'int'; min: number; max: number; default: number; doc: string }
+  | { type: 'number'; min: number; max: number; default: number; doc: string }
+  | { type: 'string'; default: string; doc: string; pattern?: RegExp; oneOf?: readonly string[] }
+  | { type: 'bool'; default: boolean; doc: string };
+
+const GiB = 1024 ** 3;
+
+/** The schema: every key, its type, bounds, default and meaning (docs/configuration.md is generated from this). */
+export const SCHEMA = {
+  server: {
+    host: { type: 'string', default: '0.0.0.0', doc: 'address to listen on' },
+    port: { type: 'int', min: 0, max: 65535, default: 8080, doc: 'HTTP port (0 = any free port)' },
+    publicUrl: {
+      type: 'string',
+      default: '',
+      pattern: /^(|https?:\/\/[^\s]+[^/])$/,
+      doc: 'absolute base URL for playback links (empty: links relative to the server)',
+    },
+    bodyLimit: { type: 'int', min: 1024, max: 64 * 1024 * 1024, default: 1024 * 1024, doc: 'max JSON body bytes' },
+  },
+  storage: {
+    dataDir: { type: 'string', default: 'data', doc: 'folder holding the database and all media' },
+  },
+  worker: {
+    enabled: { type: 'bool', default: true, doc: 'run encode jobs in this process' },
+    concurrency: { type: 'int', min: 1, max: 64, default: 1, doc: 'encodes at a time' },
+    leaseSeconds: {
+      type: 'int',
+      min: 5,
+      max: 3600,
+      default: 30,
+      doc: 'job lease; a dead worker’s job is retaken after it',
+    },
+    pollMs: { type: 'int', min: 50, max: 60_000, default: 500, doc: 'how often an idle worker looks for jobs' },
+    maxAttempts: { type: 'int', min: 1, max: 20, default: 3, doc: 'tries per job for transient failures' },
+  },
+  encode: {
+    segmentDuration: { type: 'number', min: 1, max: 10, default: 2, doc: 'segment (keyframe interval) seconds' },
+    preset: {
+      type: 'string',
+      default: 'veryfast',
+      oneOf: ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'],
+      doc: 'x264 preset',
+    },
+    threads: { type: 'int', min: 0, max: 256, default: 0, doc: 'ffmpeg threads (0 = ffmpeg decides)' },
+    timeoutFactor: {
+      type: 'number',
+      min: 0.1,
+      max: 1000,
+      default: 20,
+      doc: 'ffmpeg is stopped after max(minTimeoutSeconds, timeoutFactor × source duration)',
+    },
+    minTimeoutSeconds: { type: 'int', min: 10, max: 7 * 86400, default: 600, doc: 'see timeoutFactor' },
+    probeTimeoutSeconds: { type: 'int', min: 1, max: 3600, default: 60, doc: 'ffprobe time limit' },
+  },
+  limits: {
+    maxFileSize: { type: 'int', min: 1, max: 2 ** 50, default: 20 * GiB, doc: 'largest source file, bytes' },
+    maxDuration: { type: 'number', min: 1, max: 7 * 86400, default: 6 * 3600, doc: 'longest source, seconds' },
+    maxWidth: { type: 'int', min: 16, max: 16384, default: 7680, doc: 'widest source frame, pixels' },
+    maxHeight: { type: 'int', min: 16, max: 16384, default: 7680, doc: 'tallest source frame, pixels' },
+    maxPixels: { type: 'int', min: 256, max: 2 ** 28, default: 7680 * 4320, doc: 'largest width × height' },
+  },
+  origin: {
+    indexCacheEntries: { type: 'int', min: 1, max: 1_000_000, default: 1000, doc: 'rendition indexes kept in memory' },
+    manifestMaxAge: { type: 'int', min: 0, max: 86400, default: 10, doc: 'Cache-Control max-age of VOD manifests' },
+    corsOrigin: { type: 'string', default: '*', doc: 'Access-Control-Allow-Origin for playback responses' },
+  },
+} as const satisfies Record<string, Record<string, Leaf>>;
+
+type Schema = typeof SCHEMA;
+type LeafValue<L> = L extends { type: 'bool' } ? boolean : L extends { type: 'string' } ? string : number;
+export type Config = { readonly [S in keyof Schema]: { readonly [K in keyof Schema[S]]: LeafValue<Schema[S][K]> } };
+
+/** A partial configuration as given by a file, flags or tests: `{ server: { port: 0 } }`. */
+export type ConfigInput = { [S in keyof Schema]?: { [K in keyof Schema[S]]?: unknown } };
+
+function invalid(where: string, message: string): SmoothcastError {
+  return new SmoothcastError('CONFIG_INVALID', `${where}: ${message}`);
+}
+
+function coerce(leaf: Leaf, raw: unknown, where: string, fromText: boolean): number | string | boolean {
+  switch (leaf.type) {
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      if (fromText && typeof raw === 'string' && /^(true|false|1|0)$/.test(raw)) return raw === 'true' || raw === '1';
+      throw invalid(where, `expected true or false, got ${JSON.stringify(raw)}`);
+    }
+    case 'int':
+    case 'number': {
+      const n =
+        typeof raw === 'number' ? raw : fromText && typeof raw === 'string' && raw.trim() ? Number(raw) : Number.NaN;
+      if (!Number.isFinite(n)) throw invalid(where, `expected a number, got ${JSON.stringify(raw)}`);
+      if (leaf.type === 'int' && !Number.isInteger(n)) throw invalid(where, `expected a whole number, got ${n}`);
+      if (n < leaf.min || n > leaf.max) throw invalid(where, `${n} is outside ${leaf.min}…${leaf.max}`);
+      return n;
+    }
+    case 'string': {
+      if (typeof raw !== 'string') throw invalid(where, `expected a string, got ${JSON.stringify(raw)}`);
+      if (leaf.oneOf && !leaf.oneOf.includes(raw)) throw invalid(where, `expected one of ${leaf.oneOf.join(', ')}`);
+      if (leaf.pattern && !leaf.pattern.test(raw)) throw invalid(where, `${JSON.stringify(raw)} is not valid`);
+      return raw;
+    }
+  }
+}
+
+function leafOf(section: string, key: string): Leaf | undefined {
+  const s = (SCHEMA as Record<string, Record<string, Leaf>>)[section];
+  return s && Object.hasOwn(s, key) ? s[key] : undefined;
+}
+
+function apply(target: Record<string, Record<string, unknown>>, input: unknown, origin: string, fromText: boolean) {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) throw invalid(origin, 'expected an object');
+  for (const [section, values] of Object.entries(input)) {
+    if (!Object.hasOwn(SCHEMA, section)) throw invalid(origin, `unknown section "${section}"`);
+    if (typeof values !== 'object' || values === null || Array.isArray(values)) {
+      throw invalid(`${origin} ${section}`, 'expected an object');
+    }
+    for (const [key, raw] of Object.entries(values)) {
+      const leaf = leafOf(section, key);
+      if (!leaf) throw invalid(origin, `unknown key "${section}.${key}"`);
+      if (raw === undefined) continue;
+      const t = target[section];
+      if (t) t[key] = coerce(leaf, raw, `${origin} ${section}.${key}`, fromText);
+    }
+  }
+}
+
+/** SMOOTHCAST_WORKER_CONCURRENCY → worker.concurrency. Unknown SMOOTHCAST_* variables are errors (typos). */
+function envInput(env: NodeJS.ProcessEnv): ConfigInput {
+  const out: Record<string, Record<string, string>> = {};
+  const names = new Map<string, [string, string]>();
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    for (const key of Object.keys(keys)) {
+      names.set(`SMOOTHCAST_${section}_${key.replace(/[A-Z]/g, (c) => `_${c}`)}`.toUpperCase(), [section, key]);
+    }
+  }
+  const ignored = new Set(['SMOOTHCAST_CONFIG', 'SMOOTHCAST_FIXTURES']);
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('SMOOTHCAST_') || ignored.has(name) || value === undefined) continue;
+    const path = names.get(name);
+    if (!path) throw invalid('environment', `unknown variable ${name}`);
+    out[path[0]] = { ...out[path[0]], [path[1]]: value };
+  }
+  return out as ConfigInput;
+}
+
+export function defaults(): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    out[section] = Object.fromEntries(Object.entries(keys).map(([k, leaf]) => [k, (leaf as Leaf).default]));
+  }
+  return out;
+}
+
+export interface LoadOptions {
+  /** Path of a JSON config file; defaults to $SMOOTHCAST_CONFIG when set. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Values from flags or tests, applied last. */
+  overrides?: ConfigInput;
+}
+
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const env = opts.env ?? process.env;
+  const cfg = defaults();
+  const file = opts.file ?? env.SMOOTHCAST_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw invalid(`config file ${file}`, (err as Error).message);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw invalid(`config file ${file}`, `not valid JSON: ${(err as Error).message}`);
+    }
+    apply(cfg, json, `config file ${file}:`, false);
+  }
+  apply(cfg, envInput(env), 'environment:', true);
+  if (opts.overrides) apply(cfg, opts.overrides, 'option', true);
+  const storage = cfg.storage as { dataDir: string };
+  storage.dataDir = resolve(storage.dataDir);
+  return deepFreeze(cfg) as unknown as Config;
+}
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deepFreeze(v);
+  return Object.freeze(o);
+}

@@ -1,0 +1,430 @@
+// The asset catalog: one row per uploaded video, its renditions, and its processing state.
+// Life cycle: queued → processing → ready | failed; ready | failed → queued again only through requeue().
+// processing → processing is allowed: a job retaken after a worker died starts over with a fresh rev.
+import { randomBytes } from 'node:crypto';
+import { type ErrorCode, isErrorCode, SmoothcastError } from '../errors.ts';
+import { type Db, int, isConstraintError, jsonOrNull, num, numOrNull, type Row, text, textOrNull } from './database.ts';
+
+export type AssetStatus = 'queued' | 'processing' | 'ready' | 'failed';
+export type RenditionType = 'video' | 'audio';
+
+export interface Progress {
+  /** 0–100. */
+  percent: number;
+  /** Encode speed as a multiple of real time (ffmpeg's `speed=`), null when not known yet. */
+  speed: number | null;
+  etaSeconds: number | null;
+}
+
+/** The probe summary of the source file: a JSON object whose shape the probe module owns. */
+export type SourceSummary = Readonly<Record<string, unknown>>;
+
+export interface Rendition {
+  /** 'v0', 'v1', …, 'a0': the letter matches the type. */
+  id: string;
+  type: RenditionType;
+  width: number | null;
+  height: number | null;
+  /** Planned target bitrate, bits/s. */
+  bitrate: number;
+  /** RFC 6381 codec string; null until the first fragment is written. */
+  codecs: string | null;
+  frameRate: number | null;
+  /** Measured over the finished file (bits/s); null until ready. */
+  averageBitrate: number | null;
+  peakBitrate: number | null;
+}
+
+export interface Asset {
+  id: string;
+  title: string;
+  status: AssetStatus;
+  /** True once every rendition has its codecs (first fragments written): the origin may serve it. */
+  playable: boolean;
+  progress: Progress | null;
+  error: { code: ErrorCode; message: string } | null;
+  /** Seconds; null until known. */
+  duration: number | null;
+  source: SourceSummary | null;
+  /** Path of the source file relative to the storage root. */
+  sourcePath: string;
+  /** The file name as uploaded. */
+  sourceName: string;
+  /** Output revision folder name; null until encoding starts. */
+  rev: string | null;
+  renditions: Rendition[];
+  createdAt: number;
+  /** ms; strictly increases with every change, so pollers (SSE) can compare it. */
+  updatedAt: number;
+  readyAt: number | null;
+}
+
+export interface PlannedRendition {
+  id: string;
+  type: RenditionType;
+  width?: number | null;
+  height?: number | null;
+  bitrate: number;
+  frameRate?: number | null;
+}
+
+export interface FinalRendition {
+  id: string;
+  codecs: string;
+  averageBitrate: number;
+  peakBitrate: number;
+  frameRate?: number | null;
+  width?: number | null;
+  height?: number | null;
+}
+
+export interface AssetRepository {
+  create(input: { id: string; title: string; sourcePath: string; sourceName: string }): Asset;
+  get(id: string): Asset | null;
+  /** Newest first. */
+  list(options: { limit: number; offset?: number }): Asset[];
+  count(): number;
+  /** queued | processing → processing: records the probe result and the plan; replaces the renditions. */
+  setProcessing(
+    id: string,
+    input: { source: SourceSummary; duration: number | null; rev: string; renditions: readonly PlannedRendition[] },
+  ): Asset;
+  setProgress(id: string, progress: Progress): Asset;
+  /** processing: sets the codecs of renditions (by id); playable once every rendition has them. */
+  setPlayable(id: string, codecs: Readonly<Record<string, string>>): Asset;
+  /** processing → ready with the measured figures of every rendition. */
+  setReady(id: string, input: { duration: number; renditions: readonly FinalRendition[] }): Asset;
+  /** queued | processing → failed. */
+  setFailed(id: string, error: { code: ErrorCode; message: string }): Asset;
+  /** ready | failed → queued (a re-encode); the previous rev stays served until setProcessing replaces it. */
+  requeue(id: string): Asset;
+  /** Deletes the asset, its renditions and its jobs; false when it did not exist. */
+  delete(id: string): boolean;
+}
+
+const ID_PATTERN = /^[a-z0-9]{8,32}$/;
+const RENDITION_ID = /^([va])(0|[1-9][0-9]{0,3})$/;
+// RFC 4648 base32 alphabet, lowercased: 32 symbols so each random byte's low 5 bits map without bias.
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** A new random asset id: 16 base32 characters (80 bits). */
+export function newAssetId(): string {
+  let id = '';
+  for (const byte of randomBytes(16)) id += BASE32[byte & 31];
+  return id;
+}
+
+export function isValidAssetId(id: unknown): id is string {
+  return typeof id === 'string' && ID_PATTERN.test(id);
+}
+
+type Action = 'setProcessing' | 'setProgress' | 'setPlayable' | 'setReady' | 'setFailed' | 'requeue';
+
+/** The states each change may start from (the compiler checks every action is listed). */
+const ALLOWED_FROM: { [A in Action]: readonly AssetStatus[] } = {
+  setProcessing: ['queued', 'processing'],
+  setProgress: ['processing'],
+  setPlayable: ['processing'],
+  setReady: ['processing'],
+  setFailed: ['queued', 'processing'],
+  requeue: ['queued', 'ready', 'failed'],
+};
+
+/** A change the asset's current status does not allow (e.g. ready → processing without a requeue). */
+export class IllegalTransitionError extends SmoothcastError {
+  readonly assetId: string;
+  readonly from: AssetStatus;
+  readonly action: string;
+
+  constructor(assetId: string, from: AssetStatus, action: string) {
+    super('ASSET_STATE_CONFLICT', `asset ${assetId} is ${from}: ${action} is not allowed from that status`);
+    this.name = 'IllegalTransitionError';
+    this.assetId = assetId;
+    this.from = from;
+    this.action = action;
+  }
+}
+
+export class SqliteAssetRepository implements AssetRepository {
+  readonly #db: Db;
+  readonly #now: () => number;
+
+  constructor(db: Db, options: { now?: () => number } = {}) {
+    this.#db = db;
+    this.#now = options.now ?? Date.now;
+  }
+
+  create(input: { id: string; title: string; sourcePath: string; sourceName: string }): Asset {
+    if (!isValidAssetId(input.id)) throw new SmoothcastError('INVALID_ID', `invalid asset id: ${String(input.id)}`);
+    for (const key of ['title', 'sourcePath', 'sourceName'] as const) {
+      if (typeof input[key] !== 'string') throw new SmoothcastError('BAD_REQUEST', `asset ${key} must be a string`);
+    }
+    const now = this.#now();
+    try {
+      this.#db.raw
+        .prepare(
+          `INSERT INTO assets (id, title, status, source_path, source_name, created_at, updated_at)
+           VALUES (?, ?, 'queued', ?, ?, ?, ?)`,
+        )
+        .run(input.id, input.title, input.sourcePath, input.sourceName, now, now);
+    } catch (err) {
+      if (isConstraintError(err)) throw new SmoothcastError('INVALID_ID', `asset ${input.id} already exists`);
+      throw err;
+    }
+    return this.#mustGet(input.id);
+  }
+
+  get(id: string): Asset | null {
+    if (!isValidAssetId(id)) return null;
+    const row = this.#db.raw.prepare('SELECT * FROM assets WHERE id = ?').get(id);
+    if (row === undefined) return null;
+    const renditions = this.#db.raw.prepare('SELECT * FROM renditions WHERE asset_id = ?').all(id);
+    return toAsset(row, renditions);
+  }
+
+  list(options: { limit: number; offset?: number }): Asset[] {
+    const limit = nonNegativeInt(options.limit, 'limit');
+    const offset = nonNegativeInt(options.offset ?? 0, 'offset');
+    const { raw } = this.#db;
+    // One read transaction so the page and its renditions come from the same snapshot.
+    const own = !raw.isTransaction;
+    if (own) raw.exec('BEGIN');
+    try {
+      const rows = raw
+        .prepare('SELECT * FROM assets ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?')
+        .all(limit, offset);
+      const byAsset = new Map<string, Row[]>();
+      if (rows.length > 0) {
+        const ids = JSON.stringify(rows.map((r) => text(r, 'id')));
+        for (const r of raw
+          .prepare('SELECT * FROM renditions WHERE asset_id IN (SELECT value FROM json_each(?))')
+          .all(ids)) {
+          const list = byAsset.get(text(r, 'asset_id')) ?? [];
+          list.push(r);
+          byAsset.set(text(r, 'asset_id'), list);
+        }
+      }
+      return rows.map((r) => toAsset(r, byAsset.get(text(r, 'id')) ?? []));
+    } finally {
+      if (own) raw.exec('COMMIT');
+    }
+  }
+
+  count(): number {
+    return int(this.#db.raw.prepare('SELECT count(*) AS n FROM assets').get() ?? {}, 'n');
+  }
+
+  setProcessing(
+    id: string,
+    input: { source: SourceSummary; duration: number | null; rev: string; renditions: readonly PlannedRendition[] },
+  ): Asset {
+    if (typeof input.rev !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(input.rev) || input.rev.startsWith('.')) {
+      throw new SmoothcastError('BAD_REQUEST', `invalid output revision name: ${String(input.rev)}`);
+    }
+    if (input.duration !== null) finiteNonNegative(input.duration, 'duration');
+    const planned = validatePlan(input.renditions);
+    return this.#transition(id, 'setProcessing', () => {
+      const sets = `progress = ?, playable = 0, error_code = NULL, error_message = NULL, source = ?, duration = ?,
+        rev = ?, ready_at = NULL`;
+      const progress: Progress = { percent: 0, speed: null, etaSeconds: null };
+      const params = [JSON.stringify(progress), JSON.stringify(input.source), input.duration, input.rev];
+      this.#update(id, 'processing', sets, params);
+      const raw = this.#db.raw;
+      raw.prepare('DELETE FROM renditions WHERE asset_id = ?').run(id);
+      const insert = raw.prepare(
+        'INSERT INTO renditions (asset_id, id, type, width, height, bitrate, frame_rate) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      );
+      for (const r of planned) {
+        insert.run(id, r.id, r.type, r.width ?? null, r.height ?? null, r.bitrate, r.frameRate ?? null);
+      }
+    });
+  }
+
+  setProgress(id: string, progress: Progress): Asset {
+    const p: Progress = {
+      percent: Math.min(100, finiteNonNegative(progress.percent, 'percent')),
+      speed: progress.speed === null ? null : finiteNonNegative(progress.speed, 'speed'),
+      etaSeconds: progress.etaSeconds === null ? null : finiteNonNegative(progress.etaSeconds, 'etaSeconds'),
+    };
+    return this.#transition(id, 'setProgress', () =>
+      this.#update(id, 'processing', 'progress = ?', [JSON.stringify(p)]),
+    );
+  }
+
+  setPlayable(id: string, codecs: Readonly<Record<string, string>>): Asset {
+    return this.#transition(id, 'setPlayable', () => {
+      const raw = this.#db.raw;
+      const update = raw.prepare('UPDATE renditions SET codecs = ? WHERE asset_id = ? AND id = ?');
+      for (const [renditionId, codec] of Object.entries(codecs)) {
+        if (typeof codec !== 'string' || codec === '') {
+          throw new SmoothcastError('BAD_REQUEST', `rendition ${renditionId}: codecs must be a non-empty string`);
+        }
+        if (update.run(codec, id, renditionId).changes !== 1) {
+          throw new SmoothcastError('BAD_REQUEST', `asset ${id} has no rendition ${renditionId}`);
+        }
+      }
+      const missing = raw.prepare('SELECT count(*) AS n FROM renditions WHERE asset_id = ? AND codecs IS NULL').get(id);
+      const playable = int(missing ?? {}, 'n') === 0 ? 1 : 0;
+      this.#update(id, 'processing', 'playable = ?', [playable]);
+    });
+  }
+
+  setReady(id: string, input: { duration: number; renditions: readonly FinalRendition[] }): Asset {
+    finiteNonNegative(input.duration, 'duration');
+    return this.#transition(id, 'setReady', (asset) => {
+      const planned = new Set(asset.renditions.map((r) => r.id));
+      const given = new Set(input.renditions.map((r) => r.id));
+      if (planned.size === 0 || given.size !== input.renditions.length || planned.size !== given.size) {
+        throw new SmoothcastError('BAD_REQUEST', `asset ${id}: final figures must cover each rendition exactly once`);
+      }
+      const update = this.#db.raw.prepare(
+        `UPDATE renditions SET codecs = ?, average_bitrate = ?, peak_bitrate = ?,
+           frame_rate = coalesce(?, frame_rate), width = coalesce(?, width), height = coalesce(?, height)
+         WHERE asset_id = ? AND id = ?`,
+      );
+      for (const r of input.renditions) {
+        if (!planned.has(r.id)) throw new SmoothcastError('BAD_REQUEST', `asset ${id} has no rendition ${r.id}`);
+        if (typeof r.codecs !== 'string' || r.codecs === '') {
+          throw new SmoothcastError('BAD_REQUEST', `rendition ${r.id}: codecs must be a non-empty string`);
+        }
+        const avg = finiteNonNegative(r.averageBitrate, 'averageBitrate');
+        const peak = finiteNonNegative(r.peakBitrate, 'peakBitrate');
+        const fps = r.frameRate == null ? null : finiteNonNegative(r.frameRate, 'frameRate');
+        const w = r.width == null ? null : positiveInt(r.width, 'width');
+        const h = r.height == null ? null : positiveInt(r.height, 'height');
+        update.run(r.codecs, Math.round(avg), Math.round(peak), fps, w, h, id, r.id);
+      }
+      const sets = 'playable = 1, progress = NULL, duration = ?, ready_at = ?';
+      this.#update(id, 'ready', sets, [input.duration, this.#now()]);
+    });
+  }
+
+  setFailed(id: string, error: { code: ErrorCode; message: string }): Asset {
+    const code = isErrorCode(error.code) ? error.code : 'INTERNAL';
+    const message = typeof error.message === 'string' ? error.message : String(error.message);
+    return this.#transition(id, 'setFailed', () =>
+      this.#update(id, 'failed', 'playable = 0, progress = NULL, error_code = ?, error_message = ?', [code, message]),
+    );
+  }
+
+  requeue(id: string): Asset {
+    return this.#transition(id, 'requeue', () =>
+      this.#update(id, 'queued', 'progress = NULL, error_code = NULL, error_message = NULL', []),
+    );
+  }
+
+  delete(id: string): boolean {
+    if (!isValidAssetId(id)) return false;
+    return this.#db.raw.prepare('DELETE FROM assets WHERE id = ?').run(id).changes === 1;
+  }
+
+  /** Runs change() under the write lock after checking the current status allows `action`; returns the result. */
+  #transition(id: string, action: Action, change: (current: Asset) => void): Asset {
+    return this.#db.write(() => {
+      const current = this.get(id);
+      if (current === null) throw new SmoothcastError('ASSET_NOT_FOUND', `asset ${id} not found`);
+      if (!ALLOWED_FROM[action].includes(current.status)) throw new IllegalTransitionError(id, current.status, action);
+      change(current);
+      return this.#mustGet(id);
+    });
+  }
+
+  /** Sets status and columns; updated_at becomes max(now, previous + 1) so it strictly increases. */
+  #update(id: string, status: AssetStatus, sets: string, params: (string | number | null)[]): void {
+    this.#db.raw
+      .prepare(`UPDATE assets SET status = ?, ${sets}, updated_at = max(?, updated_at + 1) WHERE id = ?`)
+      .run(status, ...params, this.#now(), id);
+  }
+
+  #mustGet(id: string): Asset {
+    const asset = this.get(id);
+    if (asset === null) throw new SmoothcastError('ASSET_NOT_FOUND', `asset ${id} not found`);
+    return asset;
+  }
+}
+
+function toAsset(row: Row, renditionRows: readonly Row[]): Asset {
+  const code = textOrNull(row, 'error_code');
+  const renditions = renditionRows.map(toRendition).sort(renditionOrder);
+  return {
+    id: text(row, 'id'),
+    title: text(row, 'title'),
+    status: text(row, 'status') as AssetStatus,
+    playable: int(row, 'playable') === 1,
+    progress: jsonOrNull(row, 'progress') as Progress | null,
+    error: code === null ? null : { code: isErrorCode(code) ? code : 'INTERNAL', message: text(row, 'error_message') },
+    duration: numOrNull(row, 'duration'),
+    source: jsonOrNull(row, 'source') as SourceSummary | null,
+    sourcePath: text(row, 'source_path'),
+    sourceName: text(row, 'source_name'),
+    rev: textOrNull(row, 'rev'),
+    renditions,
+    createdAt: int(row, 'created_at'),
+    updatedAt: int(row, 'updated_at'),
+    readyAt: numOrNull(row, 'ready_at'),
+  };
+}
+
+function toRendition(row: Row): Rendition {
+  return {
+    id: text(row, 'id'),
+    type: text(row, 'type') as RenditionType,
+    width: numOrNull(row, 'width'),
+    height: numOrNull(row, 'height'),
+    bitrate: num(row, 'bitrate'),
+    codecs: textOrNull(row, 'codecs'),
+    frameRate: numOrNull(row, 'frame_rate'),
+    averageBitrate: numOrNull(row, 'average_bitrate'),
+    peakBitrate: numOrNull(row, 'peak_bitrate'),
+  };
+}
+
+/** Video before audio, then by number: v0, v1, …, v10, a0. */
+function renditionOrder(a: Rendition, b: Rendition): number {
+  if (a.type !== b.type) return a.type === 'video' ? -1 : 1;
+  return Number(a.id.slice(1)) - Number(b.id.slice(1));
+}
+
+function validatePlan(renditions: readonly PlannedRendition[]): PlannedRendition[] {
+  if (!Array.isArray(renditions) || renditions.length === 0) {
+    throw new SmoothcastError('BAD_REQUEST', 'a processing plan needs at least one rendition');
+  }
+  const seen = new Set<string>();
+  return renditions.map((r) => {
+    const m = RENDITION_ID.exec(String(r.id));
+    if (m === null || (m[1] === 'v') !== (r.type === 'video') || (r.type !== 'video' && r.type !== 'audio')) {
+      throw new SmoothcastError('BAD_REQUEST', `invalid rendition id/type: ${String(r.id)}/${String(r.type)}`);
+    }
+    if (seen.has(r.id)) throw new SmoothcastError('BAD_REQUEST', `duplicate rendition id ${r.id}`);
+    seen.add(r.id);
+    return {
+      id: r.id,
+      type: r.type,
+      width: r.width == null ? null : positiveInt(r.width, 'width'),
+      height: r.height == null ? null : positiveInt(r.height, 'height'),
+      bitrate: positiveInt(r.bitrate, 'bitrate'),
+      frameRate: r.frameRate == null ? null : finiteNonNegative(r.frameRate, 'frameRate'),
+    };
+  });
+}
+
+function finiteNonNegative(v: number, name: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw new SmoothcastError('BAD_REQUEST', `${name} must be a finite number ≥ 0, got ${String(v)}`);
+  }
+  return v;
+}
+
+function positiveInt(v: number, name: string): number {
+  if (!Number.isSafeInteger(v) || v <= 0) {
+    throw new SmoothcastError('BAD_REQUEST', `${name} must be a positive integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+function nonNegativeInt(v: number, name: string): number {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new SmoothcastError('BAD_REQUEST', `${name} must be an integer ≥ 0, got ${String(v)}`);
+  }
+  return v;
+}

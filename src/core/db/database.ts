@@ -1,0 +1,254 @@
+// The SQLite handle every repository shares: opening (pragmas), schema migrations, transactions, row readers.
+// Several processes open the same file (the server, the `smoothcast import` CLI), so: WAL (readers never block the
+// writer), a busy timeout (a writer waits for the other's transaction instead of failing at once), and every
+// read-then-write transaction starts with BEGIN IMMEDIATE — a DEFERRED transaction that later upgrades to a writer
+// gets SQLITE_BUSY at once in WAL mode, whatever the busy timeout (https://sqlite.org/lang_transaction.html).
+import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
+import { SmoothcastError } from '../errors.ts';
+
+/** One schema step: SQL text, or a function for steps SQL alone cannot express (data rewrites). */
+export type Migration = string | ((raw: DatabaseSync) => void);
+
+/**
+ * The schema, in order; the index + 1 is the version recorded in `PRAGMA user_version` and schema_migrations.
+ * Released steps never change: a change is a new step at the end. Written to run on PostgreSQL with few edits
+ * (no SQLite-only types; ms timestamps as integers; JSON as text).
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  `CREATE TABLE assets (
+     id TEXT PRIMARY KEY,
+     title TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'ready', 'failed')),
+     playable INTEGER NOT NULL DEFAULT 0 CHECK (playable IN (0, 1)),
+     progress TEXT,
+     error_code TEXT,
+     error_message TEXT,
+     duration REAL,
+     source TEXT,
+     source_path TEXT NOT NULL,
+     source_name TEXT NOT NULL,
+     rev TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     ready_at INTEGER
+   );
+   CREATE INDEX assets_created ON assets (created_at DESC);
+   CREATE TABLE renditions (
+     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+     id TEXT NOT NULL,
+     type TEXT NOT NULL CHECK (type IN ('video', 'audio')),
+     width INTEGER,
+     height INTEGER,
+     bitrate INTEGER NOT NULL,
+     codecs TEXT,
+     frame_rate REAL,
+     average_bitrate INTEGER,
+     peak_bitrate INTEGER,
+     PRIMARY KEY (asset_id, id)
+   );
+   CREATE TABLE jobs (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     type TEXT NOT NULL,
+     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+     payload TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     max_attempts INTEGER NOT NULL DEFAULT 3,
+     run_after INTEGER NOT NULL,
+     lease_owner TEXT,
+     lease_expires_at INTEGER,
+     last_error_code TEXT,
+     last_error_message TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX jobs_runnable ON jobs (state, run_after);
+   CREATE INDEX jobs_asset ON jobs (asset_id);
+   -- At most one queued/running job of a type per asset: a second encode of the same asset is a caller bug.
+   CREATE UNIQUE INDEX jobs_one_active ON jobs (asset_id, type) WHERE state IN ('queued', 'running');`,
+];
+
+export type Row = Record<string, SQLOutputValue>;
+
+export interface OpenOptions {
+  /** How long a writer waits for another connection's write transaction before failing (ms). */
+  busyTimeoutMs?: number;
+  /** Migration list (tests only; defaults to MIGRATIONS). */
+  migrations?: readonly Migration[];
+  /** Clock for the schema_migrations record (ms). */
+  now?: () => number;
+}
+
+export interface Db {
+  /** The node:sqlite handle, for repositories to prepare statements on. */
+  readonly raw: DatabaseSync;
+  readonly path: string;
+  /** The schema version after migrations (= number of migration steps applied). */
+  readonly schemaVersion: number;
+  /**
+   * Runs fn inside BEGIN IMMEDIATE … COMMIT (rolled back when fn throws). A nested call runs inside a savepoint of
+   * the outer transaction. fn must be synchronous: node:sqlite is, and an await inside would leave the lock held.
+   */
+  write<T>(fn: () => T): T;
+  close(): void;
+}
+
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+/** Opens (creating if missing) the database at `path` and brings its schema up to date. */
+export function openDatabase(path: string, options: OpenOptions = {}): Db {
+  const migrations = options.migrations ?? MIGRATIONS;
+  const now = options.now ?? Date.now;
+  const raw = new DatabaseSync(path, {
+    enableForeignKeyConstraints: true,
+    timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
+  });
+  try {
+    // Per-connection settings. busy_timeout first: switching to WAL takes a lock another process may hold.
+    raw.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
+    raw.exec('PRAGMA foreign_keys = ON');
+    refuseNewer(raw, path, migrations.length);
+    raw.exec('PRAGMA journal_mode = WAL');
+    // NORMAL is durable in WAL mode except for the last transactions before a power loss (never corrupts).
+    raw.exec('PRAGMA synchronous = NORMAL');
+    const db = new SqliteDb(raw, path);
+    migrate(db, path, migrations, now);
+    db.schemaVersion = userVersion(raw);
+    return db;
+  } catch (err) {
+    raw.close();
+    throw err;
+  }
+}
+
+class SqliteDb implements Db {
+  readonly raw: DatabaseSync;
+  readonly path: string;
+  schemaVersion = 0;
+  #savepoint = 0;
+
+  constructor(raw: DatabaseSync, path: string) {
+    this.raw = raw;
+    this.path = path;
+  }
+
+  write<T>(fn: () => T): T {
+    if (this.raw.isTransaction) {
+      const name = `sp${++this.#savepoint}`;
+      this.raw.exec(`SAVEPOINT ${name}`);
+      try {
+        const result = fn();
+        this.raw.exec(`RELEASE ${name}`);
+        return result;
+      } catch (err) {
+        this.raw.exec(`ROLLBACK TO ${name}`);
+        this.raw.exec(`RELEASE ${name}`);
+        throw err;
+      } finally {
+        this.#savepoint--;
+      }
+    }
+    this.raw.exec('BEGIN IMMEDIATE');
+    try {
+      const result = fn();
+      this.raw.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.raw.isTransaction) this.raw.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.raw.isOpen) this.raw.close();
+  }
+}
+
+function userVersion(raw: DatabaseSync): number {
+  return int(raw.prepare('PRAGMA user_version').get() ?? {}, 'user_version');
+}
+
+function refuseNewer(raw: DatabaseSync, path: string, known: number): void {
+  const version = userVersion(raw);
+  if (version > known) {
+    throw new SmoothcastError(
+      'DB_SCHEMA_TOO_NEW',
+      `database ${path} has schema version ${version}, newer than this smoothcast knows (${known}): ` +
+        'it was written by a newer release; upgrade smoothcast or point it at another data folder',
+    );
+  }
+}
+
+/**
+ * Applies each pending step once, each in its own IMMEDIATE transaction: the version is read again under the write
+ * lock, so two processes opening a fresh file at once apply every step exactly once.
+ */
+function migrate(db: SqliteDb, path: string, migrations: readonly Migration[], now: () => number): void {
+  const { raw } = db;
+  for (;;) {
+    const applied = db.write(() => {
+      const version = userVersion(raw);
+      if (version > migrations.length) refuseNewer(raw, path, migrations.length);
+      if (version >= migrations.length) return false;
+      raw.exec(
+        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)',
+      );
+      const step = migrations[version]!;
+      if (typeof step === 'string') raw.exec(step);
+      else step(raw);
+      raw.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version + 1, now());
+      raw.exec(`PRAGMA user_version = ${version + 1}`);
+      return true;
+    });
+    if (!applied) return;
+  }
+}
+
+// Row readers: repositories turn rows into domain objects through these, so a schema drift fails loudly.
+
+function column(row: Row, col: string): SQLOutputValue {
+  if (!Object.hasOwn(row, col)) throw new SmoothcastError('INTERNAL', `database row has no column ${col}`);
+  return row[col] as SQLOutputValue;
+}
+
+export function text(row: Row, col: string): string {
+  const v = column(row, col);
+  if (typeof v !== 'string') throw new SmoothcastError('INTERNAL', `database column ${col} is not text`);
+  return v;
+}
+
+export function textOrNull(row: Row, col: string): string | null {
+  return column(row, col) === null ? null : text(row, col);
+}
+
+export function num(row: Row, col: string): number {
+  const v = column(row, col);
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v !== 'number') throw new SmoothcastError('INTERNAL', `database column ${col} is not a number`);
+  return v;
+}
+
+export function int(row: Row, col: string): number {
+  const v = num(row, col);
+  if (!Number.isSafeInteger(v)) throw new SmoothcastError('INTERNAL', `database column ${col} is not an integer`);
+  return v;
+}
+
+export function numOrNull(row: Row, col: string): number | null {
+  return column(row, col) === null ? null : num(row, col);
+}
+
+export function jsonOrNull(row: Row, col: string): unknown {
+  const v = textOrNull(row, col);
+  if (v === null) return null;
+  try {
+    return JSON.parse(v) as unknown;
+  } catch (err) {
+    throw new SmoothcastError('INTERNAL', `database column ${col} holds invalid JSON`, { cause: err });
+  }
+}
+
+/** node:sqlite reports constraint violations as errors whose errcode has SQLITE_CONSTRAINT (19) in the low byte. */
+export function isConstraintError(err: unknown): boolean {
+  return err instanceof Error && 'errcode' in err && typeof err.errcode === 'number' && (err.errcode & 0xff) === 19;
+}

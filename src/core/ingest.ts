@@ -1,0 +1,63 @@
+// Adding a source file to the catalog: copy it into storage, create the asset, queue its encode. Shared by the
+// CLI import and (later) the upload role, so every way in goes through the same checks.
+import { stat } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import type { Config } from './config.ts';
+import type { Asset, AssetRepository } from './db/assets.ts';
+import { newAssetId } from './db/assets.ts';
+import type { JobQueue } from './db/queue.ts';
+import { SmoothcastError } from './errors.ts';
+import type { Storage } from './storage/storage.ts';
+import { keys } from './storage/storage.ts';
+
+export interface IngestDeps {
+  config: Config;
+  assets: AssetRepository;
+  queue: JobQueue;
+  storage: Storage;
+}
+
+/** A safe stored extension: lower-case letters/digits only, else none (ffprobe sniffs content anyway). */
+export function sourceExtension(name: string): string {
+  const ext = extname(name).toLowerCase();
+  return /^\.[a-z0-9]{1,8}$/.test(ext) ? ext : '';
+}
+
+export function titleFromName(name: string): string {
+  const base = basename(name, extname(name)).replace(/[_]+/g, ' ').trim();
+  return (base || 'untitled').slice(0, 200);
+}
+
+export async function importLocalFile(deps: IngestDeps, path: string, title?: string): Promise<Asset> {
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new SmoothcastError('MEDIA_NOT_FOUND', `${path} is not a regular file`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof SmoothcastError) throw err;
+    throw new SmoothcastError('MEDIA_NOT_FOUND', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  if (size > deps.config.limits.maxFileSize) {
+    throw new SmoothcastError(
+      'MEDIA_TOO_LARGE',
+      `${basename(path)} is ${size} bytes; the limit is ${deps.config.limits.maxFileSize} (limits.maxFileSize)`,
+    );
+  }
+  const id = newAssetId();
+  const key = keys.source(id, sourceExtension(path));
+  await deps.storage.importFile(path, key);
+  try {
+    const asset = deps.assets.create({
+      id,
+      title: title ?? titleFromName(path),
+      sourcePath: key,
+      sourceName: basename(path),
+    });
+    deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
+    return asset;
+  } catch (err) {
+    await deps.storage.deletePrefix(keys.assetPrefix(id)).catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,48 @@
+// Storage of sources and encoded media. One interface; each consumer uses the part it needs. Local disk now,
+// S3 later: every backend runs the shared conformance suite in conformance.ts.
+import { SmoothcastError } from '../errors.ts';
+
+export interface StatResult {
+  size: number;
+  mtimeMs: number;
+}
+
+/** What the origin needs: positioned reads of known bytes. */
+export interface MediaReader {
+  /** Exactly `length` bytes at `offset` (fewer only when the object is shorter), in one positioned read. */
+  read(key: string, offset: number, length: number): Promise<Buffer>;
+  stat(key: string): Promise<StatResult | null>;
+}
+
+/** What the worker and the API need besides reading. */
+export interface Storage extends MediaReader {
+  /** A local filesystem path for the key, for ffmpeg to read or write (local backend; S3 stages through disk). */
+  localPath(key: string): string;
+  /** Makes the parent folder of `key` exist. */
+  prepare(key: string): Promise<void>;
+  /** Copies a local file in under `key`. */
+  importFile(src: string, key: string): Promise<void>;
+  /** Removes every object under `prefix` (a folder-like key ending without a slash). */
+  deletePrefix(prefix: string): Promise<void>;
+}
+
+const KEY = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/i;
+
+/** Keys are relative, slash-separated, and never climb out: checked before any key touches a path. */
+export function assertKey(key: string): string {
+  if (key.length > 512 || !KEY.test(key) || key.split('/').some((p) => p === '.' || p === '..')) {
+    throw new SmoothcastError('INVALID_ID', `invalid storage key ${JSON.stringify(key)}`);
+  }
+  return key;
+}
+
+/** Where an asset's files live. Rendition files sit under a revision folder so a re-encode never rewrites bytes
+ * that caches may hold under an immutable URL. */
+export const keys = {
+  assetPrefix: (assetId: string) => assertKey(`assets/${assetId}`),
+  source: (assetId: string, ext: string) => assertKey(`assets/${assetId}/source${ext}`),
+  poster: (assetId: string) => assertKey(`assets/${assetId}/poster.jpg`),
+  revPrefix: (assetId: string, rev: string) => assertKey(`assets/${assetId}/${rev}`),
+  rendition: (assetId: string, rev: string, renditionId: string) =>
+    assertKey(`assets/${assetId}/${rev}/${renditionId}.mp4`),
+};

@@ -1,0 +1,361 @@
+// ffprobe arguments and the interpretation of its JSON: validate an upload against the limits and summarize what
+// the ladder planner needs. Pure: the worker runs ffprobe and hands us its stdout, parsed.
+
+import { SmoothcastError } from '../../core/errors.ts';
+import { inputArgs } from './input.ts';
+
+export interface MediaLimits {
+  /** Bytes. */
+  maxFileSize: number;
+  /** Seconds. */
+  maxDuration: number;
+  /**
+   * Frame size limits, applied to the declared (coded) frame in either orientation: the long side is checked against
+   * max(maxWidth, maxHeight) and the short side against the smaller, so a portrait 2160x3840 clip passes a
+   * 3840x2160 limit.
+   */
+  maxWidth: number;
+  maxHeight: number;
+  /** width × height of one frame; also passed to every decoder as -max_pixels. */
+  maxPixels: number;
+}
+
+export interface Fraction {
+  num: number;
+  den: number;
+}
+
+export type Rotation = 0 | 90 | 180 | 270;
+
+export interface SourceVideo {
+  /** Absolute stream index in the file (what `-map 0:<index>` selects). */
+  index: number;
+  codec: string;
+  profile?: string;
+  /** Declared frame size (before rotation and sample aspect ratio). */
+  width: number;
+  height: number;
+  /** What the viewer sees, in square pixels: after the sample aspect ratio, then the rotation. */
+  displayWidth: number;
+  displayHeight: number;
+  /** Degrees CLOCKWISE the decoded picture must be turned for display (the legacy `rotate` tag's meaning). */
+  rotation: Rotation;
+  /** Sample (pixel) aspect ratio; 1:1 when the file does not say. */
+  sar: Fraction;
+  /** frameRateFraction as a number. */
+  frameRate: number;
+  /** Nominal frame rate, snapped to the broadcast rate it denotes (2997/100 → 30000/1001). */
+  frameRateFraction: Fraction;
+  /** r_frame_rate (the rate all timestamps fit) differs noticeably from avg_frame_rate (frames / duration). */
+  variableFrameRate: boolean;
+  /** field_order says the frames are interlaced (tt, bb, tb, bt): they must be deinterlaced. */
+  interlaced: boolean;
+  pixFmt: string;
+  /** bits/s, when the container says. */
+  bitrate?: number;
+}
+
+export interface SourceAudio {
+  index: number;
+  codec: string;
+  channels: number;
+  channelLayout?: string;
+  sampleRate: number;
+  bitrate?: number;
+}
+
+export interface SourceSummary {
+  /** ffprobe format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2". */
+  container: string;
+  /** Seconds. */
+  duration: number;
+  /** Bytes. */
+  size: number;
+  /** bits/s (the container's, else size / duration). */
+  bitrate: number;
+  video: SourceVideo;
+  audio?: SourceAudio;
+}
+
+/** Arguments for `ffprobe` (without the program name); stdout is one JSON document. */
+export function ffprobeArgs(file: string, limits: Pick<MediaLimits, 'maxPixels'>): string[] {
+  return [
+    '-hide_banner',
+    '-v',
+    'error',
+    '-of',
+    'json',
+    '-show_format',
+    '-show_streams',
+    ...inputArgs(file, limits.maxPixels),
+  ];
+}
+
+/**
+ * The error for an ffprobe run that exited non-zero, read from its stderr (ffprobe exits 1 for every cause). The
+ * message never repeats stderr (it names server paths); `detail` keeps its tail for the logs.
+ */
+export function probeFailure(stderr: string): SmoothcastError {
+  const detail = stderr.slice(-4000);
+  const fail = (
+    code: 'MEDIA_RESOLUTION_TOO_LARGE' | 'MEDIA_NOT_FOUND' | 'MEDIA_TRUNCATED' | 'MEDIA_UNREADABLE',
+    m: string,
+  ) => new SmoothcastError(code, m, { detail });
+  // -max_pixels refused to open the decoder: the codec headers declare a frame larger than allowed.
+  if (/exceeds specified max pixel count|Picture size \d+x\d+ is invalid/.test(stderr)) {
+    return fail('MEDIA_RESOLUTION_TOO_LARGE', 'the video frame size is larger than allowed');
+  }
+  if (/No such file or directory/.test(stderr)) return fail('MEDIA_NOT_FOUND', 'the source file is missing');
+  // An MP4/MOV whose moov (written last by most encoders) never arrived: an interrupted upload or copy.
+  if (/moov atom not found/.test(stderr)) {
+    return fail('MEDIA_TRUNCATED', 'the file is incomplete (its index is missing: an interrupted upload or copy?)');
+  }
+  if (/not on whitelist/.test(stderr)) {
+    return fail(
+      'MEDIA_UNREADABLE',
+      'the file is not an audio/video container smoothcast accepts (playlist or script?)',
+    );
+  }
+  if (/Invalid data found|could not find codec parameters|EBML header parsing failed|Failed to read/i.test(stderr)) {
+    return fail('MEDIA_UNREADABLE', 'not a media file ffmpeg can read');
+  }
+  return new SmoothcastError('PROBE_FAILED', 'ffprobe failed', { detail });
+}
+
+type Json = Record<string, unknown>;
+
+function record(v: unknown): Json | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
+}
+
+/** ffprobe prints most numbers as strings, and "N/A" when unknown. */
+function num(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' && v !== 'unknown' && v !== 'N/A' ? v : undefined;
+}
+
+/** "30000/1001" or "64:45" → fraction; undefined when malformed or zero. */
+export function parseFraction(v: unknown): Fraction | undefined {
+  if (typeof v !== 'string') return undefined;
+  const m = /^(\d+)[/:](\d+)$/.exec(v.trim());
+  if (!m) return undefined;
+  const num = Number(m[1]);
+  const den = Number(m[2]);
+  if (!(num > 0 && den > 0)) return undefined;
+  const g = gcd(num, den);
+  return { num: num / g, den: den / g };
+}
+
+function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}
+
+const value = (f: Fraction) => f.num / f.den;
+
+/** Rates cameras, broadcast and editors use; a measured rate within 0.05% of one is that rate (24 vs 23.976: 0.1%). */
+const COMMON_RATES: readonly Fraction[] = [
+  [24000, 1001],
+  [24, 1],
+  [25, 1],
+  [30000, 1001],
+  [30, 1],
+  [48, 1],
+  [50, 1],
+  [60000, 1001],
+  [60, 1],
+  [90, 1],
+  [100, 1],
+  [120000, 1001],
+  [120, 1],
+  [144, 1],
+  [240, 1],
+].map(([num, den]) => ({ num: num as number, den: den as number }));
+
+export function snapFrameRate(f: Fraction): Fraction {
+  const v = value(f);
+  for (const c of COMMON_RATES) if (Math.abs(v - value(c)) / value(c) < 0.0005) return c;
+  return f;
+}
+
+/** Above this, r_frame_rate is a timebase guess (mkv's 1000/1), not a frame rate. */
+const MAX_PLAUSIBLE_RATE = 240;
+
+function frameRates(s: Json): { nominal: Fraction; vfr: boolean } {
+  const r = parseFraction(s.r_frame_rate);
+  const avg = parseFraction(s.avg_frame_rate);
+  const rOk = r && value(r) <= MAX_PLAUSIBLE_RATE ? r : undefined;
+  const avgOk = avg && value(avg) <= MAX_PLAUSIBLE_RATE ? avg : undefined;
+  if (rOk && avgOk) {
+    const rv = value(rOk);
+    const av = value(avgOk);
+    if (Math.abs(rv - av) / rv <= 0.01) return { nominal: snapFrameRate(rOk), vfr: false };
+    // Field-based streams (MPEG-2, H.264 PAFF in TS/DV) report r_frame_rate = field rate = 2 × frame rate.
+    if (Math.abs(rv - 2 * av) / rv <= 0.01) return { nominal: snapFrameRate(avgOk), vfr: false };
+    return { nominal: snapFrameRate(rOk), vfr: true };
+  }
+  const only = rOk ?? avgOk;
+  if (only) return { nominal: snapFrameRate(only), vfr: false };
+  // Nothing usable (e.g. a browser MediaRecorder WebM): treat as variable and let the encoder make it 30 fps CFR.
+  return { nominal: { num: 30, den: 1 }, vfr: true };
+}
+
+/**
+ * Clockwise display rotation. ffprobe ≥ 5.0 prints the display matrix as side data whose `rotation` is
+ * av_display_rotation_get(): degrees COUNTER-clockwise (libavutil/display.h), so a phone's portrait clip shows
+ * -90 (or 270) there; older builds and some demuxers give the legacy `rotate` tag, which is clockwise.
+ * Verified with ffmpeg 5.1: the displaymatrix rotation and ffmpeg's autorotate (transpose) agree on this sign.
+ */
+function rotationOf(s: Json): Rotation {
+  const sides = Array.isArray(s.side_data_list) ? s.side_data_list : [];
+  for (const sd of sides) {
+    const r = record(sd);
+    const ccw = num(r?.rotation);
+    if (r && r.side_data_type === 'Display Matrix' && ccw !== undefined) return quarterTurn(-ccw);
+  }
+  const tag = num(record(s.tags)?.rotate);
+  return tag === undefined ? 0 : quarterTurn(tag);
+}
+
+function quarterTurn(deg: number): Rotation {
+  return ((((Math.round(deg / 90) * 90) % 360) + 360) % 360) as Rotation;
+}
+
+function unreadable(message: string): SmoothcastError {
+  return new SmoothcastError('MEDIA_UNREADABLE', message);
+}
+
+/** Single-picture and text "formats" ffmpeg can open but that are not video. */
+const NOT_VIDEO_FORMAT = /^(image2|tty|.*_pipe)$/;
+
+/**
+ * Validates ffprobe's JSON (from ffprobeArgs) against the limits and summarizes it.
+ * @param fileSize the upload's size on disk, in bytes (trusted; format.size is not).
+ * @throws SmoothcastError MEDIA_TOO_LARGE, MEDIA_UNREADABLE, MEDIA_NO_VIDEO, MEDIA_RESOLUTION_TOO_LARGE,
+ *   MEDIA_TOO_LONG — checked in that order, the frame size before anything that would need decoding.
+ */
+export function interpretProbe(json: unknown, limits: MediaLimits, fileSize: number): SourceSummary {
+  if (fileSize > limits.maxFileSize) {
+    throw new SmoothcastError(
+      'MEDIA_TOO_LARGE',
+      `the file is ${fileSize} bytes; at most ${limits.maxFileSize} allowed`,
+    );
+  }
+  const root = record(json);
+  const format = record(root?.format);
+  const container = str(format?.format_name);
+  if (!root || !format || !container) throw unreadable('ffprobe found no container format in the file');
+  const streams = (Array.isArray(root.streams) ? root.streams : []).map(record).filter((s) => s !== undefined);
+
+  const v = streams.find(isVideo);
+  if (!v || NOT_VIDEO_FORMAT.test(container)) {
+    const hasAudio = streams.some((s) => s.codec_type === 'audio');
+    throw new SmoothcastError(
+      'MEDIA_NO_VIDEO',
+      hasAudio
+        ? 'the file has audio but no video stream; smoothcast publishes video'
+        : NOT_VIDEO_FORMAT.test(container)
+          ? 'the file is a still image or text, not a video'
+          : 'the file has no decodable video stream',
+    );
+  }
+  const width = num(v.width) ?? 0;
+  const height = num(v.height) ?? 0;
+  if (!(width > 0 && height > 0)) throw unreadable('the video stream declares no frame size');
+  const long = Math.max(width, height);
+  const short = Math.min(width, height);
+  if (
+    long > Math.max(limits.maxWidth, limits.maxHeight) ||
+    short > Math.min(limits.maxWidth, limits.maxHeight) ||
+    width * height > limits.maxPixels
+  ) {
+    throw new SmoothcastError(
+      'MEDIA_RESOLUTION_TOO_LARGE',
+      `the video is ${width}x${height}; at most ${limits.maxWidth}x${limits.maxHeight} (${limits.maxPixels} pixels) allowed`,
+    );
+  }
+
+  const streamDurations = [v, ...streams.filter((s) => s !== v)]
+    .map((s) => num(s.duration))
+    .filter((d) => d !== undefined && d > 0);
+  const duration = [num(format.duration), ...streamDurations].find((d) => d !== undefined && d > 0);
+  if (duration === undefined) throw unreadable('the file does not say how long it is (no duration in any header)');
+  if (duration > limits.maxDuration) {
+    throw new SmoothcastError(
+      'MEDIA_TOO_LONG',
+      `the video lasts ${duration.toFixed(1)} s; at most ${limits.maxDuration} s allowed`,
+    );
+  }
+
+  const sar = parseFraction(v.sample_aspect_ratio) ?? { num: 1, den: 1 };
+  const rotation = rotationOf(v);
+  const sarWidth = Math.max(1, Math.round((width * sar.num) / sar.den));
+  const quarter = rotation === 90 || rotation === 270;
+  const { nominal, vfr } = frameRates(v);
+  const size = num(format.size) ?? fileSize;
+  const video: SourceVideo = {
+    index: num(v.index) ?? 0,
+    codec: str(v.codec_name) ?? 'unknown',
+    width,
+    height,
+    displayWidth: quarter ? height : sarWidth,
+    displayHeight: quarter ? sarWidth : height,
+    rotation,
+    sar,
+    frameRate: value(nominal),
+    frameRateFraction: nominal,
+    variableFrameRate: vfr,
+    interlaced: ['tt', 'bb', 'tb', 'bt'].includes(String(v.field_order)),
+    pixFmt: str(v.pix_fmt) ?? 'unknown',
+  };
+  const profile = str(v.profile);
+  if (profile) video.profile = profile;
+  const vBitrate = num(v.bit_rate);
+  if (vBitrate && vBitrate > 0) video.bitrate = vBitrate;
+
+  const summary: SourceSummary = {
+    container,
+    duration,
+    size,
+    bitrate: num(format.bit_rate) ?? Math.round((size * 8) / duration),
+    video,
+  };
+  const a = pickAudio(streams);
+  if (a) summary.audio = a;
+  return summary;
+}
+
+function isVideo(s: Json): boolean {
+  const disp = record(s.disposition);
+  // Cover art (ID3 APIC, MP4 covr, Matroska attachments) is a one-picture "video" stream flagged attached_pic.
+  return (
+    s.codec_type === 'video' &&
+    str(s.codec_name) !== undefined &&
+    disp?.attached_pic !== 1 &&
+    disp?.timed_thumbnails !== 1 &&
+    disp?.still_image !== 1
+  );
+}
+
+function pickAudio(streams: Json[]): SourceAudio | undefined {
+  const usable = streams.filter(
+    (s) => s.codec_type === 'audio' && str(s.codec_name) && (num(s.channels) ?? 0) > 0 && (num(s.sample_rate) ?? 0) > 0,
+  );
+  // The stream a player would pick: the one flagged default, else the first (ffmpeg's own -map 0:a:0 choice).
+  const s = usable.find((x) => record(x.disposition)?.default === 1) ?? usable[0];
+  if (!s) return undefined;
+  const audio: SourceAudio = {
+    index: num(s.index) ?? 0,
+    codec: str(s.codec_name) ?? 'unknown',
+    channels: num(s.channels) ?? 0,
+    sampleRate: num(s.sample_rate) ?? 0,
+  };
+  const layout = str(s.channel_layout);
+  if (layout) audio.channelLayout = layout;
+  const bitrate = num(s.bit_rate);
+  if (bitrate && bitrate > 0) audio.bitrate = bitrate;
+  return audio;
+}

@@ -1,0 +1,105 @@
+// The JSON HTTP API (docs/openapi.yaml): list, read, delete assets, follow one as Server-Sent Events, health.
+import type { FastifyInstance } from 'fastify';
+import type { AssetRepository } from '../../core/db/assets.ts';
+import { isValidAssetId } from '../../core/db/assets.ts';
+import type { JobQueue } from '../../core/db/queue.ts';
+import { SmoothcastError } from '../../core/errors.ts';
+import type { Storage } from '../../core/storage/storage.ts';
+import { keys } from '../../core/storage/storage.ts';
+import { presentAsset } from './present.ts';
+
+export interface ApiOptions {
+  assets: AssetRepository;
+  queue: JobQueue;
+  storage: Storage;
+  publicUrl: string;
+  /** Stops a running encode in this process at once (cross-process workers notice the cancelled job). */
+  cancelEncode: (assetId: string) => void;
+  /** Forgets cached indexes of a deleted asset. */
+  evict: (assetId: string) => void;
+  health: () => Record<string, unknown>;
+  /** How often the SSE stream looks for changes (ms). */
+  ssePollMs?: number;
+}
+
+function assetId(raw: string): string {
+  if (!isValidAssetId(raw)) throw new SmoothcastError('INVALID_ID', `invalid asset id ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+export function registerApi(app: FastifyInstance, o: ApiOptions): void {
+  app.get('/healthz', async () => ({ ok: true, ...o.health() }));
+
+  app.get<{ Querystring: { limit?: string; offset?: string } }>('/api/assets', async (req) => {
+    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+    const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
+      throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
+    }
+    return {
+      assets: o.assets.list({ limit, offset }).map((a) => presentAsset(a, o.publicUrl)),
+      total: o.assets.count(),
+    };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/assets/:id', async (req) => {
+    const a = o.assets.get(assetId(req.params.id));
+    if (!a) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${req.params.id}`);
+    return presentAsset(a, o.publicUrl);
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/assets/:id', async (req, reply) => {
+    const id = assetId(req.params.id);
+    if (!o.assets.get(id)) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+    o.queue.cancelForAsset(id);
+    o.cancelEncode(id);
+    o.assets.delete(id);
+    o.evict(id);
+    await o.storage.deletePrefix(keys.assetPrefix(id));
+    return reply.code(204).send();
+  });
+
+  // Server-Sent Events: the asset as JSON at once and after every change, until it is ready, failed or deleted.
+  app.get<{ Params: { id: string } }>('/api/assets/:id/events', async (req, reply) => {
+    const id = assetId(req.params.id);
+    const first = o.assets.get(id);
+    if (!first) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'access-control-allow-origin': '*',
+    });
+    let last = -1;
+    let closed = false;
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(poll);
+      clearInterval(keepAlive);
+      res.end();
+    };
+    const check = () => {
+      if (closed) return;
+      const a = o.assets.get(id);
+      if (!a) {
+        res.write(`event: deleted\ndata: ${JSON.stringify({ id })}\n\n`);
+        finish();
+        return;
+      }
+      if (a.updatedAt !== last) {
+        last = a.updatedAt;
+        res.write(`id: ${a.updatedAt}\nevent: asset\ndata: ${JSON.stringify(presentAsset(a, o.publicUrl))}\n\n`);
+      }
+      if (a.status === 'ready' || a.status === 'failed') finish();
+    };
+    const poll = setInterval(check, o.ssePollMs ?? 250);
+    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    req.raw.on('close', finish);
+    res.write('retry: 2000\n\n');
+    check();
+  });
+}

@@ -1,0 +1,57 @@
+// The JSON shape of an asset, as the API, the SSE stream and `smoothcast import --json` print it.
+import type { Asset } from '../../core/db/assets.ts';
+import { playbackUrls } from '../origin/urls.ts';
+
+export interface AssetJson {
+  id: string;
+  title: string;
+  status: Asset['status'];
+  playable: boolean;
+  progress: Asset['progress'];
+  error: Asset['error'];
+  duration: number | null;
+  source: Asset['source'];
+  renditions: {
+    id: string;
+    type: 'video' | 'audio';
+    width: number | null;
+    height: number | null;
+    bitrate: number;
+    codecs: string | null;
+    frameRate: number | null;
+  }[];
+  playback: { hls: string | null; dash: string | null; poster: string | null };
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** `base`: '' for server-relative URLs, or the configured public URL. */
+export function presentAsset(a: Asset, base: string): AssetJson {
+  const urls = playbackUrls(base, a.id);
+  return {
+    id: a.id,
+    title: a.title,
+    status: a.status,
+    playable: a.playable,
+    progress: a.status === 'ready' ? { percent: 100, speed: null, etaSeconds: 0 } : a.progress,
+    error: a.error,
+    duration: a.duration,
+    source: a.source,
+    renditions: a.renditions.map((r) => ({
+      id: r.id,
+      type: r.type,
+      width: r.width,
+      height: r.height,
+      bitrate: r.averageBitrate ?? r.bitrate,
+      codecs: r.codecs,
+      frameRate: r.frameRate,
+    })),
+    playback: {
+      hls: a.playable ? urls.hls : null,
+      dash: a.status === 'ready' ? urls.dash : null,
+      poster: a.playable ? urls.poster : null,
+    },
+    createdAt: new Date(a.createdAt).toISOString(),
+    updatedAt: new Date(a.updatedAt).toISOString(),
+  };
+}

@@ -1,0 +1,86 @@
+// Answers a GET/HEAD for an immutable byte object of known size: strong ETag, If-None-Match → 304,
+// a single Range (RFC 9110 §14), HEAD without reading. Only the bytes that go out are read, in one positioned read.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SmoothcastError } from '../../core/errors.ts';
+
+export interface ByteObject {
+  size: number;
+  etag: string; // quoted strong validator, e.g. "r1-3.v0.12.51234"
+  contentType: string;
+  cacheControl: string;
+  /** Reads [offset, offset+length) of the object. */
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+/** Parses one `bytes=` range against a size; null when absent or not a single satisfiable-looking range. */
+export function parseRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | 'unsatisfiable' | null {
+  if (!header) return null;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!m) return null; // several ranges or another unit: RFC 9110 §14.2 lets us answer with the whole object
+  const [, a = '', b = ''] = m;
+  if (a === '' && b === '') return null;
+  let start: number;
+  let end: number;
+  if (a === '') {
+    const suffix = Number(b);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(a);
+    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
+    if (b !== '' && Number(b) < start) return null; // invalid range: ignore the header (§14.2)
+  }
+  if (start >= size) return 'unsatisfiable';
+  return { start, end };
+}
+
+function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  if (header.trim() === '*') return true;
+  // Weak comparison for If-None-Match (RFC 9110 §13.1.2).
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+export async function sendBytes(req: FastifyRequest, reply: FastifyReply, obj: ByteObject): Promise<FastifyReply> {
+  reply.header('etag', obj.etag);
+  reply.header('cache-control', obj.cacheControl);
+  reply.header('accept-ranges', 'bytes');
+  reply.header('content-type', obj.contentType);
+  if (etagMatches(req.headers['if-none-match'], obj.etag)) {
+    return reply.code(304).send();
+  }
+  let start = 0;
+  let end = obj.size - 1;
+  const range = parseRange(req.headers.range, obj.size);
+  // If-Range with a different validator: send the whole object (RFC 9110 §13.1.5).
+  const ifRange = req.headers['if-range'];
+  if (range === 'unsatisfiable' && (!ifRange || ifRange === obj.etag)) {
+    reply.header('content-range', `bytes */${obj.size}`);
+    const err = new SmoothcastError('RANGE_NOT_SATISFIABLE', `range ${req.headers.range} is outside 0-${obj.size - 1}`);
+    return reply.code(416).send({ error: err.toJSON() });
+  }
+  if (range && range !== 'unsatisfiable' && (!ifRange || ifRange === obj.etag)) {
+    start = range.start;
+    end = range.end;
+    reply.code(206);
+    reply.header('content-range', `bytes ${start}-${end}/${obj.size}`);
+  }
+  const length = end - start + 1;
+  reply.header('content-length', length);
+  if (req.method === 'HEAD') {
+    // Fastify would answer a body-less HEAD with content-length: 0; send the real headers ourselves.
+    reply.hijack();
+    reply.raw.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number>);
+    reply.raw.end();
+    return reply;
+  }
+  const bytes = await obj.read(start, length);
+  if (bytes.length !== length) {
+    throw new SmoothcastError('NOT_FOUND', 'the object is shorter than its index says; it may have been deleted');
+  }
+  return reply.send(bytes);
+}

@@ -1,0 +1,199 @@
+// The origin: HLS and DASH manifests built from the rendition indexes, and virtual segments cut from the single
+// CMAF file of each rendition by one positioned read. It keeps no state two origins could disagree about: everything
+// comes from the catalog and the files; the index cache only saves work.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SmoothcastError } from '../../core/errors.ts';
+import type { MediaReader } from '../../core/storage/storage.ts';
+import { keys } from '../../core/storage/storage.ts';
+import { writeMpd } from '../../media/manifest/dash.ts';
+import { writeMediaPlaylist, writeMultivariantPlaylist } from '../../media/manifest/hls.ts';
+import type { ManifestRendition, Presentation } from '../../media/types.ts';
+import { sendBytes } from '../http/send-bytes.ts';
+import { IndexCache, type RenditionIndex } from './index-cache.ts';
+import { ASSET_ID, manifestUrls, RENDITION_ID, REV } from './urls.ts';
+
+/** What the origin needs to know of an asset (each consumer declares its own narrow view). */
+export interface PlaybackState {
+  id: string;
+  status: 'queued' | 'processing' | 'ready' | 'failed';
+  playable: boolean;
+  rev: string | null;
+  segmentDuration: number;
+  renditions: readonly { id: string; type: 'video' | 'audio' }[];
+}
+
+export interface OriginCatalog {
+  playbackState(assetId: string): PlaybackState | null;
+}
+
+export interface OriginOptions {
+  catalog: OriginCatalog;
+  reader: MediaReader;
+  indexCacheEntries: number;
+  manifestMaxAge: number;
+  corsOrigin: string;
+}
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+export class Origin {
+  readonly cache: IndexCache;
+  private readonly opts: OriginOptions;
+
+  constructor(opts: OriginOptions) {
+    this.opts = opts;
+    this.cache = new IndexCache(opts.reader, { maxEntries: opts.indexCacheEntries });
+  }
+
+  /** Drops cached indexes of an asset (after delete or re-encode). */
+  evict(assetId: string): void {
+    this.cache.evictPrefix(`${keys.assetPrefix(assetId)}/`);
+  }
+
+  register(app: FastifyInstance): void {
+    const cors = (reply: FastifyReply) => {
+      reply.header('access-control-allow-origin', this.opts.corsOrigin);
+      reply.header('access-control-expose-headers', 'content-length, content-range, etag, accept-ranges');
+    };
+    app.options('/v/*', (_req, reply) => {
+      cors(reply);
+      reply.header('access-control-allow-methods', 'GET, HEAD, OPTIONS');
+      reply.header('access-control-allow-headers', 'range, if-none-match, if-range');
+      reply.header('access-control-max-age', '86400');
+      return reply.code(204).send();
+    });
+    app.addHook('onRequest', async (req, reply) => {
+      if (req.url.startsWith('/v/')) cors(reply);
+    });
+
+    app.get<{ Params: { id: string } }>('/v/:id/master.m3u8', async (req, reply) => {
+      const { state, p } = await this.presentation(req.params.id);
+      const text = writeMultivariantPlaylist(p, manifestUrls(state.rev ?? ''));
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete);
+    });
+
+    app.get<{ Params: { id: string } }>('/v/:id/manifest.mpd', async (req, reply) => {
+      const { state, p } = await this.presentation(req.params.id);
+      if (!p.complete) {
+        throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'the DASH manifest is published when encoding completes');
+      }
+      const text = writeMpd(p, manifestUrls(state.rev ?? ''));
+      return this.sendManifest(reply, text, 'application/dash+xml', true);
+    });
+
+    app.get<{ Params: { id: string } }>('/v/:id/poster.jpg', async (req, reply) => {
+      const id = checkId(req.params.id);
+      const key = keys.poster(id);
+      const st = await this.opts.reader.stat(key);
+      if (!st) throw new SmoothcastError('NOT_FOUND', 'no poster for this asset (yet)');
+      return sendBytes(req, reply, {
+        size: st.size,
+        etag: `"${id}.poster.${st.size}.${Math.floor(st.mtimeMs)}"`,
+        contentType: 'image/jpeg',
+        cacheControl: `public, max-age=${this.opts.manifestMaxAge}`,
+        read: (o, n) => this.opts.reader.read(key, o, n),
+      });
+    });
+
+    app.get<{ Params: { id: string; rev: string; file: string } }>('/v/:id/:rev/:file', async (req, reply) => {
+      const m = /^([va][0-9]{1,2})\.m3u8$/.exec(req.params.file);
+      if (!m) throw new SmoothcastError('NOT_FOUND', 'no such playlist');
+      const { state, p } = await this.presentation(req.params.id, req.params.rev);
+      const r = p.renditions.find((x) => x.id === m[1]);
+      if (!r) throw new SmoothcastError('NOT_FOUND', `no rendition ${m[1]}`);
+      const text = writeMediaPlaylist(r, p, manifestUrls(state.rev ?? ''), { targetDuration: state.segmentDuration });
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete);
+    });
+
+    app.get<{ Params: { id: string; rev: string; rid: string; seg: string } }>(
+      '/v/:id/:rev/:rid/:seg',
+      async (req, reply) => this.segment(req, reply),
+    );
+  }
+
+  /** Segment hot path: a cached final index answers with no catalog query and one positioned read. */
+  private async segment(
+    req: FastifyRequest<{ Params: { id: string; rev: string; rid: string; seg: string } }>,
+    reply: FastifyReply,
+  ) {
+    const { id, rev, rid, seg } = req.params;
+    checkId(id);
+    if (!REV.test(rev) || !RENDITION_ID.test(rid)) throw new SmoothcastError('NOT_FOUND', 'no such rendition');
+    const m = /^(?:(init)\.mp4|(\d{1,9})\.m4s)$/.exec(seg);
+    if (!m) throw new SmoothcastError('NOT_FOUND', 'no such segment');
+    const key = keys.rendition(id, rev, rid);
+    const n = m[2] === undefined ? -1 : Number(m[2]);
+    let ix: RenditionIndex | undefined = this.cache.peek(key);
+    if (!ix?.track || n >= ix.segments.length) {
+      const state = this.opts.catalog.playbackState(id);
+      if (!state || state.rev !== rev || !state.renditions.some((r) => r.id === rid)) {
+        throw new SmoothcastError('NOT_FOUND', 'no such rendition');
+      }
+      ix = await this.cache.get(key, state.status === 'ready');
+    }
+    const track = ix.track;
+    if (!track) throw new SmoothcastError('NOT_FOUND', 'rendition not written yet');
+    const audio = track.kind === 'audio';
+    if (n < 0) {
+      return sendBytes(req, reply, {
+        size: track.initSize,
+        etag: `"${rev}.${rid}.init.${track.initSize}"`,
+        contentType: audio ? 'audio/mp4' : 'video/mp4',
+        cacheControl: IMMUTABLE,
+        read: (o, len) => this.opts.reader.read(key, o, len),
+      });
+    }
+    const s = ix.segments[n];
+    if (!s) throw new SmoothcastError('NOT_FOUND', `segment ${n} does not exist (yet)`);
+    return sendBytes(req, reply, {
+      size: s.size,
+      etag: `"${rev}.${rid}.${n}.${s.offset}.${s.size}"`,
+      contentType: audio ? 'audio/mp4' : 'video/mp4',
+      cacheControl: IMMUTABLE,
+      read: (o, len) => this.opts.reader.read(key, s.offset + o, len),
+    });
+  }
+
+  private async presentation(rawId: string, rev?: string): Promise<{ state: PlaybackState; p: Presentation }> {
+    const id = checkId(rawId);
+    const state = this.opts.catalog.playbackState(id);
+    if (!state) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+    if (!state.playable || !state.rev) {
+      throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${state.status} and not playable yet`);
+    }
+    if (rev !== undefined && rev !== state.rev) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const complete = state.status === 'ready';
+    const renditions: ManifestRendition[] = [];
+    let duration = 0;
+    for (const r of state.renditions) {
+      const ix = await this.cache.get(keys.rendition(id, state.rev, r.id), complete);
+      const summary = ix.summary();
+      if (!ix.track || !summary) {
+        throw new SmoothcastError('ASSET_NOT_PLAYABLE', `rendition ${r.id} has no segment yet`);
+      }
+      duration = Math.max(duration, summary.duration);
+      renditions.push({
+        id: r.id,
+        track: ix.track,
+        segments: ix.segments,
+        peakBitrate: summary.peakBitrate,
+        averageBitrate: summary.averageBitrate,
+        ...(summary.frameRate === undefined ? {} : { frameRate: summary.frameRate }),
+        ...(ix.track.width === undefined ? {} : { width: ix.track.width, height: ix.track.height }),
+      });
+    }
+    return { state, p: { complete, renditions, duration } };
+  }
+
+  private sendManifest(reply: FastifyReply, text: string, type: string, complete: boolean) {
+    // A growing playlist may change every segment: cache it for about half a segment (DESIGN.md).
+    reply.header('cache-control', complete ? `public, max-age=${this.opts.manifestMaxAge}` : 'public, max-age=1');
+    reply.header('content-type', type);
+    return reply.send(text);
+  }
+}
+
+function checkId(id: string): string {
+  if (!ASSET_ID.test(id)) throw new SmoothcastError('INVALID_ID', `invalid asset id ${JSON.stringify(id)}`);
+  return id;
+}

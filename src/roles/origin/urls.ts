@@ -1,0 +1,39 @@
+// Every playback URL smoothcast hands out is built here, so the path layout (and, later, signed query tokens that
+// edge caches strip from the cache key) lives in one place.
+//
+//   /v/{asset}/master.m3u8                 HLS multivariant playlist     (short cache)
+//   /v/{asset}/manifest.mpd                DASH MPD                      (short cache)
+//   /v/{asset}/poster.jpg                  poster image
+//   /v/{asset}/{rev}/{rendition}.m3u8      HLS media playlist            (short cache; ~1 s while encoding)
+//   /v/{asset}/{rev}/{rendition}/init.mp4  initialization segment        (immutable)
+//   /v/{asset}/{rev}/{rendition}/{n}.m4s   media segment n, 0-based      (immutable)
+//
+// {rev} names one encode of the asset: a re-encode gets a new rev, so an immutable URL never changes content.
+import type { ManifestRendition, UrlScheme } from '../../media/types.ts';
+
+export const ASSET_ID = /^[a-z0-9]{8,32}$/;
+export const REV = /^r[0-9a-z-]{1,40}$/;
+export const RENDITION_ID = /^[va][0-9]{1,2}$/;
+
+export interface PlaybackUrls {
+  hls: string;
+  dash: string;
+  poster: string;
+}
+
+/** Playback entry points of an asset; `base` is '' (relative to the server) or an absolute origin URL. */
+export function playbackUrls(base: string, assetId: string): PlaybackUrls {
+  const root = `${base}/v/${assetId}`;
+  return { hls: `${root}/master.m3u8`, dash: `${root}/manifest.mpd`, poster: `${root}/poster.jpg` };
+}
+
+/** Manifest-internal URLs, relative to the manifest that holds them. */
+export function manifestUrls(rev: string): UrlScheme {
+  return {
+    mediaPlaylist: (r: ManifestRendition) => `${rev}/${r.id}.m3u8`,
+    hlsInit: (r: ManifestRendition) => `${r.id}/init.mp4`,
+    hlsSegment: (r: ManifestRendition, n: number) => `${r.id}/${n}.m4s`,
+    dashInitTemplate: `${rev}/$RepresentationID$/init.mp4`,
+    dashMediaTemplate: `${rev}/$RepresentationID$/$Number$.m4s`,
+  };
+}

@@ -1,0 +1,136 @@
+// `smoothcast serve`: every role in one process over SQLite and a local data folder — the API, the origin, the
+// worker and the web page. Each role has its own start/close; this file only wires them.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from '../core/config.ts';
+import { SqliteAssetRepository } from '../core/db/assets.ts';
+import { type Db, openDatabase } from '../core/db/database.ts';
+import { SqliteJobQueue } from '../core/db/queue.ts';
+import { asSmoothcastError, SmoothcastError } from '../core/errors.ts';
+import { LocalStorage } from '../core/storage/local.ts';
+import { registerApi } from './api/api.ts';
+import { Origin, type PlaybackState } from './origin/origin.ts';
+import { registerHome } from './web/home.ts';
+import { Worker } from './worker/worker.ts';
+
+export interface Platform {
+  app: FastifyInstance;
+  url: string;
+  db: Db;
+  worker: Worker | null;
+  origin: Origin;
+  close(): Promise<void>;
+}
+
+export type Logger = (msg: string, extra?: Record<string, unknown>) => void;
+
+export const consoleLogger: Logger = (msg, extra) => {
+  console.log(JSON.stringify({ t: new Date().toISOString(), msg, ...extra }));
+};
+
+/** Opens the data folder's database and storage (shared by serve, import, ls, rm). */
+export function openData(config: Config) {
+  mkdirSync(config.storage.dataDir, { recursive: true });
+  const db = openDatabase(join(config.storage.dataDir, 'smoothcast.db'));
+  const assets = new SqliteAssetRepository(db);
+  const queue = new SqliteJobQueue(db, {
+    maxAttempts: config.worker.maxAttempts,
+    // A job whose workers kept dying has used its attempts: its asset fails instead of staying "processing".
+    onLeaseExhausted: (job) => {
+      try {
+        assets.setFailed(job.assetId, job.lastError ?? { code: 'JOB_LEASE_LOST', message: 'the worker died' });
+      } catch {
+        // deleted meanwhile
+      }
+    },
+  });
+  return { db, assets, queue, storage: new LocalStorage(join(config.storage.dataDir, 'media')) };
+}
+
+function ffmpegVersion(): string | null {
+  try {
+    return execFileSync('ffmpeg', ['-version'], { encoding: 'utf8', timeout: 10_000 }).split('\n')[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export async function startPlatform(config: Config, log: Logger = consoleLogger): Promise<Platform> {
+  const ffmpeg = ffmpegVersion();
+  if (!ffmpeg) {
+    throw new SmoothcastError('CONFIG_INVALID', 'ffmpeg was not found on PATH: install it (apt-get install ffmpeg)');
+  }
+  const { db, assets, queue, storage } = openData(config);
+  const catalog = {
+    playbackState(id: string): PlaybackState | null {
+      const a = assets.get(id);
+      if (!a) return null;
+      return {
+        id: a.id,
+        status: a.status,
+        playable: a.playable,
+        rev: a.rev,
+        segmentDuration: config.encode.segmentDuration,
+        renditions: a.renditions,
+      };
+    },
+  };
+  const origin = new Origin({
+    catalog,
+    reader: storage,
+    indexCacheEntries: config.origin.indexCacheEntries,
+    manifestMaxAge: config.origin.manifestMaxAge,
+    corsOrigin: config.origin.corsOrigin,
+  });
+  const worker = config.worker.enabled
+    ? new Worker({ config, assets, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })
+    : null;
+
+  const app = Fastify({ bodyLimit: config.server.bodyLimit, logger: false });
+  app.setErrorHandler((raw, req, reply) => {
+    const fastifyStatus = (raw as { statusCode?: number }).statusCode;
+    const err =
+      raw instanceof SmoothcastError
+        ? raw
+        : fastifyStatus && fastifyStatus >= 400 && fastifyStatus < 500
+          ? new SmoothcastError(fastifyStatus === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', (raw as Error).message)
+          : asSmoothcastError(raw);
+    if (err.status >= 500) log('request failed', { url: req.url, code: err.code, error: String(raw) });
+    return reply.code(err.status).send({ error: err.toJSON() });
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const err = new SmoothcastError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
+    return reply.code(404).send({ error: err.toJSON() });
+  });
+  registerApi(app, {
+    assets,
+    queue,
+    storage,
+    publicUrl: config.server.publicUrl,
+    cancelEncode: (id) => worker?.cancelAsset(id),
+    evict: (id) => origin.evict(id),
+    health: () => ({ ffmpeg, worker: worker ? { active: worker.activeJobs } : null }),
+  });
+  origin.register(app);
+  registerHome(app);
+
+  await app.listen({ host: config.server.host, port: config.server.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
+  const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? 'localhost' : config.server.host;
+  worker?.start();
+  return {
+    app,
+    url: `http://${host}:${port}`,
+    db,
+    worker,
+    origin,
+    async close() {
+      await worker?.close();
+      await app.close();
+      db.close();
+    },
+  };
+}

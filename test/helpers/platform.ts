@@ -1,0 +1,92 @@
+// A real platform for end-to-end tests: the server on port 0 over a fresh data folder, the CLI as a child process.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { type ConfigInput, loadConfig } from '../../src/core/config.ts';
+import type { AssetJson } from '../../src/roles/api/present.ts';
+import { type Platform, startPlatform } from '../../src/roles/server.ts';
+
+const run = promisify(execFile);
+export const BIN = fileURLToPath(new URL('../../bin/smoothcast.js', import.meta.url));
+
+export interface TestPlatform extends Platform {
+  dataDir: string;
+  get<T = unknown>(path: string): Promise<T>;
+  stop(): Promise<void>;
+}
+
+export async function startTestPlatform(overrides: ConfigInput = {}): Promise<TestPlatform> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'smoothcast-e2e-'));
+  const config = loadConfig({
+    env: {},
+    overrides: {
+      ...overrides,
+      server: { host: '127.0.0.1', port: 0, ...overrides.server },
+      storage: { dataDir },
+      worker: { pollMs: 100, ...overrides.worker },
+    },
+  });
+  const logs: string[] = [];
+  const p = await startPlatform(config, (msg, extra) => {
+    logs.push(JSON.stringify({ msg, ...extra }));
+    if (process.env.SMOOTHCAST_TEST_LOG) console.log(msg, extra ?? '');
+  });
+  return Object.assign(p, {
+    dataDir,
+    async get<T>(path: string): Promise<T> {
+      const r = await fetch(p.url + path);
+      if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);
+      return (await r.json()) as T;
+    },
+    async stop() {
+      await p.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
+
+/** Runs `smoothcast …` as a child process (as a user would) and returns its output. */
+export async function cli(args: readonly string[], opts: { timeoutMs?: number } = {}) {
+  try {
+    const r = await run(process.execPath, [BIN, ...args], { timeout: opts.timeoutMs ?? 120_000, env: cliEnv() });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+function cliEnv(): NodeJS.ProcessEnv {
+  // The CLI must not inherit test-only variables that its config would reject.
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('SMOOTHCAST_') && k !== 'SMOOTHCAST_CONFIG') delete env[k];
+  return env;
+}
+
+/** Polls `fn` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 120_000) {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 50;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(500, delay * 2);
+  }
+}
+
+/** Waits until the asset is ready or failed and returns it. */
+export function settled(p: TestPlatform, id: string, timeoutMs = 300_000): Promise<AssetJson> {
+  return until(
+    `asset ${id} to be ready or failed`,
+    async () => {
+      const a = await p.get<AssetJson>(`/api/assets/${id}`);
+      return a.status === 'ready' || a.status === 'failed' ? a : undefined;
+    },
+    timeoutMs,
+  );
+}
