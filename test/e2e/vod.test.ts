@@ -98,13 +98,28 @@ describe('VOD: import → encode → HLS and DASH from one CMAF file per renditi
     }
   });
 
-  it('serves a DASH MPD that ffmpeg decodes without error', async () => {
-    for (const [name, { asset }] of ready) {
+  it('serves a DASH MPD that ffmpeg decodes without error, every frame of every rendition', async () => {
+    for (const [name, { src, asset }] of ready) {
       const url = new URL(asset.playback.dash!, p.url).href;
       const mpd = await fetchText(url);
       assert.match(mpd, /type="static"/, name);
       assert.match(mpd, /<SegmentTimeline>/, name);
-      assert.equal(await decodeDash(url), asset.renditions.length, name);
+      const streams = await decodeDash(url).catch((err: Error) => {
+        throw new Error(`${name}: ${err.message}`);
+      });
+      assert.equal(streams.length, asset.renditions.length, name);
+      const sourceFrames = (await packets(src.file)).length;
+      for (const v of streams.filter((x) => x.type === 'video')) {
+        // Every source frame comes out once (none of these exceeds 60 fps), give or take the one frame the
+        // constant-rate conversion may repeat at the start; a variable-rate source comes out at its nominal rate.
+        assert.ok(v.frames > 0, name);
+        if (!/variable/.test(name)) {
+          assert.ok(
+            Math.abs(v.frames - sourceFrames) <= 1,
+            `${name}: ${v.frames} frames through DASH, ${sourceFrames} in`,
+          );
+        }
+      }
     }
   });
 

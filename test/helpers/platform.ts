@@ -32,7 +32,7 @@ export async function startTestPlatform(overrides: ConfigInput = {}): Promise<Te
   const logs: string[] = [];
   const p = await startPlatform(config, (msg, extra) => {
     logs.push(JSON.stringify({ msg, ...extra }));
-    if (process.env.SMOOTHCAST_TEST_LOG) console.log(msg, extra ?? '');
+    if (process.env.SC_TEST_LOG) console.log(msg, extra ?? '');
   });
   return Object.assign(p, {
     dataDir,

@@ -85,17 +85,40 @@ export async function decodeUrl(url: string, extra: readonly string[] = []): Pro
 }
 
 /**
- * Decodes every stream of a DASH MPD, one Representation at a time: ffmpeg 5.1's dash demuxer drops or repeats
- * packets when it reads several Representations at once (it does so with MPDs written by ffmpeg's own dash muxer
- * too), so each is checked on its own.
+ * Decodes every stream of a DASH MPD with ffprobe (-show_frames decodes each frame), one Representation at a time:
+ * ffmpeg 5.1's dash demuxer drops or repeats packets when it reads several Representations at once (it does so with
+ * MPDs written by ffmpeg's own dash muxer too), and its timestamps upset ffmpeg's null muxer. Any error output
+ * fails; returns the decoded frame count of each stream (video frames, audio frames).
  */
-export async function decodeDash(url: string): Promise<number> {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'stream=index', '-of', 'csv=p=0', url], {
-    timeout: 120_000,
-  });
-  const streams = stdout.trim().split('\n').filter(Boolean);
-  for (const i of streams) await decodeUrl(url, ['-map', `0:${i.trim()}`]);
-  return streams.length;
+export async function decodeDash(url: string): Promise<{ type: string; frames: number }[]> {
+  const { stdout } = await run(
+    'ffprobe',
+    ['-v', 'error', '-show_entries', 'stream=index,codec_type', '-of', 'csv=p=0', url],
+    {
+      timeout: 120_000,
+    },
+  );
+  // ffprobe lists each stream once more under its program: keep distinct indexes.
+  const streams = [
+    ...new Set(
+      stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean),
+    ),
+  ];
+  const out: { type: string; frames: number }[] = [];
+  for (const line of streams) {
+    const [index, type = ''] = line.split(',');
+    const r = await run(
+      'ffprobe',
+      ['-v', 'error', '-select_streams', String(index), '-show_entries', 'frame=media_type', '-of', 'csv=p=0', url],
+      { timeout: 300_000, maxBuffer: 64 * 1024 * 1024 },
+    );
+    if (r.stderr.trim()) throw new Error(`errors decoding stream ${index} of ${url}:\n${r.stderr.slice(0, 2000)}`);
+    out.push({ type, frames: r.stdout.split('\n').filter((l) => l.trim()).length });
+  }
+  return out;
 }
 
 export interface Packet {

@@ -11,7 +11,14 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { cli, settled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
-import { decodeDash, decodeUrl, downloadRendition, fetchText, framePsnr, parseMultivariant } from '../helpers/verify.ts';
+import {
+  decodeDash,
+  decodeUrl,
+  downloadRendition,
+  fetchText,
+  framePsnr,
+  parseMultivariant,
+} from '../helpers/verify.ts';
 
 const dir = resolve(process.argv[2] ?? '../shared/media');
 const MEDIA = /\.(mp4|mov|mkv|webm|flv|ts|m2ts|avi|mxf|mpg|mpeg|3gp|wmv|ogv|flac|mp3|wav|m4a|aac|ogg|opus)$/i;
@@ -75,7 +82,7 @@ describe(`real-world samples in ${dir}`, { skip: files.length === 0 ? `no media 
       const { video, audio } = parseMultivariant(await fetchText(masterUrl), masterUrl);
       for (const v of video) await decodeUrl(v.uri);
       for (const x of audio) await decodeUrl(x);
-      assert.equal(await decodeDash(new URL(a.playback.dash!, p.url).href), a.renditions.length);
+      assert.equal((await decodeDash(new URL(a.playback.dash!, p.url).href)).length, a.renditions.length);
       if (want === 'ready') {
         const top = a.renditions.find((r) => r.id === 'v0')!;
         const t = Math.min(1, (a.duration ?? 1) / 2);

@@ -1,4 +1,5 @@
-// REAL-ENCODE TESTS: buildEncodeArgs / buildPosterArgs run by ffmpeg on tiny lavfi sources, checked with ffprobe: keyframes at the same instants in every rung (and at the forced instants), equal frame counts, duration,
+// REAL-ENCODE TESTS: buildEncodeArgs / buildPosterArgs run by ffmpeg on tiny lavfi sources, checked with ffprobe:
+// keyframes at the same instants in every rung (and at the forced instants), equal frame counts, duration,
 // even planned sizes, one fragment per segment, AAC-LC stereo 48 kHz audio in sync with the video.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';

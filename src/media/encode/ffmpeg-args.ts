@@ -5,8 +5,8 @@
 // (deinterlace? → fps? → split=N → per-rung scale), so every rung receives the very same frames with the very same
 // timestamps. Keyframes are then forced at the same instants in every rung (first frame at or after n × D), with
 // every other reason for a keyframe switched off, so fragment n of every rendition covers the same time range and
-// a player can switch rungs at any segment boundary (CMAF ISO/IEC 23000-19 §6.4 "switching sets", Apple HLS
-// authoring spec: IDRs every 2 s, aligned across variants).
+// a player can switch rungs at any segment boundary (CMAF, ISO/IEC 23000-19: the fragments of a switching set are
+// aligned; Apple's HLS authoring spec: IDRs every 2 s).
 
 import { fileUrl, inputArgs } from './input.ts';
 import type { LadderPlan, VideoRung } from './ladder.ts';

@@ -163,7 +163,7 @@ const LEVELS: ReadonlyArray<readonly [string, number, number, number, number]> =
   ['6.2', 16711680, 139264, 800000, 800000],
 ];
 
-/** Lowest H.264 level that fits; also checks each side ≤ √(8·MaxFS) macroblocks (A.3.1 f, A.3.2 d). */
+/** Lowest H.264 level that fits; also each side ≤ √(8·MaxFS) macroblocks (H.264 A.3.1, A.3.2). */
 export function h264Level(
   width: number,
   height: number,

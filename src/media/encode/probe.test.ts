@@ -1,16 +1,18 @@
 // interpretProbe on ffprobe JSON we write by hand (edge cases), then on REAL ffprobe output of lavfi fixtures.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ffmpegFixture, testSource } from '../../../test/helpers/media.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import { ffprobeArgs, interpretProbe, type MediaLimits, probeFailure, snapFrameRate } from './probe.ts';
 
 const run = promisify(execFile);
+const work = mkdtempSync(join(tmpdir(), 'smoothcast-probe-'));
+after(() => rmSync(work, { recursive: true, force: true }));
 const limits: MediaLimits = {
   maxFileSize: 1e9,
   maxDuration: 3600,
@@ -263,6 +265,14 @@ describe('ffprobe + interpretProbe (real files)', () => {
     const r = await ffprobe(f, small);
     assert.notEqual(r.code, 0); // the decoder refuses to open: ffprobe prints no streams at all
     assert.ok(probeFailure(r.stderr).code === 'MEDIA_RESOLUTION_TOO_LARGE', r.stderr);
+    // A header declaring 30000x30000 in a few bytes: the y4m demuxer itself refuses it ("Picture size … is invalid").
+    const y4m = join(work, 'huge.y4m');
+    writeFileSync(
+      y4m,
+      Buffer.concat([Buffer.from('YUV4MPEG2 W30000 H30000 F25:1 Ip A1:1 C420jpeg\nFRAME\n'), Buffer.alloc(4096)]),
+    );
+    const h = await ffprobe(y4m);
+    assert.equal(probeFailure(h.stderr).code, 'MEDIA_RESOLUTION_TOO_LARGE', h.stderr);
     // Within maxPixels but wider than maxWidth: refused from the declared size.
     await assert.rejects(
       summarize(f, { ...limits, maxWidth: 3840, maxHeight: 2160 }),
@@ -271,7 +281,6 @@ describe('ffprobe + interpretProbe (real files)', () => {
   });
 
   it('playlists, concat scripts, garbage and truncated files are refused without reading anything else', async () => {
-    const dir = tmpdir();
     const target = await ffmpegFixture([...testSource({ seconds: 1, audio: false }), ...x264], 'mp4');
     const cases: [string, string | Buffer, string][] = [
       ['up-hls', `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n${target}\n#EXT-X-ENDLIST\n`, 'MEDIA_UNREADABLE'],
@@ -279,10 +288,9 @@ describe('ffprobe + interpretProbe (real files)', () => {
       ['up-junk', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251)), 'MEDIA_UNREADABLE'],
     ];
     const mp4 = await ffmpegFixture([...testSource({ seconds: 2 }), ...x264, '-c:a', 'aac'], 'mp4');
-    const { readFileSync } = await import('node:fs');
     cases.push(['up-cut', readFileSync(mp4).subarray(0, 20000), 'MEDIA_TRUNCATED']);
     for (const [name, content, expected] of cases) {
-      const f = join(dir, `smoothcast-${process.pid}-${name}`);
+      const f = join(work, name);
       writeFileSync(f, content);
       const r = await ffprobe(f);
       assert.notEqual(r.code, 0, name);
@@ -290,4 +298,12 @@ describe('ffprobe + interpretProbe (real files)', () => {
     }
     assert.equal(probeFailure('something else').code, 'PROBE_FAILED');
   });
+});
+
+it('a missing moov is truncation only when the file starts like an MP4; anything else is unreadable', () => {
+  const stderr = '[mov,mp4,m4a,3gp,3g2,mj2 @ 0x1] moov atom not found\nfile:/x/source.mp4: Invalid data found';
+  const mp4Head = Uint8Array.from([0, 0, 0, 0x20, ...Buffer.from('ftypisom')]);
+  assert.equal(probeFailure(stderr, mp4Head).code, 'MEDIA_TRUNCATED');
+  assert.equal(probeFailure(stderr, Buffer.from('This is a shopping list')).code, 'MEDIA_UNREADABLE');
+  assert.equal(probeFailure(stderr).code, 'MEDIA_TRUNCATED');
 });

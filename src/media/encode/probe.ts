@@ -95,7 +95,7 @@ export function ffprobeArgs(file: string, limits: Pick<MediaLimits, 'maxPixels'>
  * The error for an ffprobe run that exited non-zero, read from its stderr (ffprobe exits 1 for every cause). The
  * message never repeats stderr (it names server paths); `detail` keeps its tail for the logs.
  */
-export function probeFailure(stderr: string): SmoothcastError {
+export function probeFailure(stderr: string, head?: Uint8Array): SmoothcastError {
   const detail = stderr.slice(-4000);
   const fail = (
     code: 'MEDIA_RESOLUTION_TOO_LARGE' | 'MEDIA_NOT_FOUND' | 'MEDIA_TRUNCATED' | 'MEDIA_UNREADABLE',
@@ -107,7 +107,7 @@ export function probeFailure(stderr: string): SmoothcastError {
   }
   if (/No such file or directory/.test(stderr)) return fail('MEDIA_NOT_FOUND', 'the source file is missing');
   // An MP4/MOV whose moov (written last by most encoders) never arrived: an interrupted upload or copy.
-  if (/moov atom not found/.test(stderr)) {
+  if (/moov atom not found/.test(stderr) && (!head || looksLikeIsoBmff(head))) {
     return fail('MEDIA_TRUNCATED', 'the file is incomplete (its index is missing: an interrupted upload or copy?)');
   }
   if (/not on whitelist/.test(stderr)) {
@@ -116,10 +116,21 @@ export function probeFailure(stderr: string): SmoothcastError {
       'the file is not an audio/video container smoothcast accepts (playlist or script?)',
     );
   }
-  if (/Invalid data found|could not find codec parameters|EBML header parsing failed|Failed to read/i.test(stderr)) {
+  if (
+    /moov atom not found|Invalid data found|could not find codec parameters|EBML header parsing failed|Failed to read/i.test(
+      stderr,
+    )
+  ) {
     return fail('MEDIA_UNREADABLE', 'not a media file ffmpeg can read');
   }
   return new SmoothcastError('PROBE_FAILED', 'ffprobe failed', { detail });
+}
+
+/** True when the file starts with an ISO-BMFF box header of a type MP4/MOV files begin with (ISO/IEC 14496-12 §4.2). */
+function looksLikeIsoBmff(head: Uint8Array): boolean {
+  if (head.length < 8) return false;
+  const type = String.fromCharCode(head[4]!, head[5]!, head[6]!, head[7]!);
+  return ['ftyp', 'moov', 'mdat', 'free', 'skip', 'wide', 'pnot', 'uuid'].includes(type);
 }
 
 type Json = Record<string, unknown>;

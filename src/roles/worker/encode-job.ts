@@ -1,5 +1,7 @@
 // One encode job: probe → plan → ONE ffmpeg writing every rendition as a CMAF file (published as fragments land)
 // → verify → ready. Every failure ends as a stable error code; bad input is never retried.
+import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Config } from '../../core/config.ts';
 import type { Asset, AssetRepository, FinalRendition, PlannedRendition } from '../../core/db/assets.ts';
@@ -10,7 +12,13 @@ import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { buildEncodeArgs, buildPosterArgs } from '../../media/encode/ffmpeg-args.ts';
 import { type LadderPlan, planLadder } from '../../media/encode/ladder.ts';
-import { ffprobeArgs, interpretProbe, type MediaLimits, type SourceSummary } from '../../media/encode/probe.ts';
+import {
+  ffprobeArgs,
+  interpretProbe,
+  type MediaLimits,
+  probeFailure,
+  type SourceSummary,
+} from '../../media/encode/probe.ts';
 import { ProgressParser, progressFigures } from '../../media/encode/progress.ts';
 import { OutputWatcher } from './outputs.ts';
 
@@ -34,7 +42,7 @@ function truncationSlack(duration: number): number {
 }
 
 export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> {
-  const { config, assets, storage, signal } = ctx;
+  const { config, assets, storage } = ctx;
   const asset = assets.get(job.assetId);
   if (!asset) return; // deleted before we got to it
   const sourcePath = storage.localPath(asset.sourcePath);
@@ -42,7 +50,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   if (!st) throw new SmoothcastError('MEDIA_NOT_FOUND', `the source file of asset ${asset.id} is missing`);
 
   const limits: MediaLimits = config.limits;
-  const source = await probe(sourcePath, st.size, limits, ctx);
+  const source = await probe(asset.sourcePath, st.size, limits, ctx);
   const plan = planLadder(source, { segmentDuration: config.encode.segmentDuration });
   const rev = `r${job.id}-${job.attempts}`;
   const renditions: PlannedRendition[] = [
@@ -66,7 +74,9 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
 
   const outputs = renditions.map((r) => ({ id: r.id, key: keys.rendition(asset.id, rev, r.id) }));
   for (const o of outputs) await storage.prepare(o.key);
-  const posterDone = makePoster(asset, sourcePath, plan, ctx);
+  const posterDone = makePoster(asset, sourcePath, plan, ctx).catch((err) =>
+    ctx.log('poster failed', { asset: asset.id, error: String(err) }),
+  );
   try {
     const finished = await encode(asset, sourcePath, source, plan, outputs, ctx);
     const video = finished.filter((f) => f.track.kind === 'video');
@@ -98,7 +108,8 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   }
 }
 
-async function probe(path: string, size: number, limits: MediaLimits, ctx: EncodeContext): Promise<SourceSummary> {
+async function probe(key: string, size: number, limits: MediaLimits, ctx: EncodeContext): Promise<SourceSummary> {
+  const path = ctx.storage.localPath(key);
   const r = await runProcess('ffprobe', ffprobeArgs(path, limits), {
     timeoutMs: ctx.config.encode.probeTimeoutSeconds * 1000,
     stderrTail: 4096,
@@ -113,34 +124,36 @@ async function probe(path: string, size: number, limits: MediaLimits, ctx: Encod
   } catch {
     throw new SmoothcastError('PROBE_FAILED', 'ffprobe printed no valid JSON', { detail: r.stderrTail });
   }
-  if (r.code !== 0 && !(json && typeof json === 'object' && 'format' in json)) {
-    const reason = r.stderrTail.trim().split('\n').at(-1) ?? '';
-    throw new SmoothcastError('MEDIA_UNREADABLE', `ffmpeg cannot read this file${reason ? `: ${clean(reason)}` : ''}`, {
-      detail: r.stderrTail,
-    });
-  }
+  if (r.code !== 0) throw probeFailure(r.stderrTail, await ctx.storage.read(key, 0, 16));
   return interpretProbe(json, limits, size);
 }
 
 /** Removes our own temp path from ffmpeg's messages: clients see the reason, not the server's folders. */
 function clean(line: string): string {
-  return line.replace(/^[^:]*\/source[^:]*:\s*/, '').slice(0, 300);
+  return line
+    .replace(/(?:file:)?\/\S*\/(source|v\d+|a\d+)(\.[a-z0-9]+)?/g, '$1$2')
+    .trim()
+    .slice(0, 300);
 }
 
+/** A poster frame from the source; a seek past the real end writes nothing, so fall back to the first frame. */
 async function makePoster(asset: Asset, sourcePath: string, plan: LadderPlan, ctx: EncodeContext): Promise<void> {
   const key = keys.poster(asset.id);
   await ctx.storage.prepare(key);
   const tmp = `${ctx.storage.localPath(key)}.tmp${extname(key)}`;
-  const r = await runProcess('ffmpeg', buildPosterArgs(sourcePath, plan.poster.time, tmp, 1280), {
-    timeoutMs: 60_000,
-    signal: ctx.signal,
-  });
-  if (r.code === 0) {
-    const { rename } = await import('node:fs/promises');
-    await rename(tmp, ctx.storage.localPath(key));
-  } else if (!r.aborted) {
-    ctx.log('poster failed', { asset: asset.id, stderr: r.stderrTail.slice(-500) });
+  const opts = { videoStream: plan.streams.video, maxPixels: ctx.config.limits.maxPixels };
+  for (const time of plan.poster.time > 0 ? [plan.poster.time, 0] : [0]) {
+    const r = await runProcess('ffmpeg', buildPosterArgs(sourcePath, time, tmp, 1280, opts), {
+      timeoutMs: 60_000,
+      signal: ctx.signal,
+    });
+    if (r.aborted) return;
+    if (r.code === 0 && existsSync(tmp)) {
+      await rename(tmp, ctx.storage.localPath(key));
+      return;
+    }
   }
+  ctx.log('poster failed', { asset: asset.id });
 }
 
 async function encode(
@@ -158,7 +171,11 @@ async function encode(
     sourcePath,
     plan,
     { video: videoOutputs, ...(audioOutput ? { audio: storage.localPath(audioOutput.key) } : {}) },
-    { preset: config.encode.preset, ...(config.encode.threads ? { threads: config.encode.threads } : {}) },
+    {
+      preset: config.encode.preset,
+      maxPixels: config.limits.maxPixels,
+      ...(config.encode.threads ? { threads: config.encode.threads } : {}),
+    },
   );
   const watcher = new OutputWatcher(storage, outputs);
   const parser = new ProgressParser();
