@@ -133,13 +133,18 @@ function apply(target: Record<string, Record<string, unknown>>, input: unknown, 
   }
 }
 
+/** The environment variable of a key: worker.concurrency → SMOOTHCAST_WORKER_CONCURRENCY. */
+export function envName(section: string, key: string): string {
+  return `SMOOTHCAST_${section}_${key.replace(/[A-Z]/g, (c) => `_${c}`)}`.toUpperCase();
+}
+
 /** SMOOTHCAST_WORKER_CONCURRENCY → worker.concurrency. Unknown SMOOTHCAST_* variables are errors (typos). */
 function envInput(env: NodeJS.ProcessEnv): ConfigInput {
   const out: Record<string, Record<string, string>> = {};
   const names = new Map<string, [string, string]>();
   for (const [section, keys] of Object.entries(SCHEMA)) {
     for (const key of Object.keys(keys)) {
-      names.set(`SMOOTHCAST_${section}_${key.replace(/[A-Z]/g, (c) => `_${c}`)}`.toUpperCase(), [section, key]);
+      names.set(envName(section, key), [section, key]);
     }
   }
   const ignored = new Set(['SMOOTHCAST_CONFIG', 'SMOOTHCAST_FIXTURES']);

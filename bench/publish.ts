@@ -1,0 +1,110 @@
+// npm run bench:publish — time from `smoothcast import` to `playable`, and to the first segment a decoder accepts,
+// for a 10 s and a 10 min 1080p source (target ≤ 3 s for both: publishing must not depend on the length).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { BIN, fmt, machine, outFile, startServer, waitFor } from './lib.ts';
+
+const run = promisify(execFile);
+const LENGTHS = (process.env.BENCH_LENGTHS ?? '10,600').split(',').map(Number);
+
+async function source(work: string, seconds: number): Promise<string> {
+  const file = join(work, `source-${seconds}.mp4`);
+  console.log(`generating a ${seconds} s 1080p30 source…`);
+  await run(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=1920x1080:rate=30:duration=${seconds}`,
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=duration=${seconds}`,
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-c:a',
+      'aac',
+      '-shortest',
+      file,
+    ],
+    { timeout: 3_600_000 },
+  );
+  return file;
+}
+
+async function main() {
+  const work = mkdtempSync(join(tmpdir(), 'sc-bench-publish-'));
+  const data = join(work, 'data');
+  console.log(`machine: ${machine()}`);
+  const files = new Map<number, string>();
+  for (const s of LENGTHS) files.set(s, await source(work, s));
+  const server = await startServer(data);
+  const results: { seconds: number; playable: number; firstSegment: number }[] = [];
+  try {
+    for (const [seconds, file] of files) {
+      const t0 = performance.now();
+      const r = await run(process.execPath, [BIN, 'import', '--data', data, '--json', '--no-wait', file]);
+      const { id } = JSON.parse(r.stdout) as { id: string };
+      const asset = await waitFor(
+        'playable',
+        async () => {
+          const a = (await (await fetch(`${server.url}/api/assets/${id}`)).json()) as {
+            playable: boolean;
+            status: string;
+            playback: { hls: string };
+          };
+          if (a.status === 'failed') throw new Error(`import failed: ${JSON.stringify(a)}`);
+          return a.playable ? a : undefined;
+        },
+        120_000,
+      );
+      const playable = (performance.now() - t0) / 1000;
+      const masterUrl = new URL(asset.playback.hls, server.url);
+      const master = await (await fetch(masterUrl)).text();
+      const media = new URL(master.split('\n').find((l) => l.endsWith('.m3u8') && !l.startsWith('#'))!, masterUrl);
+      const pl = await (await fetch(media)).text();
+      const init = /URI="([^"]+)"/.exec(pl)![1]!;
+      const seg0 = pl.split('\n').find((l) => l.endsWith('.m4s'))!;
+      const bytes = Buffer.concat(
+        await Promise.all(
+          [init, seg0].map(async (u) => Buffer.from(await (await fetch(new URL(u, media))).arrayBuffer())),
+        ),
+      );
+      const local = join(work, `first-${seconds}.mp4`);
+      writeFileSync(local, bytes);
+      const { stderr } = await run('ffmpeg', ['-v', 'error', '-i', local, '-f', 'null', '-']);
+      if (stderr.trim()) throw new Error(`first segment did not decode: ${stderr}`);
+      const firstSegment = (performance.now() - t0) / 1000;
+      results.push({ seconds, playable, firstSegment });
+      console.log(
+        `${String(seconds).padStart(5)} s source: import → playable ${fmt(playable)} s, → first decodable segment ${fmt(firstSegment)} s`,
+      );
+      // Deleting stops the encode; the next measurement starts on an idle worker.
+      await fetch(`${server.url}/api/assets/${id}`, { method: 'DELETE' });
+      await waitFor(
+        'idle worker',
+        async () => {
+          const h = (await (await fetch(`${server.url}/healthz`)).json()) as { worker: { active: number } };
+          return h.worker.active === 0 ? true : undefined;
+        },
+        60_000,
+      );
+    }
+    const worst = Math.max(...results.map((r) => r.firstSegment));
+    console.log(`worst: ${fmt(worst)} s  (target ≤ 3 s for every length)`);
+    writeFileSync(outFile('publish'), `${JSON.stringify({ machine: machine(), results }, null, 2)}\n`);
+  } finally {
+    await server.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();
