@@ -10,7 +10,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { writeMpd } from '../../src/media/manifest/dash.ts';
 import { writeMediaPlaylist, writeMultivariantPlaylist } from '../../src/media/manifest/hls.ts';
-import type { ManifestRendition, Presentation, Segment, TrackInfo, UrlScheme } from '../../src/media/types.ts';
+import { testUrls as urls } from '../../src/media/manifest/testing.ts';
+import type { ManifestRendition, Presentation, Segment, TrackInfo } from '../../src/media/types.ts';
 import { cmafFixture, ffmpegFixture, testSource } from '../helpers/media.ts';
 
 const run = promisify(execFile);
@@ -192,14 +193,6 @@ async function streamCount(input: string): Promise<number> {
 }
 
 // ---- The test ------------------------------------------------------------------------------------------------------
-
-const urls: UrlScheme = {
-  mediaPlaylist: (r) => `${r.id}.m3u8`,
-  hlsInit: (r) => `${r.id}/init.mp4`,
-  hlsSegment: (r, n) => `${r.id}/${n}.m4s`,
-  dashInitTemplate: '$RepresentationID$/init.mp4',
-  dashMediaTemplate: '$RepresentationID$/$Number$.m4s',
-};
 
 describe('manifests read by ffmpeg (hls and dash demuxers)', { timeout: 180_000 }, () => {
   let dir: string;

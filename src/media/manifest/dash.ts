@@ -2,6 +2,7 @@
 // following DASH-IF IOP. Pure: plain values in, text out.
 import { SmoothcastError } from '../../core/errors.ts';
 import type { ManifestRendition, Presentation, Segment, UrlScheme } from '../types.ts';
+import { allIndependent, frameRate } from './common.ts';
 
 export interface MpdOptions {
   /**
@@ -227,23 +228,8 @@ function sharedTimeline(reps: readonly ManifestRendition[]): boolean {
   );
 }
 
-function frameRate(r: ManifestRendition): number | undefined {
-  if (r.frameRate !== undefined && r.frameRate > 0) return r.frameRate;
-  let samples = 0;
-  let ticks = 0;
-  for (const s of r.segments) {
-    samples += s.samples;
-    ticks += s.duration;
-  }
-  return ticks > 0 ? (samples * r.track.timescale) / ticks : undefined;
-}
-
 function byBandwidth(rs: readonly ManifestRendition[]): ManifestRendition[] {
   return [...rs].sort((a, b) => a.peakBitrate - b.peakBitrate || (a.height ?? 0) - (b.height ?? 0));
-}
-
-function allIndependent(r: ManifestRendition): boolean {
-  return r.segments.every((s) => s.startsWithKeyframe);
 }
 
 function checkTiming(r: ManifestRendition): void {

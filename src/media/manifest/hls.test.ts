@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ManifestRendition, Presentation, Segment, TrackInfo, UrlScheme } from '../types.ts';
+import type { ManifestRendition, Presentation, UrlScheme } from '../types.ts';
 import { extinfDurations, targetDuration, writeMediaPlaylist, writeMultivariantPlaylist } from './hls.ts';
+import { testSegments as segments, testTrack as track } from './testing.ts';
 
+// Media playlists one folder down, as the origin lays them out.
 const urls: UrlScheme = {
   mediaPlaylist: (r) => `${r.id}/index.m3u8`,
   hlsInit: () => 'init.mp4',
@@ -10,41 +12,6 @@ const urls: UrlScheme = {
   dashInitTemplate: '$RepresentationID$/init.mp4',
   dashMediaTemplate: '$RepresentationID$/$Number$.m4s',
 };
-
-function track(kind: 'video' | 'audio', timescale: number, extra: Partial<TrackInfo> = {}): TrackInfo {
-  return {
-    trackId: 1,
-    kind,
-    timescale,
-    sampleEntry: kind === 'video' ? 'avc1' : 'mp4a',
-    codec: kind === 'video' ? 'avc1.64001F' : 'mp4a.40.2',
-    codecConfig: new Uint8Array(),
-    defaultSampleDuration: 0,
-    defaultSampleSize: 0,
-    defaultSampleFlags: 0,
-    initSize: 800,
-    ...(kind === 'audio' ? { sampleRate: 48000, channels: 2 } : {}),
-    ...extra,
-  };
-}
-
-/** Contiguous segments of the given durations (ticks); `perSample` ticks per sample for the sample count. */
-function segments(durations: readonly number[], perSample: number): Segment[] {
-  let start = 0;
-  return durations.map((duration, i) => {
-    const s = {
-      start,
-      duration,
-      offset: 1000 + i * 100_000,
-      size: 100_000,
-      samples: Math.round(duration / perSample),
-      startsWithKeyframe: true,
-      presentationStart: start,
-    };
-    start += duration;
-    return s;
-  });
-}
 
 // 30000/1001 fps: 60 frames of 1001 ticks = 2.002 s per segment, and a last one of 1.001 s.
 const videoSegs = segments([60060, 60060, 60060, 30030], 1001);

@@ -2,6 +2,7 @@
 // Specification for Apple Devices". Pure: plain values in, text out.
 import { SmoothcastError } from '../../core/errors.ts';
 import type { ManifestRendition, Presentation, Segment, UrlScheme } from '../types.ts';
+import { allIndependent, frameRate } from './common.ts';
 
 export interface MediaPlaylistOptions {
   /**
@@ -165,25 +166,8 @@ function streamInf(
   return `#EXT-X-STREAM-INF:${attrs.join(',')}`;
 }
 
-/** Video frame rate: the rendition's own figure, else samples per second over its segments. */
-function frameRate(r: ManifestRendition): number | undefined {
-  if (r.track.kind !== 'video') return undefined;
-  if (r.frameRate !== undefined && r.frameRate > 0) return r.frameRate;
-  let samples = 0;
-  let ticks = 0;
-  for (const s of r.segments) {
-    samples += s.samples;
-    ticks += s.duration;
-  }
-  return ticks > 0 ? (samples * r.track.timescale) / ticks : undefined;
-}
-
 function byPeakDescending(rs: readonly ManifestRendition[]): ManifestRendition[] {
   return [...rs].sort((a, b) => b.peakBitrate - a.peakBitrate || (b.height ?? 0) - (a.height ?? 0));
-}
-
-function allIndependent(r: ManifestRendition): boolean {
-  return r.segments.every((s) => s.startsWithKeyframe);
 }
 
 function checkTiming(r: ManifestRendition): number {
