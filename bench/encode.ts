@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { buildEncodeArgs } from '../src/media/encode/ffmpeg-args.ts';
 import { type LadderPlan, planLadder } from '../src/media/encode/ladder.ts';
 import { ffprobeArgs, interpretProbe } from '../src/media/encode/probe.ts';
-import { fmt, machine, outFile } from './lib.ts';
+import { fmt, machine, makeSource, outFile } from './lib.ts';
 
 const run = promisify(execFile);
 const SECONDS = Number(process.env.BENCH_SOURCE_SECONDS ?? 20);
@@ -27,33 +27,7 @@ async function main() {
   try {
     console.log(`machine: ${machine()}`);
     const source = join(work, 'source.mp4');
-    console.log(`generating a ${SECONDS} s 1080p30 source…`);
-    await run(
-      'ffmpeg',
-      [
-        '-v',
-        'error',
-        '-f',
-        'lavfi',
-        '-i',
-        `testsrc2=size=1920x1080:rate=30:duration=${SECONDS},noise=alls=8:allf=t`,
-        '-f',
-        'lavfi',
-        '-i',
-        `sine=duration=${SECONDS}`,
-        '-c:v',
-        'libx264',
-        '-preset',
-        'ultrafast',
-        '-crf',
-        '20',
-        '-c:a',
-        'aac',
-        '-shortest',
-        source,
-      ],
-      { timeout: 600_000 },
-    );
+    await makeSource(source, SECONDS, 8);
     const probe = await run('ffprobe', ffprobeArgs(source, { maxPixels: 7680 * 4320 }), {
       maxBuffer: 16 * 1024 * 1024,
     });

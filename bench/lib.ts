@@ -161,3 +161,29 @@ export function outFile(name: string): string {
   mkdirSync(dir, { recursive: true });
   return join(dir, `${name}.json`);
 }
+
+/**
+ * A 1080p30 H.264/AAC source made by ffmpeg (lavfi). `noise` adds film-like grain so encoders really spend their
+ * bitrate (plain test patterns compress to almost nothing).
+ */
+export async function makeSource(file: string, seconds: number, noise = 0): Promise<string> {
+  console.log(`generating a ${seconds} s 1080p30 source…`);
+  const video = `testsrc2=size=1920x1080:rate=30:duration=${seconds}${noise ? `,noise=alls=${noise}:allf=t` : ''}`;
+  await run(
+    'ffmpeg',
+    ['-v', 'error', '-f', 'lavfi', '-i', video, '-f', 'lavfi', '-i', `sine=duration=${seconds}`].concat([
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-crf',
+      '20',
+      '-c:a',
+      'aac',
+      '-shortest',
+      file,
+    ]),
+    { timeout: 3_600_000 },
+  );
+  return file;
+}

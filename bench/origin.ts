@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { BIN, fmt, MB, machine, outFile, startNginx, startServer, type WrkResult, wrk } from './lib.ts';
+import { BIN, fmt, MB, machine, makeSource, outFile, startNginx, startServer, type WrkResult, wrk } from './lib.ts';
 
 const run = promisify(execFile);
 const CONNECTIONS = 64;
@@ -29,33 +29,7 @@ async function main() {
   console.log(`machine: ${machine()}`);
   // A 1080p source with film-like noise so the encoder really spends its bitrate (test patterns compress to nothing).
   const source = join(work, 'source.mp4');
-  console.log('generating a 20 s 1080p30 source…');
-  await run(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      'testsrc2=size=1920x1080:rate=30:duration=20,noise=alls=12:allf=t',
-      '-f',
-      'lavfi',
-      '-i',
-      'sine=duration=20',
-      '-c:v',
-      'libx264',
-      '-preset',
-      'ultrafast',
-      '-crf',
-      '18',
-      '-c:a',
-      'aac',
-      '-shortest',
-      source,
-    ],
-    { timeout: 600_000 },
-  );
+  await makeSource(source, 20, 12);
   console.log('importing (encoding the ladder)…');
   await run(process.execPath, [BIN, 'import', '--data', data, '--json', '--no-wait', source], { timeout: 60_000 });
   const server = await startServer(data);

@@ -5,47 +5,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BIN, fmt, machine, outFile, startServer, waitFor } from './lib.ts';
+import { BIN, fmt, machine, makeSource, outFile, startServer, waitFor } from './lib.ts';
 
 const run = promisify(execFile);
 const LENGTHS = (process.env.BENCH_LENGTHS ?? '10,600').split(',').map(Number);
-
-async function source(work: string, seconds: number): Promise<string> {
-  const file = join(work, `source-${seconds}.mp4`);
-  console.log(`generating a ${seconds} s 1080p30 source…`);
-  await run(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-f',
-      'lavfi',
-      '-i',
-      `testsrc2=size=1920x1080:rate=30:duration=${seconds}`,
-      '-f',
-      'lavfi',
-      '-i',
-      `sine=duration=${seconds}`,
-      '-c:v',
-      'libx264',
-      '-preset',
-      'ultrafast',
-      '-c:a',
-      'aac',
-      '-shortest',
-      file,
-    ],
-    { timeout: 3_600_000 },
-  );
-  return file;
-}
 
 async function main() {
   const work = mkdtempSync(join(tmpdir(), 'sc-bench-publish-'));
   const data = join(work, 'data');
   console.log(`machine: ${machine()}`);
   const files = new Map<number, string>();
-  for (const s of LENGTHS) files.set(s, await source(work, s));
+  for (const s of LENGTHS) files.set(s, await makeSource(join(work, `source-${s}.mp4`), s));
   const server = await startServer(data);
   const results: { seconds: number; playable: number; firstSegment: number }[] = [];
   try {
