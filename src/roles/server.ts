@@ -98,7 +98,10 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
           ? new SmoothcastError(fastifyStatus === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', (raw as Error).message)
           : asSmoothcastError(raw);
     if (err.status >= 500) log('request failed', { url: req.url, code: err.code, error: String(raw) });
-    return reply.code(err.status).send({ error: err.toJSON() });
+    // Unexpected errors may name server paths or internals: the client gets the code, the log the details.
+    const body =
+      err.code === 'INTERNAL' ? { code: err.code, message: 'internal error (logged on the server)' } : err.toJSON();
+    return reply.code(err.status).send({ error: body });
   });
   app.setNotFoundHandler((req, reply) => {
     const err = new SmoothcastError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);

@@ -277,3 +277,18 @@ test('delete removes the asset with its renditions and jobs', () => {
   assert.equal(count('SELECT count(*) AS n FROM renditions'), 3);
   assert.equal(count('SELECT count(*) AS n FROM jobs'), 1);
 });
+
+test('setRetrying: processing → queued and not playable (the failed attempt’s files are gone)', () => {
+  using s = setup();
+  const id = newAssetId();
+  s.assets.create({ id, title: 't', sourcePath: `sources/${id}`, sourceName: 't.mp4' });
+  s.assets.setProcessing(id, processing);
+  s.assets.setPlayable(id, { v0: 'avc1.64001F', v1: 'avc1.64001F', a0: 'mp4a.40.2' });
+  assert.equal(s.assets.get(id)?.playable, true);
+  const r = s.assets.setRetrying(id);
+  assert.equal(r.status, 'queued');
+  assert.equal(r.playable, false);
+  assert.equal(r.progress, null);
+  assert.throws(() => s.assets.setRetrying(id), isCode('ASSET_STATE_CONFLICT'));
+  assert.equal(s.assets.setProcessing(id, { ...processing, rev: 'r2' }).status, 'processing');
+});

@@ -98,6 +98,11 @@ export interface AssetRepository {
   setFailed(id: string, error: { code: ErrorCode; message: string }): Asset;
   /** ready | failed → queued (a re-encode); the previous rev stays served until setProcessing replaces it. */
   requeue(id: string): Asset;
+  /**
+   * processing → queued after a transient failure that will be retried: that attempt's files are gone, so the
+   * asset is not playable until the retry publishes again.
+   */
+  setRetrying(id: string): Asset;
   /** Deletes the asset, its renditions and its jobs; false when it did not exist. */
   delete(id: string): boolean;
 }
@@ -118,7 +123,7 @@ export function isValidAssetId(id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id);
 }
 
-type Action = 'setProcessing' | 'setProgress' | 'setPlayable' | 'setReady' | 'setFailed' | 'requeue';
+type Action = 'setProcessing' | 'setProgress' | 'setPlayable' | 'setReady' | 'setFailed' | 'requeue' | 'setRetrying';
 
 /** The states each change may start from (the compiler checks every action is listed). */
 const ALLOWED_FROM: { [A in Action]: readonly AssetStatus[] } = {
@@ -128,6 +133,7 @@ const ALLOWED_FROM: { [A in Action]: readonly AssetStatus[] } = {
   setReady: ['processing'],
   setFailed: ['queued', 'processing'],
   requeue: ['queued', 'ready', 'failed'],
+  setRetrying: ['processing'],
 };
 
 /** A change the asset's current status does not allow (e.g. ready → processing without a requeue). */
@@ -311,6 +317,10 @@ export class SqliteAssetRepository implements AssetRepository {
     return this.#transition(id, 'requeue', () =>
       this.#update(id, 'queued', 'progress = NULL, error_code = NULL, error_message = NULL', []),
     );
+  }
+
+  setRetrying(id: string): Asset {
+    return this.#transition(id, 'setRetrying', () => this.#update(id, 'queued', 'progress = NULL, playable = 0', []));
   }
 
   delete(id: string): boolean {

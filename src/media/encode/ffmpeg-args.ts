@@ -137,6 +137,11 @@ function outputTail(movflags: string, path: string, extra: string[] = []): strin
     '4096',
     '-movflags',
     movflags,
+    // Publish while encoding: write each packet through at once, so a fragment is complete on disk when the muxer
+    // cuts it, not when the next 32 KiB of a low-bitrate rendition push it out of the I/O buffer (a whole segment of
+    // encode time later).
+    '-flush_packets',
+    '1',
     ...extra,
     '-f',
     'mp4',

@@ -60,6 +60,9 @@ export async function sendBytes(req: FastifyRequest, reply: FastifyReply, obj: B
   const ifRange = req.headers['if-range'];
   if (range === 'unsatisfiable' && (!ifRange || ifRange === obj.etag)) {
     reply.header('content-range', `bytes */${obj.size}`);
+    // The body is a JSON error, not a part of the object, and must not be cached as the immutable object.
+    reply.header('content-type', 'application/json; charset=utf-8');
+    reply.header('cache-control', 'no-store');
     const err = new SmoothcastError('RANGE_NOT_SATISFIABLE', `range ${req.headers.range} is outside 0-${obj.size - 1}`);
     return reply.code(416).send({ error: err.toJSON() });
   }
@@ -78,9 +81,26 @@ export async function sendBytes(req: FastifyRequest, reply: FastifyReply, obj: B
     reply.raw.end();
     return reply;
   }
-  const bytes = await obj.read(start, length);
-  if (bytes.length !== length) {
-    throw new SmoothcastError('NOT_FOUND', 'the object is shorter than its index says; it may have been deleted');
+  let bytes: Buffer | null;
+  try {
+    bytes = await obj.read(start, length);
+  } catch (err) {
+    // Gone under a cached index: deleted by another process (`smoothcast rm`, another origin's DELETE).
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw forgetObject(reply, err);
+    bytes = null;
+  }
+  if (bytes?.length !== length) {
+    throw forgetObject(
+      reply,
+      new SmoothcastError('NOT_FOUND', 'the object is shorter than its index says; it may have been deleted'),
+    );
   }
   return reply.send(bytes);
+}
+
+/** An error answer must not carry the object's validators nor its year-long, immutable cache lifetime. */
+function forgetObject(reply: FastifyReply, err: unknown): unknown {
+  for (const h of ['etag', 'accept-ranges', 'content-range', 'content-length']) reply.removeHeader(h);
+  reply.header('cache-control', 'no-store');
+  return err;
 }

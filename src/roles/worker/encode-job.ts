@@ -71,6 +71,11 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
     renditions,
   });
   ctx.log('encode start', { asset: asset.id, rev, rungs: plan.video.map((v) => `${v.width}x${v.height}`) });
+  // An earlier attempt whose worker died (its lease expired) never cleaned its partial files; the asset now points
+  // at this attempt's rev, so nothing serves them any more. A worker that was only slow cleans its own on abort.
+  for (let a = 1; a < job.attempts; a++) {
+    await storage.deletePrefix(keys.revPrefix(asset.id, `r${job.id}-${a}`)).catch(() => {});
+  }
 
   const outputs = renditions.map((r) => ({ id: r.id, key: keys.rendition(asset.id, rev, r.id) }));
   for (const o of outputs) await storage.prepare(o.key);

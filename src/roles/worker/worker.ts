@@ -124,8 +124,9 @@ export class Worker {
         this.log('encode failed', { job: job.id, asset: job.assetId, code: err.code, message: err.message });
         if (err.detail) this.log('ffmpeg said', { job: job.id, stderr: err.detail.slice(-2000) });
         const after = queue.fail(job.id, owner, { code: err.code, message: err.message, permanent: err.permanent });
-        if (after?.state === 'failed' && assets.get(job.assetId)) {
-          assets.setFailed(job.assetId, { code: err.code, message: err.message });
+        if (assets.get(job.assetId)) {
+          if (after?.state === 'failed') assets.setFailed(job.assetId, { code: err.code, message: err.message });
+          else if (after?.state === 'queued') assets.setRetrying(job.assetId);
         }
       } finally {
         clearInterval(heartbeat);
