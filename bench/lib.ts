@@ -27,6 +27,8 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | Promise
 
 export interface ServerProcess {
   url: string;
+  /** Everything the server printed so far (JSON log lines). */
+  log(): string;
   child: ChildProcess;
   /** Peak resident set size of the server process so far (VmHWM), bytes. */
   peakRss(): number;
@@ -47,6 +49,7 @@ export async function startServer(dataDir: string, env: Record<string, string> =
   return {
     url,
     child,
+    log: () => out,
     peakRss() {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
@@ -171,7 +174,7 @@ export async function makeSource(file: string, seconds: number, noise = 0): Prom
   const video = `testsrc2=size=1920x1080:rate=30:duration=${seconds}${noise ? `,noise=alls=${noise}:allf=t` : ''}`;
   await run(
     'ffmpeg',
-    ['-v', 'error', '-f', 'lavfi', '-i', video, '-f', 'lavfi', '-i', `sine=duration=${seconds}`].concat([
+    ['-y', '-v', 'error', '-f', 'lavfi', '-i', video, '-f', 'lavfi', '-i', `sine=duration=${seconds}`].concat([
       '-c:v',
       'libx264',
       '-preset',

@@ -39,7 +39,8 @@ async function main() {
       const playable = (performance.now() - t0) / 1000;
       const masterUrl = new URL(asset.playback.hls, server.url);
       const master = await (await fetch(masterUrl)).text();
-      const media = new URL(master.split('\n').find((l) => l.endsWith('.m3u8') && !l.startsWith('#'))!, masterUrl);
+      // The lowest rung, where an adaptive player starts before it knows the bandwidth.
+      const media = new URL(master.split('\n').findLast((l) => l.endsWith('.m3u8') && !l.startsWith('#'))!, masterUrl);
       const pl = await (await fetch(media)).text();
       const init = /URI="([^"]+)"/.exec(pl)![1]!;
       const seg0 = pl.split('\n').find((l) => l.endsWith('.m4s'))!;
@@ -57,6 +58,7 @@ async function main() {
       console.log(
         `${String(seconds).padStart(5)} s source: import → playable ${fmt(playable)} s, → first decodable segment ${fmt(firstSegment)} s`,
       );
+      for (const line of server.log().split('\n')) if (line.includes(id)) console.log(`    server: ${line}`);
       // Deleting stops the encode; the next measurement starts on an idle worker.
       await fetch(`${server.url}/api/assets/${id}`, { method: 'DELETE' });
       await waitFor(

@@ -39,11 +39,18 @@ export const SCHEMA = {
       default: 30,
       doc: 'job lease; a dead worker’s job is retaken after it',
     },
-    pollMs: { type: 'int', min: 50, max: 60_000, default: 500, doc: 'how often an idle worker looks for jobs' },
+    pollMs: { type: 'int', min: 50, max: 60_000, default: 250, doc: 'how often an idle worker looks for jobs' },
     maxAttempts: { type: 'int', min: 1, max: 20, default: 3, doc: 'tries per job for transient failures' },
   },
   encode: {
     segmentDuration: { type: 'number', min: 1, max: 10, default: 2, doc: 'segment (keyframe interval) seconds' },
+    firstSegmentDuration: {
+      type: 'number',
+      min: 0.5,
+      max: 10,
+      default: 1,
+      doc: 'seconds of the first segment (and of every audio segment), so an asset is playable sooner; capped at segmentDuration',
+    },
     preset: {
       type: 'string',
       default: 'veryfast',

@@ -46,7 +46,7 @@ export async function importLocalFile(deps: IngestDeps, path: string, title?: st
   }
   const id = newAssetId();
   const key = keys.source(id, sourceExtension(path));
-  await deps.storage.importFile(path, key);
+  await deps.storage.importFile(path, key, { link: true });
   try {
     const asset = deps.assets.create({
       id,

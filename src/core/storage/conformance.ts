@@ -1,6 +1,6 @@
 // The behaviour every Storage backend must show. Each backend's test file calls storageConformance().
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +37,26 @@ export function storageConformance(name: string, make: () => Promise<Storage>): 
       assert.equal(await s.stat('assets/del00000/r1/v0.mp4'), null);
       assert.equal(await s.stat('assets/del00000/poster.jpg'), null);
       await s.deletePrefix(keys.assetPrefix('del00000')); // deleting nothing is fine
+    });
+
+    it('imports by link or copy so the stored object outlives the original', async () => {
+      const s = await make();
+      const dir = await mkdtemp(join(tmpdir(), 'sc-store-'));
+      const data = Buffer.from('linked or copied, never moved');
+      for (const link of [true, false]) {
+        const src = join(dir, `in-${link}.bin`);
+        writeFileSync(src, data);
+        const key = `assets/lnk0000${link ? 1 : 2}/source.bin`;
+        await s.importFile(src, key, { link });
+        rmSync(src);
+        assert.deepEqual(await s.read(key, 0, 100), data, `link: ${link}`);
+      }
+      // Importing onto an existing key fails rather than silently replacing it.
+      writeFileSync(join(dir, 'again.bin'), 'x');
+      for (const link of [true, false]) {
+        await assert.rejects(s.importFile(join(dir, 'again.bin'), 'assets/lnk00001/source.bin', { link }));
+      }
+      assert.deepEqual(await s.read('assets/lnk00001/source.bin', 0, 100), data);
     });
 
     it('refuses keys that could escape the storage root', () => {

@@ -1,6 +1,6 @@
 // Local-disk storage: keys map to files under one root folder.
-import { close, open, read } from 'node:fs';
-import { copyFile, mkdir, rm, stat } from 'node:fs/promises';
+import { close, constants, open, read } from 'node:fs';
+import { copyFile, link, mkdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { StatResult, Storage } from './storage.ts';
@@ -57,9 +57,19 @@ export class LocalStorage implements Storage {
     await mkdir(dirname(this.localPath(key)), { recursive: true });
   }
 
-  async importFile(src: string, key: string): Promise<void> {
+  async importFile(src: string, key: string, opts: { link?: boolean } = {}): Promise<void> {
     await this.prepare(key);
-    await copyFile(src, this.localPath(key));
+    const dest = this.localPath(key);
+    if (opts.link) {
+      try {
+        await link(src, dest);
+        return;
+      } catch (err) {
+        // Another filesystem (EXDEV), or one without hard links: copy instead.
+        if (!['EXDEV', 'EPERM', 'ENOTSUP', 'EMLINK'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      }
+    }
+    await copyFile(src, dest, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -20,8 +20,12 @@ export interface Storage extends MediaReader {
   localPath(key: string): string;
   /** Makes the parent folder of `key` exist. */
   prepare(key: string): Promise<void>;
-  /** Copies a local file in under `key`. */
-  importFile(src: string, key: string): Promise<void>;
+  /**
+   * Brings a local file in under `key`: a copy, or with `link` a hard link when source and storage share a
+   * filesystem (no bytes copied: importing a 10 GB file takes as long as a 10 MB one), else a copy. An
+   * existing object under `key` is never replaced (the call fails).
+   */
+  importFile(src: string, key: string, opts?: { link?: boolean }): Promise<void>;
   /** Removes every object under `prefix` (a folder-like key ending without a slash). */
   deletePrefix(prefix: string): Promise<void>;
 }

@@ -1,12 +1,13 @@
 // buildEncodeArgs / buildPosterArgs: the argument shapes (no ffmpeg run; ffmpeg-args.test.ts runs them for real).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { audioDelaySamples, buildEncodeArgs, buildPosterArgs } from './ffmpeg-args.ts';
+import { audioDelaySamples, buildEncodeArgs, buildPosterArgs, keyframeExpr } from './ffmpeg-args.ts';
 import type { LadderPlan } from './ladder.ts';
 
 describe('buildEncodeArgs (shape)', () => {
   const plan: LadderPlan = {
     segmentDuration: 2,
+    firstSegmentDuration: 1,
     frameRate: null,
     outputFrameRate: { num: 30, den: 1 },
     gopSize: 120,
@@ -34,7 +35,7 @@ describe('buildEncodeArgs (shape)', () => {
         level: '3.1',
       },
     ],
-    audio: { id: 'a0', bitrate: 128000, channels: 2, sampleRate: 48000 },
+    audio: { id: 'a0', bitrate: 128000, channels: 2, sampleRate: 48000, fragmentDuration: 1 },
     poster: { time: 1 },
   };
   const args = buildEncodeArgs('/in/source', plan, { video: ['/o/v0.mp4', '/o/v1.mp4'], audio: '/o/a0.mp4' });
@@ -62,20 +63,23 @@ describe('buildEncodeArgs (shape)', () => {
     assert.deepEqual(outs, ['file:/o/v0.mp4', 'file:/o/v1.mp4', 'file:/o/a0.mp4']);
     const v1 = args.indexOf('[v1]');
     assert.ok(v1 > args.indexOf('file:/o/v0.mp4') && v1 < args.indexOf('file:/o/v1.mp4'));
-    assert.equal(after('-force_key_frames', v1), 'expr:gte(t,n_forced*2)');
+    // 0, 1, 2, 4, 6, …: a short first segment, then the 2 s grid.
+    assert.equal(after('-force_key_frames', v1), 'expr:gte(t,if(n_forced,max(1,(n_forced-1)*2),0))');
+    assert.equal(keyframeExpr(2, 2), 'expr:gte(t,n_forced*2)');
+    assert.equal(keyframeExpr(2), 'expr:gte(t,n_forced*2)');
     assert.equal(after('-sc_threshold', v1), '0');
     assert.equal(after('-b:v', v1), '3000k');
     assert.equal(after('-level:v', v1), '3.1');
     assert.equal(after('-movflags', v1), '+frag_keyframe+empty_moov+default_base_moof+cmaf');
   });
 
-  it('downmixes the first audio stream to AAC stereo 48 kHz in 2 s fragments, delayed to match the video', () => {
+  it('downmixes the first audio stream to AAC stereo 48 kHz in 1 s fragments, delayed to match the video', () => {
     const a = args.indexOf('0:1');
     assert.ok(a > args.indexOf('file:/o/v1.mp4'));
     assert.equal(after('-c:a', a), 'aac');
     assert.equal(after('-ac', a), '2');
     assert.equal(after('-ar', a), '48000');
-    assert.equal(after('-frag_duration', a), '2000000');
+    assert.equal(after('-frag_duration', a), '1000000');
     assert.equal(audioDelaySamples(plan), 3200 - 1024);
     assert.match(after('-af', a) ?? '', /adelay=delays=2176S:all=1$/);
   });

@@ -98,12 +98,15 @@ async function check(e: Encoded): Promise<{ width: number; height: number }[]> {
     assert.equal(r.stream.side_data_list, undefined, 'no display matrix left on autorotated output');
     sizes.push({ width, height });
 
-    // Keyframes: the first frame at or after n × D (source time = presentation time − reorder delay).
+    // Keyframes: the first frame at or after each instant of the grid 0, first, D, 2D, … (source time =
+    // presentation time − reorder delay).
     const times = r.list.map((p) => p.pts * r.tb - delay);
     const keys = r.list.filter((p) => p.key).map((p) => p.pts);
     const expected: number[] = [];
-    for (let n = 0; n * D <= times.at(-1)! + 1e-6; n++) {
-      const first = r.list.find((_, k) => times[k]! >= n * D - 1e-6);
+    const grid = [0, plan.firstSegmentDuration];
+    for (let n = 1; n * D <= times.at(-1)! + 1e-6; n++) if (n * D > plan.firstSegmentDuration) grid.push(n * D);
+    for (const instant of grid) {
+      const first = r.list.find((_, k) => times[k]! >= instant - 1e-6);
       if (first && !expected.includes(first.pts)) expected.push(first.pts);
     }
     assert.deepEqual(keys, expected, `${planned.id}: keyframes only at the forced instants`);
@@ -128,7 +131,8 @@ async function check(e: Encoded): Promise<{ width: number; height: number }[]> {
       ['aac', 'LC', 2, 'stereo', '48000'],
     );
     const moofs = topBoxes(e.audio).filter((t) => t === 'moof').length;
-    assert.ok(Math.abs(moofs - Math.ceil(e.src.duration / D)) <= 1, `${moofs} audio fragments`);
+    const F = plan.audio.fragmentDuration;
+    assert.ok(Math.abs(moofs - Math.ceil(e.src.duration / F)) <= 1, `${moofs} audio fragments of ${F} s`);
   } else {
     assert.equal(e.src.audio, undefined);
   }

@@ -60,9 +60,14 @@ function common(): string[] {
   return ['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'];
 }
 
-/** `-force_key_frames` expression: a keyframe at the first frame whose time t ≥ n_forced × D. */
-export function keyframeExpr(segmentDuration: number): string {
-  return `expr:gte(t,n_forced*${segmentDuration})`;
+/**
+ * `-force_key_frames` expression: a keyframe at the first frame whose time t ≥ the next instant of the grid
+ * 0, D, 2D, … — or 0, first, D, 2D, … when the first segment is shorter.
+ */
+export function keyframeExpr(segmentDuration: number, firstSegmentDuration = segmentDuration): string {
+  if (firstSegmentDuration >= segmentDuration) return `expr:gte(t,n_forced*${segmentDuration})`;
+  // 0, first, D, 2D, …: the first segment of the grid is split so the first one is published sooner.
+  return `expr:gte(t,if(n_forced,max(${firstSegmentDuration},(n_forced-1)*${segmentDuration}),0))`;
 }
 
 /** The -filter_complex graph: [0:<video>] → (bwdif) → (fps) → split → [v0], [v1], … */
@@ -119,7 +124,7 @@ function videoOutputArgs(plan: LadderPlan, r: VideoRung, path: string, opts: Enc
     // Keyframes only where forced: forced ones are IDR (closed GOP), scene-cut detection off, and the natural
     // keyframe interval (gopSize = 2 segments) never reached because a forced one comes first.
     '-force_key_frames',
-    keyframeExpr(plan.segmentDuration),
+    keyframeExpr(plan.segmentDuration, plan.firstSegmentDuration),
     '-forced-idr',
     '1',
     '-sc_threshold',
@@ -207,7 +212,7 @@ export function buildEncodeArgs(
       '-ar',
       String(a.sampleRate),
       // Every AAC frame is a sync sample, so fragments are cut by duration (µs), not at keyframes.
-      ...outputTail(CMAF_MOVFLAGS, outputs.audio, ['-frag_duration', String(Math.round(plan.segmentDuration * 1e6))]),
+      ...outputTail(CMAF_MOVFLAGS, outputs.audio, ['-frag_duration', String(Math.round(a.fragmentDuration * 1e6))]),
     );
   }
   return args;

@@ -57,11 +57,13 @@ describe('planLadder', () => {
         ['v5', '416x234', 145, 160, 261, 'main', '1.3'],
       ],
     );
-    assert.deepEqual(p.audio, { id: 'a0', bitrate: 128000, channels: 2, sampleRate: 48000 });
+    assert.deepEqual(p.audio, { id: 'a0', bitrate: 128000, channels: 2, sampleRate: 48000, fragmentDuration: 1 });
     assert.deepEqual(p.streams, { video: 0, audio: 1 });
     assert.equal(p.frameRate, null);
     assert.deepEqual(p.outputFrameRate, { num: 30, den: 1 });
     assert.equal(p.segmentDuration, 2);
+    assert.equal(p.firstSegmentDuration, 1);
+    assert.equal(p.audio?.fragmentDuration, 1);
     assert.equal(p.gopSize, 120);
     assert.equal(p.poster.time, 6);
   });
@@ -160,6 +162,10 @@ describe('planLadder', () => {
     assert.equal(p.gopSize, 240);
     assert.equal(planLadder(source(), { audioBitrate: 96000 }).audio?.bitrate, 96000);
     assert.throws(() => planLadder(source(), { segmentDuration: 0 }), RangeError);
+    assert.throws(() => planLadder(source(), { firstSegmentDuration: 0 }), RangeError);
+    // The first segment is never longer than the rest.
+    const even = planLadder(source(), { segmentDuration: 2, firstSegmentDuration: 5 });
+    assert.deepEqual([even.firstSegmentDuration, even.audio?.fragmentDuration], [2, 2]);
   });
 
   it('deinterlaces interlaced sources and picks the poster within short clips', () => {

@@ -61,11 +61,21 @@ export interface AudioRendition {
   bitrate: number;
   channels: 2;
   sampleRate: 48000;
+  /**
+   * Seconds per audio fragment (= segment). Every AAC frame is a sync sample, so audio is cut by duration; it
+   * follows the first video segment's length so audio never holds back the first publish.
+   */
+  fragmentDuration: number;
 }
 
 export interface LadderPlan {
   /** Seconds between forced keyframes = one CMAF fragment = one HLS/DASH segment. */
   segmentDuration: number;
+  /**
+   * Seconds of the first segment (≤ segmentDuration). Shorter than the rest so an asset turns playable sooner;
+   * after it the grid is n × segmentDuration again: keyframes at 0, first, D, 2D, …
+   */
+  firstSegmentDuration: number;
   /** Output frame rate when the source's must change (capped or made constant); null keeps the source timing. */
   frameRate: Fraction | null;
   /** The frame rate every rung will have: frameRate, or the source's nominal rate when that is kept. */
@@ -85,6 +95,8 @@ export interface LadderPlan {
 export interface LadderOptions {
   /** Seconds, default 2 (Apple: "Key frames (IDRs) SHOULD be present every two seconds"). */
   segmentDuration?: number;
+  /** Seconds of the first segment, default 1; clamped to segmentDuration. */
+  firstSegmentDuration?: number;
   /** Largest short side to produce, default 1080. */
   maxShortSide?: number;
   /** Default 60. */
@@ -204,6 +216,10 @@ export function outputFrameRate(src: SourceSummary['video'], maxFps = 60): Fract
 export function planLadder(src: SourceSummary, opts: LadderOptions = {}): LadderPlan {
   const segmentDuration = opts.segmentDuration ?? 2;
   if (!(segmentDuration > 0)) throw new RangeError(`segmentDuration must be > 0, got ${segmentDuration}`);
+  const firstSegmentDuration = Math.min(segmentDuration, opts.firstSegmentDuration ?? 1);
+  if (!(firstSegmentDuration > 0)) {
+    throw new RangeError(`firstSegmentDuration must be > 0, got ${opts.firstSegmentDuration}`);
+  }
   const v = src.video;
   const frameRate = outputFrameRate(v, opts.maxFrameRate ?? 60);
   const fps = frameRate ? frameRate.num / frameRate.den : v.frameRate;
@@ -250,11 +266,18 @@ export function planLadder(src: SourceSummary, opts: LadderOptions = {}): Ladder
   });
 
   const audio: AudioRendition | null = src.audio
-    ? { id: 'a0', bitrate: opts.audioBitrate ?? 128_000, channels: 2, sampleRate: 48000 }
+    ? {
+        id: 'a0',
+        bitrate: opts.audioBitrate ?? 128_000,
+        channels: 2,
+        sampleRate: 48000,
+        fragmentDuration: firstSegmentDuration,
+      }
     : null;
 
   return {
     segmentDuration,
+    firstSegmentDuration,
     frameRate,
     outputFrameRate: frameRate ?? v.frameRateFraction,
     gopSize: 2 * Math.ceil(segmentDuration * fps),

@@ -51,7 +51,10 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
 
   const limits: MediaLimits = config.limits;
   const source = await probe(asset.sourcePath, st.size, limits, ctx);
-  const plan = planLadder(source, { segmentDuration: config.encode.segmentDuration });
+  const plan = planLadder(source, {
+    segmentDuration: config.encode.segmentDuration,
+    firstSegmentDuration: config.encode.firstSegmentDuration,
+  });
   const rev = `r${job.id}-${job.attempts}`;
   const renditions: PlannedRendition[] = [
     ...plan.video.map((v) => ({
@@ -79,11 +82,16 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
 
   const outputs = renditions.map((r) => ({ id: r.id, key: keys.rendition(asset.id, rev, r.id) }));
   for (const o of outputs) await storage.prepare(o.key);
-  const posterDone = makePoster(asset, sourcePath, plan, ctx).catch((err) =>
-    ctx.log('poster failed', { asset: asset.id, error: String(err) }),
-  );
+  // The poster waits for the first published segments: until then every core goes to the encode.
+  let posterDone: Promise<void> | null = null;
+  const startPoster = () => {
+    posterDone ??= makePoster(asset, sourcePath, plan, ctx).catch((err) =>
+      ctx.log('poster failed', { asset: asset.id, error: String(err) }),
+    );
+    return posterDone;
+  };
   try {
-    const finished = await encode(asset, sourcePath, source, plan, outputs, ctx);
+    const finished = await encode(asset, sourcePath, source, plan, outputs, ctx, startPoster);
     const video = finished.filter((f) => f.track.kind === 'video');
     const duration = Math.max(...(video.length ? video : finished).map((f) => f.summary.duration));
     if (source.duration && duration < source.duration - truncationSlack(source.duration)) {
@@ -93,7 +101,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
           'the file is probably truncated (an interrupted copy or upload)',
       );
     }
-    await posterDone;
+    await startPoster();
     const final: FinalRendition[] = finished.map((f) => ({
       id: f.id,
       codecs: f.track.codec,
@@ -106,7 +114,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
     assets.setReady(asset.id, { duration, renditions: final });
     ctx.log('encode ready', { asset: asset.id, duration });
   } catch (err) {
-    await posterDone.catch(() => {});
+    await posterDone;
     // This attempt's files are of no use to a retry (it writes a new rev) nor to a failed asset.
     await storage.deletePrefix(keys.revPrefix(asset.id, rev)).catch(() => {});
     throw err;
@@ -168,6 +176,7 @@ async function encode(
   plan: LadderPlan,
   outputs: { id: string; key: string }[],
   ctx: EncodeContext,
+  onPlayable: () => void,
 ) {
   const { assets, storage, config } = ctx;
   const videoOutputs = outputs.filter((o) => o.id.startsWith('v')).map((o) => storage.localPath(o.key));
@@ -196,6 +205,7 @@ async function encode(
     if (!playable && watcher.playable) {
       playable = true;
       assets.setPlayable(asset.id, watcher.codecs());
+      onPlayable();
       ctx.log('playable', { asset: asset.id, seconds: ((performance.now() - started) / 1000).toFixed(2) });
     }
   };
