@@ -74,7 +74,7 @@ export async function startNginx(root: string, workDir: string, port: number): P
   const conf = join(workDir, 'nginx.conf');
   writeFileSync(
     conf,
-    `worker_processes auto;
+    `${process.getuid?.() === 0 ? 'user root root; # as root, workers would run as nobody and be refused our files\n' : ''}worker_processes auto;
 pid ${workDir}/nginx.pid;
 error_log ${workDir}/error.log warn;
 daemon off;

@@ -67,6 +67,14 @@ async function main() {
     console.log(`${paths.length} segments of the top rendition, mean ${fmt(mean / MB)} MB`);
     const nginx = await startNginx(root, join(work, 'nginx'), await freePort());
     try {
+      // Both servers must answer the same bytes, or the comparison means nothing.
+      for (const p of [paths[0]!, paths.at(-1)!]) {
+        const [a, b] = await Promise.all([fetch(server.url + p), fetch(nginx.url + p)]);
+        const [x, y] = [Buffer.from(await a.arrayBuffer()), Buffer.from(await b.arrayBuffer())];
+        if (a.status !== 200 || b.status !== 200 || !x.equals(y)) {
+          throw new Error(`${p}: origin ${a.status} (${x.length} B), nginx ${b.status} (${y.length} B) differ`);
+        }
+      }
       // Warm both (page cache, JIT, index cache), then alternate measured runs and keep each side's best.
       await wrk(server.url, paths, CONNECTIONS, 2, work);
       await wrk(nginx.url, paths, CONNECTIONS, 2, work);
@@ -75,6 +83,9 @@ async function main() {
       for (let i = 0; i < 2; i++) {
         ours.push(await wrk(server.url, paths, CONNECTIONS, SECONDS, work));
         ref.push(await wrk(nginx.url, paths, CONNECTIONS, SECONDS, work));
+      }
+      for (const r of [...ours, ...ref]) {
+        if (r.non2xx || r.errors) throw new Error(`a run had failures: ${JSON.stringify(r)}`);
       }
       const best = (xs: typeof ours) => xs.reduce((a, b) => (b.bytesPerSecond > a.bytesPerSecond ? b : a));
       const o = best(ours);

@@ -79,6 +79,13 @@ export const SCHEMA = {
     indexCacheEntries: { type: 'int', min: 1, max: 1_000_000, default: 1000, doc: 'rendition indexes kept in memory' },
     manifestMaxAge: { type: 'int', min: 0, max: 86400, default: 10, doc: 'Cache-Control max-age of VOD manifests' },
     corsOrigin: { type: 'string', default: '*', doc: 'Access-Control-Allow-Origin for playback responses' },
+    bufferPoolMB: {
+      type: 'int',
+      min: 0,
+      max: 65536,
+      default: 128,
+      doc: 'MiB of segment read buffers kept for reuse (0: allocate per request); spares the GC at high request rates',
+    },
   },
 } as const satisfies Record<string, Record<string, Leaf>>;
 

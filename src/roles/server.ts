@@ -83,6 +83,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     indexCacheEntries: config.origin.indexCacheEntries,
     manifestMaxAge: config.origin.manifestMaxAge,
     corsOrigin: config.origin.corsOrigin,
+    bufferPoolBytes: config.origin.bufferPoolMB * 2 ** 20,
   });
   const worker = config.worker.enabled
     ? new Worker({ config, assets, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })

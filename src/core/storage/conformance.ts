@@ -22,6 +22,13 @@ export function storageConformance(name: string, make: () => Promise<Storage>): 
       });
       assert.deepEqual(await s.read('assets/abc12345/source.bin', 0, 10), data.subarray(0, 10));
       assert.deepEqual(await s.read('assets/abc12345/source.bin', 54_321, 4096), data.subarray(54_321, 58_417));
+      // Into a caller's buffer: a view of its start.
+      const into = Buffer.alloc(8192, 0xee);
+      const view = await s.read('assets/abc12345/source.bin', 1000, 4096, into);
+      assert.deepEqual(view, data.subarray(1000, 5096));
+      assert.equal(view.buffer, into.buffer);
+      assert.equal(into[4096], 0xee, 'nothing written past the length');
+      await assert.rejects(s.read('assets/abc12345/source.bin', 0, 9000, into), RangeError);
       // Past the end: only what exists.
       assert.deepEqual(await s.read('assets/abc12345/source.bin', 99_990, 100), data.subarray(99_990));
     });

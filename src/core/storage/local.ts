@@ -26,10 +26,11 @@ export class LocalStorage implements Storage {
     return join(this.root, assertKey(key));
   }
 
-  async read(key: string, offset: number, length: number): Promise<Buffer> {
+  async read(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer> {
+    if (into && into.length < length) throw new RangeError(`read of ${length} bytes into a ${into.length}-byte buffer`);
     const fd = await openP(this.localPath(key), 'r');
     try {
-      const buf = Buffer.allocUnsafe(length);
+      const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
       let got = 0;
       // One positioned read in practice; the loop only continues on a short read from the kernel.
       while (got < length) {

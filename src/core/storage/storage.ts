@@ -9,8 +9,11 @@ export interface StatResult {
 
 /** What the origin needs: positioned reads of known bytes. */
 export interface MediaReader {
-  /** Exactly `length` bytes at `offset` (fewer only when the object is shorter), in one positioned read. */
-  read(key: string, offset: number, length: number): Promise<Buffer>;
+  /**
+   * Exactly `length` bytes at `offset` (fewer only when the object is shorter), in one positioned read — into the
+   * start of `into` when given (then the result is a view of it), else into a new buffer.
+   */
+  read(key: string, offset: number, length: number, into?: Buffer): Promise<Buffer>;
   stat(key: string): Promise<StatResult | null>;
 }
 

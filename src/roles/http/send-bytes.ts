@@ -2,14 +2,20 @@
 // a single Range (RFC 9110 §14), HEAD without reading. Only the bytes that go out are read, in one positioned read.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SmoothcastError } from '../../core/errors.ts';
+import type { BufferPool } from './buffer-pool.ts';
+
+/** Bodies of at least this size are read into pooled buffers (smaller ones come from Node's own slab). */
+const POOLED_FROM = 64 * 1024;
 
 export interface ByteObject {
   size: number;
   etag: string; // quoted strong validator, e.g. "r1-3.v0.12.51234"
   contentType: string;
   cacheControl: string;
-  /** Reads [offset, offset+length) of the object. */
-  read(offset: number, length: number): Promise<Buffer>;
+  /** Reads [offset, offset+length) of the object, into the start of `into` when given. */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
+  /** Where to take the read buffer of a large body from (and give it back once sent). */
+  pool?: BufferPool;
 }
 
 /** Parses one `bytes=` range against a size; null when absent or not a single satisfiable-looking range. */
@@ -82,18 +88,35 @@ export async function sendBytes(req: FastifyRequest, reply: FastifyReply, obj: B
     return reply;
   }
   let bytes: Buffer | null;
+  const pool = obj.pool;
+  const into = pool && length >= POOLED_FROM ? pool.take(length) : undefined;
   try {
-    bytes = await obj.read(start, length);
+    bytes = await obj.read(start, length, into);
   } catch (err) {
+    if (into) pool?.release(into);
     // Gone under a cached index: deleted by another process (`smoothcast rm`, another origin's DELETE).
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw forgetObject(reply, err);
     bytes = null;
   }
   if (bytes?.length !== length) {
+    if (into) pool?.release(into);
     throw forgetObject(
       reply,
       new SmoothcastError('NOT_FOUND', 'the object is shorter than its index says; it may have been deleted'),
     );
+  }
+  if (into && pool) {
+    // Back to the pool once the body has been handed to the kernel, or the connection is gone ('close' comes
+    // after libuv has finished or cancelled the write).
+    const res = reply.raw;
+    let done = false;
+    const recycle = () => {
+      if (done) return;
+      done = true;
+      pool.release(into);
+    };
+    res.once('finish', recycle);
+    res.once('close', recycle);
   }
   return reply.send(bytes);
 }

@@ -8,6 +8,7 @@ import { keys } from '../../core/storage/storage.ts';
 import { writeMpd } from '../../media/manifest/dash.ts';
 import { writeMediaPlaylist, writeMultivariantPlaylist } from '../../media/manifest/hls.ts';
 import type { ManifestRendition, Presentation } from '../../media/types.ts';
+import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
 import { IndexCache, type RenditionIndex } from './index-cache.ts';
 import { ASSET_ID, manifestUrls, RENDITION_ID, REV } from './urls.ts';
@@ -32,6 +33,8 @@ export interface OriginOptions {
   indexCacheEntries: number;
   manifestMaxAge: number;
   corsOrigin: string;
+  /** Bytes of segment read buffers kept for reuse; 0 allocates per request. */
+  bufferPoolBytes?: number;
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -39,9 +42,13 @@ const IMMUTABLE = 'public, max-age=31536000, immutable';
 export class Origin {
   readonly cache: IndexCache;
   private readonly opts: OriginOptions;
+  private readonly pool: BufferPool | undefined;
 
   constructor(opts: OriginOptions) {
     this.opts = opts;
+    this.pool = opts.bufferPoolBytes
+      ? new BufferPool({ maxIdleBytes: opts.bufferPoolBytes, maxBuffer: 16 << 20 })
+      : undefined;
     this.cache = new IndexCache(opts.reader, { maxEntries: opts.indexCacheEntries });
   }
 
@@ -91,7 +98,7 @@ export class Origin {
         etag: `"${id}.poster.${st.size}.${Math.floor(st.mtimeMs)}"`,
         contentType: 'image/jpeg',
         cacheControl: `public, max-age=${this.opts.manifestMaxAge}`,
-        read: (o, n) => this.opts.reader.read(key, o, n),
+        read: (o, n, into) => this.opts.reader.read(key, o, n, into),
       });
     });
 
@@ -140,7 +147,7 @@ export class Origin {
         etag: `"${rev}.${rid}.init.${track.initSize}"`,
         contentType: audio ? 'audio/mp4' : 'video/mp4',
         cacheControl: IMMUTABLE,
-        read: (o, len) => this.opts.reader.read(key, o, len),
+        read: (o, len, into) => this.opts.reader.read(key, o, len, into),
       });
     }
     const s = ix.segments[n];
@@ -150,7 +157,8 @@ export class Origin {
       etag: `"${rev}.${rid}.${n}.${s.offset}.${s.size}"`,
       contentType: audio ? 'audio/mp4' : 'video/mp4',
       cacheControl: IMMUTABLE,
-      read: (o, len) => this.opts.reader.read(key, s.offset + o, len),
+      read: (o, len, into) => this.opts.reader.read(key, s.offset + o, len, into),
+      ...(this.pool ? { pool: this.pool } : {}),
     });
   }
 
