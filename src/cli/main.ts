@@ -8,6 +8,10 @@ const USAGE = `usage: smoothcast <command> [options]
 commands:
   serve  [--port N] [--host H] [--data DIR]        run the platform (API, origin, worker, web page)
   import [--data DIR] [--json] [--no-wait] FILE…    add local video files; waits until each is ready
+  upload --server URL [--wait] [--json] [--chunk-size BYTES] [--state FILE] FILE…
+                                                    upload files to a running server over tus; run it again
+                                                    after an interruption to resume (upload URLs are kept in
+                                                    --state, default ~/.local/state/smoothcast/uploads.json)
   ls     [--data DIR] [--json]                      list assets
   rm     [--data DIR] ID…                           delete assets and their files
 
@@ -38,6 +42,10 @@ async function main(argv: string[]): Promise<number> {
       host: { type: 'string' },
       json: { type: 'boolean' },
       'no-wait': { type: 'boolean' },
+      server: { type: 'string' },
+      wait: { type: 'boolean' },
+      'chunk-size': { type: 'string' },
+      state: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -56,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./serve.ts')).serve(config);
     case 'import':
       return (await import('./import.ts')).importCommand(config, cli);
+    case 'upload':
+      return (await import('./upload.ts')).uploadCommand(config, cli);
     case 'ls':
       return (await import('./ls.ts')).ls(config, cli);
     case 'rm':

@@ -28,6 +28,28 @@ export const SCHEMA = {
   },
   storage: {
     dataDir: { type: 'string', default: 'data', doc: 'folder holding the database and all media' },
+    keepSources: {
+      type: 'bool',
+      default: true,
+      doc: 'keep each source file after its encode (so it can be re-encoded); false deletes it once ready',
+    },
+  },
+  uploads: {
+    maxSize: {
+      type: 'int',
+      min: 1,
+      max: 2 ** 50,
+      default: 20 * GiB,
+      doc: 'largest upload, bytes; refused with 413 at creation (the smaller of this and limits.maxFileSize applies)',
+    },
+    expireHours: {
+      type: 'number',
+      min: 0.0001,
+      max: 24 * 365,
+      default: 24,
+      doc: 'an unfinished upload without progress for this long expires and its bytes are deleted',
+    },
+    sweepSeconds: { type: 'int', min: 1, max: 86400, default: 600, doc: 'how often expired uploads are swept' },
   },
   worker: {
     enabled: { type: 'bool', default: true, doc: 'run encode jobs in this process' },

@@ -13,6 +13,11 @@ export const ERRORS = {
   RANGE_NOT_SATISFIABLE: { status: 416, permanent: true, message: 'range not satisfiable' },
   PAYLOAD_TOO_LARGE: { status: 413, permanent: true, message: 'payload too large' },
   INTERNAL: { status: 500, permanent: false, message: 'internal error' },
+  // uploads (tus protocol errors keep tus's own statuses and bodies; these are our API around them)
+  UPLOAD_NOT_FOUND: { status: 404, permanent: true, message: 'no such upload' },
+  UPLOAD_INCOMPLETE: { status: 409, permanent: true, message: 'the upload has not finished' },
+  UPLOAD_TOO_LARGE: { status: 413, permanent: true, message: 'the upload is larger than allowed' },
+  UPLOAD_FAILED: { status: 502, permanent: false, message: 'the upload could not be completed (network or server)' },
   // input media (permanent: retrying cannot help)
   MEDIA_NOT_FOUND: { status: 422, permanent: true, message: 'source file not found' },
   MEDIA_UNREADABLE: { status: 422, permanent: true, message: 'not a media file ffmpeg can read' },

@@ -5,6 +5,7 @@ import { basename, extname } from 'node:path';
 import type { Config } from './config.ts';
 import type { Asset, AssetRepository } from './db/assets.ts';
 import { newAssetId } from './db/assets.ts';
+import type { Db } from './db/database.ts';
 import type { JobQueue } from './db/queue.ts';
 import { SmoothcastError } from './errors.ts';
 import type { Storage } from './storage/storage.ts';
@@ -12,6 +13,7 @@ import { keys } from './storage/storage.ts';
 
 export interface IngestDeps {
   config: Config;
+  db: Db;
   assets: AssetRepository;
   queue: JobQueue;
   storage: Storage;
@@ -28,7 +30,16 @@ export function titleFromName(name: string): string {
   return (base || 'untitled').slice(0, 200);
 }
 
-export async function importLocalFile(deps: IngestDeps, path: string, title?: string): Promise<Asset> {
+export interface ImportOptions {
+  title?: string;
+  /** The file's name as the user knows it (default: from the path): the stored extension and sourceName. */
+  name?: string;
+  /** Runs inside the transaction that creates the asset (e.g. recording the upload it came from). */
+  onCreated?: (asset: Asset) => void;
+}
+
+export async function importLocalFile(deps: IngestDeps, path: string, opts: ImportOptions = {}): Promise<Asset> {
+  const name = opts.name ?? basename(path);
   let size: number;
   try {
     const st = await stat(path);
@@ -41,21 +52,24 @@ export async function importLocalFile(deps: IngestDeps, path: string, title?: st
   if (size > deps.config.limits.maxFileSize) {
     throw new SmoothcastError(
       'MEDIA_TOO_LARGE',
-      `${basename(path)} is ${size} bytes; the limit is ${deps.config.limits.maxFileSize} (limits.maxFileSize)`,
+      `${name} is ${size} bytes; the limit is ${deps.config.limits.maxFileSize} (limits.maxFileSize)`,
     );
   }
   const id = newAssetId();
-  const key = keys.source(id, sourceExtension(path));
+  const key = keys.source(id, sourceExtension(name));
   await deps.storage.importFile(path, key, { link: true });
   try {
-    const asset = deps.assets.create({
-      id,
-      title: title ?? titleFromName(path),
-      sourcePath: key,
-      sourceName: basename(path),
+    return deps.db.write(() => {
+      const asset = deps.assets.create({
+        id,
+        title: opts.title ?? titleFromName(name),
+        sourcePath: key,
+        sourceName: name,
+      });
+      deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
+      opts.onCreated?.(asset);
+      return asset;
     });
-    deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
-    return asset;
   } catch (err) {
     await deps.storage.deletePrefix(keys.assetPrefix(id)).catch(() => {});
     throw err;

@@ -8,10 +8,12 @@ import type { Config } from '../core/config.ts';
 import { SqliteAssetRepository } from '../core/db/assets.ts';
 import { type Db, openDatabase } from '../core/db/database.ts';
 import { SqliteJobQueue } from '../core/db/queue.ts';
+import { SqliteUploadRepository } from '../core/db/uploads.ts';
 import { asSmoothcastError, SmoothcastError } from '../core/errors.ts';
 import { LocalStorage } from '../core/storage/local.ts';
 import { registerApi } from './api/api.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
+import { Uploads } from './upload/uploads.ts';
 import { registerHome } from './web/home.ts';
 import { Worker } from './worker/worker.ts';
 
@@ -21,6 +23,7 @@ export interface Platform {
   db: Db;
   worker: Worker | null;
   origin: Origin;
+  uploads: Uploads;
   close(): Promise<void>;
 }
 
@@ -46,7 +49,13 @@ export function openData(config: Config) {
       }
     },
   });
-  return { db, assets, queue, storage: new LocalStorage(join(config.storage.dataDir, 'media')) };
+  return {
+    db,
+    assets,
+    queue,
+    uploads: new SqliteUploadRepository(db),
+    storage: new LocalStorage(join(config.storage.dataDir, 'media')),
+  };
 }
 
 function ffmpegVersion(): string | null {
@@ -62,7 +71,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   if (!ffmpeg) {
     throw new SmoothcastError('CONFIG_INVALID', 'ffmpeg was not found on PATH: install it (apt-get install ffmpeg)');
   }
-  const { db, assets, queue, storage } = openData(config);
+  const { db, assets, queue, storage, uploads: uploadRecords } = openData(config);
   const catalog = {
     playbackState(id: string): PlaybackState | null {
       const a = assets.get(id);
@@ -117,6 +126,17 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     evict: (id) => origin.evict(id),
     health: () => ({ ffmpeg, worker: worker ? { active: worker.activeJobs } : null }),
   });
+  const uploads = new Uploads({
+    config,
+    db,
+    assets,
+    queue,
+    storage,
+    uploads: uploadRecords,
+    publicUrl: config.server.publicUrl,
+    log,
+  });
+  uploads.register(app);
   origin.register(app);
   registerHome(app);
 
@@ -124,6 +144,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? 'localhost' : config.server.host;
+  await uploads.start();
   worker?.start();
   return {
     app,
@@ -131,7 +152,9 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     db,
     worker,
     origin,
+    uploads,
     async close() {
+      uploads.close();
       await worker?.close();
       await app.close();
       db.close();

@@ -25,7 +25,7 @@ export async function startTestPlatform(overrides: ConfigInput = {}): Promise<Te
     overrides: {
       ...overrides,
       server: { host: '127.0.0.1', port: 0, ...overrides.server },
-      storage: { dataDir },
+      storage: { ...overrides.storage, dataDir },
       worker: { pollMs: 100, ...overrides.worker },
     },
   });

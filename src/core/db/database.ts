@@ -66,6 +66,14 @@ export const MIGRATIONS: readonly Migration[] = [
    CREATE INDEX jobs_asset ON jobs (asset_id);
    -- At most one queued/running job of a type per asset: a second encode of the same asset is a caller bug.
    CREATE UNIQUE INDEX jobs_one_active ON jobs (asset_id, type) WHERE state IN ('queued', 'running');`,
+  // 2: which asset a finished tus upload became (the client asks by upload id; an asset exists only for a
+  // completed upload).
+  `CREATE TABLE uploads (
+     id TEXT PRIMARY KEY,
+     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX uploads_asset ON uploads (asset_id);`,
 ];
 
 export type Row = Record<string, SQLOutputValue>;

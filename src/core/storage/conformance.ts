@@ -40,6 +40,11 @@ export function storageConformance(name: string, make: () => Promise<Storage>): 
       writeFileSync(src, 'x');
       await s.importFile(src, 'assets/del00000/r1/v0.mp4');
       await s.importFile(src, 'assets/del00000/poster.jpg');
+      await s.remove('assets/del00000/poster.jpg');
+      assert.equal(await s.stat('assets/del00000/poster.jpg'), null);
+      assert.ok(await s.stat('assets/del00000/r1/v0.mp4'), 'remove takes only its object');
+      await s.remove('assets/del00000/poster.jpg'); // removing nothing is fine
+      await s.importFile(src, 'assets/del00000/poster.jpg');
       await s.deletePrefix(keys.assetPrefix('del00000'));
       assert.equal(await s.stat('assets/del00000/r1/v0.mp4'), null);
       assert.equal(await s.stat('assets/del00000/poster.jpg'), null);

@@ -73,6 +73,10 @@ export class LocalStorage implements Storage {
     await copyFile(src, dest, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
   }
 
+  async remove(key: string): Promise<void> {
+    await rm(this.localPath(key), { force: true });
+  }
+
   async deletePrefix(prefix: string): Promise<void> {
     await rm(this.localPath(prefix), { recursive: true, force: true });
   }

@@ -29,6 +29,8 @@ export interface Storage extends MediaReader {
    * existing object under `key` is never replaced (the call fails).
    */
   importFile(src: string, key: string, opts?: { link?: boolean }): Promise<void>;
+  /** Removes one object; a missing one is not an error. */
+  remove(key: string): Promise<void>;
   /** Removes every object under `prefix` (a folder-like key ending without a slash). */
   deletePrefix(prefix: string): Promise<void>;
 }

@@ -113,6 +113,10 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
     }));
     assets.setReady(asset.id, { duration, renditions: final });
     ctx.log('encode ready', { asset: asset.id, duration });
+    if (!ctx.config.storage.keepSources) {
+      // As the seed's encoder did: once the renditions exist, the source is not needed to play.
+      await storage.remove(asset.sourcePath).catch((err) => ctx.log('source delete failed', { error: String(err) }));
+    }
   } catch (err) {
     await posterDone;
     // This attempt's files are of no use to a retry (it writes a new rev) nor to a failed asset.

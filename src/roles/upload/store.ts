@@ -1,0 +1,121 @@
+// The tus data store: @tus/file-store's FileStore (one data file + one JSON info file per upload, the offset is
+// the data file's size, so whatever reached the disk survives a crash) with what smoothcast adds:
+// - the checksum extension (tus 1.0 §checksum): a PATCH carrying `Upload-Checksum: <algo> <base64>` is hashed as
+//   it is written; on a mismatch the bytes of that PATCH are cut off again and the client gets 460;
+// - expiry measured from the last progress (the data file's mtime), not from creation, both for the
+//   Upload-Expires header @tus/server derives from `creation_date` and for the sweep.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash, type Hash } from 'node:crypto';
+import { readdir, stat, truncate } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Readable, Transform } from 'node:stream';
+import { FileStore } from '@tus/file-store';
+import type { Upload } from '@tus/utils';
+
+/** Algorithms offered in Tus-Checksum-Algorithm (sha1 is the one the protocol requires). */
+export const CHECKSUM_ALGORITHMS = ['sha1', 'sha256', 'md5'] as const;
+
+/** Per-request facts the store needs but @tus/server does not pass to write(): carried by async context. */
+export interface UploadRequestContext {
+  checksum?: { algorithm: string; digest: string };
+}
+
+export const requestContext = new AsyncLocalStorage<UploadRequestContext>();
+
+/** A tus error @tus/server answers with as is. */
+export function tusError(status_code: number, body: string): { status_code: number; body: string } {
+  return { status_code, body: body.endsWith('\n') ? body : `${body}\n` };
+}
+
+/** Parses an Upload-Checksum header; throws the tus error for a bad or unsupported one. */
+export function parseChecksumHeader(header: string): { algorithm: string; digest: string } {
+  const m = /^([a-z0-9-]{1,16}) ([A-Za-z0-9+/]{1,128}={0,2})$/.exec(header.trim());
+  if (!m) throw tusError(400, 'Upload-Checksum must be "<algorithm> <base64 digest>"');
+  const [, algorithm = '', digest = ''] = m;
+  if (!(CHECKSUM_ALGORITHMS as readonly string[]).includes(algorithm)) {
+    throw tusError(400, `unsupported checksum algorithm ${algorithm}; use one of ${CHECKSUM_ALGORITHMS.join(', ')}`);
+  }
+  return { algorithm, digest };
+}
+
+export class SmoothcastFileStore extends FileStore {
+  constructor(opts: { directory: string; expirationPeriodInMilliseconds: number }) {
+    super(opts);
+    this.extensions = [...this.extensions, 'checksum'];
+  }
+
+  /** The data file of an upload (ids are validated by the caller: 32 hex digits, never a path). */
+  pathOf(id: string): string {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw tusError(404, 'no such upload');
+    return join(this.directory, id);
+  }
+
+  override async write(readable: Readable, id: string, offset: number): Promise<number> {
+    const checksum = requestContext.getStore()?.checksum;
+    if (!checksum) return super.write(readable, id, offset);
+    const hash: Hash = createHash(checksum.algorithm);
+    const hashing = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    readable.on('error', (err) => hashing.destroy(err));
+    let end: number;
+    try {
+      end = await super.write(readable.pipe(hashing), id, offset);
+    } catch (err) {
+      // A PATCH that did not arrive whole cannot be verified: none of it counts.
+      await truncate(this.pathOf(id), offset).catch(() => {});
+      throw err;
+    }
+    const digest = hash.digest('base64');
+    if (digest !== checksum.digest) {
+      await truncate(this.pathOf(id), offset);
+      throw tusError(460, 'Checksum Mismatch');
+    }
+    return end;
+  }
+
+  /** As FileStore's, with `creation_date` moved to the last progress so expiry counts from there. */
+  override async getUpload(id: string): Promise<Upload> {
+    const upload = await super.getUpload(id);
+    const st = await stat(this.pathOf(id));
+    const created = upload.creation_date ? Date.parse(upload.creation_date) : 0;
+    upload.creation_date = new Date(Math.max(created, st.mtimeMs)).toISOString();
+    return upload;
+  }
+
+  /**
+   * Deletes unfinished uploads without progress for the expiration period, and data files whose info file never
+   * got written (a crash during creation). Finished uploads are the finisher's business. Returns how many.
+   */
+  override async deleteExpired(): Promise<number> {
+    const period = this.getExpiration();
+    if (period <= 0) return 0;
+    const now = Date.now();
+    let removed = 0;
+    let names: string[];
+    try {
+      names = await readdir(this.directory);
+    } catch {
+      return 0;
+    }
+    const infos = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
+    for (const name of names) {
+      if (name.endsWith('.json')) continue;
+      const st = await stat(join(this.directory, name)).catch(() => null);
+      if (!st?.isFile() || now - st.mtimeMs <= period) continue;
+      if (!infos.has(name)) {
+        await this.remove(name).catch(() => {});
+        removed++;
+        continue;
+      }
+      const info = (await this.configstore.get(name)) as { size?: number } | undefined;
+      if (info?.size !== undefined && st.size >= info.size) continue;
+      await this.remove(name).catch(() => {});
+      removed++;
+    }
+    return removed;
+  }
+}
