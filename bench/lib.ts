@@ -69,7 +69,16 @@ export interface Nginx {
 }
 
 /** nginx (Debian) serving `root` as static files, sendfile on, as a CDN origin would. */
-export async function startNginx(root: string, workDir: string, port: number): Promise<Nginx> {
+/**
+ * nginx on `port` serving `root` as static files; with `put`, also accepting `PUT /put/<name>` bodies into
+ * `root/put/` (the DAV module, as a plain upload target).
+ */
+export async function startNginx(
+  root: string,
+  workDir: string,
+  port: number,
+  opts: { put?: boolean } = {},
+): Promise<Nginx> {
   mkdirSync(workDir, { recursive: true });
   const conf = join(workDir, 'nginx.conf');
   writeFileSync(
@@ -87,7 +96,11 @@ http {
   types { video/mp4 m4s mp4; }
   client_body_temp_path ${workDir}/body; proxy_temp_path ${workDir}/proxy; fastcgi_temp_path ${workDir}/fcgi;
   uwsgi_temp_path ${workDir}/uwsgi; scgi_temp_path ${workDir}/scgi;
-  server { listen 127.0.0.1:${port}; root ${root}; }
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    ${opts.put ? 'location /put/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; client_body_buffer_size 1m; }' : ''}
+  }
 }
 `,
   );

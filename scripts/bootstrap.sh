@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what smoothcast needs and is missing, then exits 0. Idempotent and quiet when all is there.
 #   sh scripts/bootstrap.sh            npm dependencies (which bring Node 24) + ffmpeg
-#   sh scripts/bootstrap.sh --bench    the same + nginx and wrk (benchmark references)
+#   sh scripts/bootstrap.sh --bench    the same + nginx, wrk and curl (benchmark references and clients)
 # Only the npm registry and Debian's packages are used.
 set -eu
 cd "$(dirname "$0")/.."
@@ -30,6 +30,7 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || apt_p
 if [ $want_bench -eq 1 ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs="$apt_pkgs nginx-light"
   command -v wrk >/dev/null 2>&1 || apt_pkgs="$apt_pkgs wrk"
+  command -v curl >/dev/null 2>&1 || apt_pkgs="$apt_pkgs curl"
 fi
 if [ -n "$apt_pkgs" ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

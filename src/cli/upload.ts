@@ -62,8 +62,7 @@ function uploadOne(
   const size = statSync(file).size;
   const name = basename(file);
   const started = Date.now();
-  let resumedFrom = 0;
-  let firstReport = true;
+  let resumedFrom: number | null = null;
   return new Promise((done, reject) => {
     const upload: Upload = new Upload(createReadStream(file), {
       endpoint,
@@ -74,13 +73,13 @@ function uploadOne(
       storeFingerprintForResuming: true,
       removeFingerprintOnSuccess: true,
       retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
+      onBeforeRequest: (req) => {
+        // The first PATCH's offset is where this run starts: 0 for a new upload, the server's offset on a resume.
+        if (resumedFrom === null && req.getMethod() === 'PATCH') resumedFrom = Number(req.getHeader('Upload-Offset'));
+      },
       onProgress: (sent, total) => {
-        if (firstReport) {
-          firstReport = false;
-          resumedFrom = sent;
-        }
         const elapsed = (Date.now() - started) / 1000;
-        const rate = elapsed > 0 ? (sent - resumedFrom) / elapsed : 0;
+        const rate = elapsed > 0 ? (sent - (resumedFrom ?? 0)) / elapsed : 0;
         opts.bars.update(file, {
           label: name,
           percent: total ? (sent / total) * 100 : 0,
@@ -89,7 +88,7 @@ function uploadOne(
         });
       },
       onError: (err) => reject(err),
-      onSuccess: () => done({ url: upload.url ?? '', resumedFrom }),
+      onSuccess: () => done({ url: upload.url ?? '', resumedFrom: resumedFrom ?? size }),
     });
     upload
       .findPreviousUploads()
