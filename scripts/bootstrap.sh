@@ -1,15 +1,18 @@
 #!/bin/sh
 # Installs what smoothcast needs and is missing, then exits 0. Idempotent and quiet when all is there.
 #   sh scripts/bootstrap.sh            npm dependencies (which bring Node 24) + ffmpeg
+#   sh scripts/bootstrap.sh --test     the same + chromium (the browser tests drive it through playwright-core)
 #   sh scripts/bootstrap.sh --bench    the same + nginx, wrk and curl (benchmark references and clients)
 # Only the npm registry and Debian's packages are used.
 set -eu
 cd "$(dirname "$0")/.."
 
 want_bench=0
+want_browser=0
 for a in "$@"; do
   case "$a" in
     --bench) want_bench=1 ;;
+    --test) want_browser=1 ;;
     *) echo "bootstrap: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -24,9 +27,15 @@ if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || ! cmp -s package-lock
   cp package-lock.json "$stamp"
 fi
 
-# 2. Debian packages.
+# 2. The web app (web/ → dist/web), rebuilt only when its sources changed.
+./node_modules/.bin/node scripts/build-web.ts
+
+# 3. Debian packages.
 apt_pkgs=""
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || apt_pkgs="$apt_pkgs ffmpeg"
+if [ $want_browser -eq 1 ]; then
+  command -v chromium >/dev/null 2>&1 || apt_pkgs="$apt_pkgs chromium"
+fi
 if [ $want_bench -eq 1 ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs="$apt_pkgs nginx-light"
   command -v wrk >/dev/null 2>&1 || apt_pkgs="$apt_pkgs wrk"

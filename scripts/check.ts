@@ -3,6 +3,8 @@ import { spawnSync } from 'node:child_process';
 
 for (const [name, args] of [
   ['tsc', ['-p', '.']],
+  ['tsc', ['-p', 'web']],
+  ['tsc', ['-p', 'test/browser']],
   ['biome', ['check', '.']],
 ] as const) {
   const r = spawnSync(`node_modules/.bin/${name}`, args, { stdio: 'inherit' });

@@ -14,7 +14,7 @@ import { LocalStorage } from '../core/storage/local.ts';
 import { registerApi } from './api/api.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
-import { registerHome } from './web/home.ts';
+import { registerWeb } from './web/web.ts';
 import { Worker } from './worker/worker.ts';
 
 export interface Platform {
@@ -138,7 +138,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   });
   uploads.register(app);
   origin.register(app);
-  registerHome(app);
+  registerWeb(app);
 
   await app.listen({ host: config.server.host, port: config.server.port });
   const addr = app.server.address();

@@ -1,0 +1,200 @@
+// The web app in a real browser: Debian's chromium driven by playwright-core (no browser download). Upload a
+// generated clip through the page's file input, watch the upload and then the encode progress, follow the Watch
+// link, play past 3 s in Shaka Player, pick every rendition from the quality menu, delete from the library.
+// Screenshots for the README are taken on the way (docs/screenshots).
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { AssetJson } from '../../src/roles/api/present.ts';
+import { ffmpegFixture, testSource } from '../helpers/media.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = new URL('../../docs/screenshots/', import.meta.url).pathname;
+
+describe('web app in chromium', () => {
+  let p: TestPlatform;
+  let browser: Browser;
+  let context: BrowserContext;
+  let clip: string;
+  const consoleErrors: string[] = [];
+  let assetId = '';
+
+  const open = async (path: string, viewport = { width: 1280, height: 900 }): Promise<Page> => {
+    const page = await context.newPage();
+    await page.setViewportSize(viewport);
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(`${path}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => consoleErrors.push(`${path}: ${e.message}`));
+    await page.goto(p.url + path);
+    return page;
+  };
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} missing: npm test installs Debian's chromium (run as root)`);
+    p = await startTestPlatform({ encode: { preset: 'ultrafast' } });
+    const generated = await ffmpegFixture(
+      [
+        ...testSource({ seconds: 10, width: 960, height: 540 }),
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-pix_fmt',
+        'yuv420p',
+        '-c:a',
+        'aac',
+        '-shortest',
+      ],
+      'mp4',
+    );
+    // A file name as a person's would be: it becomes the title shown on every page (and in the screenshots).
+    clip = join(p.dataDir, 'Test pattern at 540p.mp4');
+    copyFileSync(generated, clip);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'],
+    });
+    context = await browser.newContext();
+    mkdirSync(SHOTS, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await p?.stop();
+  });
+
+  it('uploads through the file input, shows upload then encoding progress, then the Watch link', async () => {
+    const page = await open('/');
+    // Slow the upload down (Chrome's network emulation) so it is visibly in progress for the screenshot.
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 1.5 * 1024 * 1024,
+    });
+    await page.setInputFiles('#file-input', clip);
+    const bar = page.locator('.upload progress').first();
+    await page.waitForFunction(() => {
+      const v = (document.querySelector('.upload progress') as HTMLProgressElement | null)?.value ?? 0;
+      return v > 20 && v < 90;
+    });
+    assert.match((await page.locator('.upload .figures').first().textContent()) ?? '', /MB \/ .*MB.*\/s/);
+    await page.screenshot({ path: join(SHOTS, 'upload.png') });
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
+    await page.waitForFunction(
+      () => (document.querySelector('.upload progress') as HTMLProgressElement | null)?.value === 100,
+    );
+    assert.equal(await bar.getAttribute('aria-label'), 'Upload of Test pattern at 540p.mp4');
+    // Encoding progress from the SSE stream, then the Watch link once playable.
+    await page.locator('.upload progress.encode').waitFor();
+    await page.waitForFunction(() =>
+      /Encoding|Queued|Ready/.test(document.querySelector('.upload .state')?.textContent ?? ''),
+    );
+    const watch = page.locator('.upload a.watch:not([hidden])');
+    await watch.waitFor({ timeout: 120_000 });
+    const href = (await watch.getAttribute('href')) ?? '';
+    assetId = /\/watch\/([a-z0-9]{16})$/.exec(href)?.[1] ?? '';
+    assert.ok(assetId, href);
+    await page.waitForFunction(() => document.querySelector('.upload')?.getAttribute('data-status') === 'ready', null, {
+      timeout: 180_000,
+    });
+    await page.close();
+  });
+
+  it('plays on the watch page past 3 s, lists every rendition and switches to the one chosen', async () => {
+    const asset = await p.get<AssetJson>(`/api/assets/${assetId}`);
+    const heights = asset.renditions.filter((r) => r.type === 'video').map((r) => r.height);
+    assert.ok(heights.length >= 2, `a ladder to choose from: ${heights}`);
+    const page = await open(`/watch/${assetId}`);
+    await page.locator('button.play').click();
+    await page.waitForFunction(() => (document.querySelector('video')?.currentTime ?? 0) > 3, null, {
+      timeout: 60_000,
+    });
+
+    const options = await page
+      .locator('select.quality option')
+      .evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value));
+    assert.deepEqual(options, ['auto', ...heights.map(String)]);
+    for (const h of [heights.at(-1)!, heights[0]!]) {
+      await page.selectOption('select.quality', String(h));
+      await page.waitForFunction(
+        (want) => {
+          const player = (
+            window as unknown as { smoothcastPlayer: { getVariantTracks(): { active: boolean; height: number }[] } }
+          ).smoothcastPlayer;
+          const active = player.getVariantTracks().find((t) => t.active);
+          return (
+            active?.height === want && document.querySelector('.current')?.getAttribute('data-height') === String(want)
+          );
+        },
+        h,
+        { timeout: 30_000 },
+      );
+    }
+    assert.match((await page.locator('.stats').textContent()) ?? '', /Playing \d+p · .*Bandwidth/);
+    // Keyboard: m mutes, space pauses.
+    await page.locator('video').focus();
+    await page.keyboard.press('m');
+    assert.equal(await page.locator('video').evaluate((v) => (v as HTMLVideoElement).muted), true);
+    await page.keyboard.press(' ');
+    assert.equal(await page.locator('video').evaluate((v) => (v as HTMLVideoElement).paused), true);
+    // Labels on every control (screen readers), and the share section.
+    for (const sel of ['button.play', 'input.seek', 'button.mute', 'select.quality', 'button.fullscreen']) {
+      assert.ok(await page.locator(sel).getAttribute('aria-label'), `${sel} has a label`);
+    }
+    assert.match(
+      await page.locator('input[aria-label="Embed code"]').inputValue(),
+      /<iframe src=".*\/watch\/.*\?embed"/,
+    );
+    await page.screenshot({ path: join(SHOTS, 'watch.png') });
+    await page.close();
+  });
+
+  it('shows the library at phone width and deletes an asset with its files after confirmation', async () => {
+    const page = await open('/library', { width: 390, height: 844 });
+    const card = page.locator(`li.asset[data-id="${assetId}"]`);
+    await card.waitFor();
+    assert.match((await card.textContent()) ?? '', /Test pattern at 540p.*0:10.*Ready/s);
+    assert.ok(await card.locator('img').getAttribute('src'));
+    assert.equal(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      true,
+      'no horizontal scrolling at phone width',
+    );
+    page.once('dialog', (d) => void d.accept());
+    await card.locator('button.delete').click();
+    await card.waitFor({ state: 'detached' });
+    assert.equal((await fetch(`${p.url}/api/assets/${assetId}`)).status, 404);
+    assert.equal(existsSync(join(p.dataDir, 'media', 'assets', assetId)), false);
+    await page.close();
+  });
+
+  it('shows why a non-video upload failed', async () => {
+    const page = await open('/');
+    const bogus = join(p.dataDir, 'notes.mp4');
+    writeFileSync(bogus, 'this is not a video\n'.repeat(1000));
+    await page.setInputFiles('#file-input', bogus);
+    await page.waitForFunction(
+      () => /Failed — MEDIA_UNREADABLE/.test(document.querySelector('.upload .state')?.textContent ?? ''),
+      null,
+      {
+        timeout: 60_000,
+      },
+    );
+    await page.close();
+  });
+
+  it('logged no console errors on any page', () => {
+    assert.deepEqual(consoleErrors, []);
+  });
+});

@@ -1,0 +1,99 @@
+// The platform's JSON API as the pages use it (same origin).
+export interface Asset {
+  id: string;
+  title: string;
+  status: 'queued' | 'processing' | 'ready' | 'failed';
+  playable: boolean;
+  progress: { percent: number; speed: number | null; etaSeconds: number | null } | null;
+  error: { code: string; message: string } | null;
+  duration: number | null;
+  renditions: {
+    id: string;
+    type: 'video' | 'audio';
+    width: number | null;
+    height: number | null;
+    bitrate: number;
+    codecs: string | null;
+  }[];
+  playback: { hls: string | null; dash: string | null; poster: string | null };
+  createdAt: string;
+}
+
+export class ApiError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+async function json<T>(res: Response): Promise<T> {
+  const body = (await res.json().catch(() => null)) as (T & { error?: { code: string; message: string } }) | null;
+  if (!res.ok || body === null) {
+    throw new ApiError(body?.error?.code ?? `HTTP_${res.status}`, body?.error?.message ?? res.statusText);
+  }
+  return body;
+}
+
+export const api = {
+  list: async () => (await json<{ assets: Asset[] }>(await fetch('/api/assets?limit=200'))).assets,
+  get: async (id: string) => json<Asset>(await fetch(`/api/assets/${encodeURIComponent(id)}`)),
+  remove: async (id: string) => {
+    const res = await fetch(`/api/assets/${encodeURIComponent(id)}`, { method: 'DELETE' });
+    if (!res.ok && res.status !== 404) await json(res);
+  },
+  assetOfUpload: async (uploadUrl: string) => json<Asset>(await fetch(`${uploadUrl}/asset`)),
+  /** Follows an asset over Server-Sent Events until it is ready, failed or deleted. */
+  follow(id: string, on: (a: Asset | null) => void): () => void {
+    const es = new EventSource(`/api/assets/${encodeURIComponent(id)}/events`);
+    es.addEventListener('asset', (e) => {
+      const a = JSON.parse((e as MessageEvent<string>).data) as Asset;
+      on(a);
+      if (a.status === 'ready' || a.status === 'failed') es.close();
+    });
+    es.addEventListener('deleted', () => {
+      on(null);
+      es.close();
+    });
+    return () => es.close();
+  },
+};
+
+export function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else e.setAttribute(k, v);
+  }
+  e.append(...children);
+  return e;
+}
+
+export function bytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MB`;
+  return `${(n / 1024).toFixed(0)} KB`;
+}
+
+export function clock(seconds: number): string {
+  const t = Math.max(0, Math.round(seconds));
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const s = String(t % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+}
+
+export function statusText(a: Asset): string {
+  if (a.status === 'failed') return `Failed — ${a.error?.code}: ${a.error?.message}`;
+  if (a.status === 'processing' && a.progress) {
+    const speed = a.progress.speed ? `, ${a.progress.speed.toFixed(2)}× realtime` : '';
+    const eta = a.progress.etaSeconds != null ? `, ${clock(a.progress.etaSeconds)} left` : '';
+    return `Encoding ${Math.floor(a.progress.percent)}%${speed}${eta}`;
+  }
+  return { queued: 'Queued for encoding', processing: 'Encoding', ready: 'Ready', failed: 'Failed' }[a.status];
+}

@@ -1,0 +1,56 @@
+// The library: every asset with poster, title, duration, status and date; watch links; delete with confirmation.
+import { type Asset, api, clock, el, statusText } from './api.ts';
+
+function card(a: Asset, onDelete: (a: Asset) => void): HTMLElement {
+  const poster = a.playback.poster
+    ? el('img', { src: a.playback.poster, alt: '', loading: 'lazy', width: '320', height: '180' })
+    : el('div', { class: 'noposter', 'aria-hidden': 'true' });
+  const title = a.playable ? el('a', { href: `/watch/${a.id}`, text: a.title }) : el('span', { text: a.title });
+  const del = el('button', { type: 'button', class: 'delete', 'aria-label': `Delete ${a.title}` }, 'Delete');
+  del.addEventListener('click', () => onDelete(a));
+  return el(
+    'li',
+    { class: `asset ${a.status}`, 'data-id': a.id, 'data-status': a.status },
+    poster,
+    el('h2', {}, title),
+    el(
+      'p',
+      { class: 'meta' },
+      el('span', { text: a.duration ? clock(a.duration) : '–' }),
+      ' · ',
+      el('time', { datetime: a.createdAt, text: new Date(a.createdAt).toLocaleString() }),
+    ),
+    el('p', { class: 'status', text: statusText(a) }),
+    del,
+  );
+}
+
+export async function renderLibrary(app: HTMLElement): Promise<void> {
+  const list = el('ul', { class: 'library', 'aria-label': 'Videos' });
+  const note = el('p', { role: 'status', 'aria-live': 'polite' });
+  app.replaceChildren(el('h1', { text: 'Library' }), note, list);
+
+  const onDelete = async (a: Asset) => {
+    if (!confirm(`Delete “${a.title}” and all its files? This cannot be undone.`)) return;
+    await api.remove(a.id);
+    list.querySelector(`[data-id="${a.id}"]`)?.remove();
+    note.textContent = `Deleted “${a.title}”.`;
+  };
+  const draw = async () => {
+    let assets: Asset[];
+    try {
+      assets = await api.list();
+    } catch (err) {
+      note.textContent = `Could not load the library: ${(err as Error).message}`;
+      return false;
+    }
+    list.replaceChildren(...assets.map((a) => card(a, (x) => void onDelete(x))));
+    if (!assets.length) list.append(el('li', { class: 'empty' }, 'No videos yet. ', el('a', { href: '/' }, 'Upload one')));
+    return assets.some((a) => a.status === 'queued' || a.status === 'processing');
+  };
+  // While something encodes, refresh every few seconds.
+  const tick = async () => {
+    if (await draw()) setTimeout(() => void tick(), 3000);
+  };
+  await tick();
+}
