@@ -3,7 +3,7 @@
 // link, play past 3 s in Shaka Player, pick every rendition from the quality menu, delete from the library.
 // Screenshots for the README are taken on the way (docs/screenshots).
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -176,6 +176,75 @@ describe('web app in chromium', () => {
     await card.waitFor({ state: 'detached' });
     assert.equal((await fetch(`${p.url}/api/assets/${assetId}`)).status, 404);
     assert.equal(existsSync(join(p.dataDir, 'media', 'assets', assetId)), false);
+    await page.close();
+  });
+
+  it('pauses, resumes, resumes after a reload, and cancels (deleting the bytes on the server)', async () => {
+    const page = await open('/');
+    const cdp = await context.newCDPSession(page);
+    const throttle = (bps: number) =>
+      cdp.send('Network.emulateNetworkConditions', {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: bps,
+      });
+    const value = () =>
+      page.evaluate(() => (document.querySelector('.upload progress') as HTMLProgressElement | null)?.value ?? 0);
+    await throttle(1024 * 1024);
+    await page.setInputFiles('#file-input', clip);
+    await page.waitForFunction(
+      () => ((document.querySelector('.upload progress') as HTMLProgressElement | null)?.value ?? 0) > 15,
+    );
+    await page.locator('.upload button.pause').click();
+    await page.waitForFunction(() => /Paused at/.test(document.querySelector('.upload .state')?.textContent ?? ''));
+    const paused = await value();
+    await page.waitForTimeout(600);
+    assert.equal(await value(), paused, 'no progress while paused');
+    await page.locator('.upload button.pause').click(); // now "Resume"
+    await page.waitForFunction((v) => {
+      const now = (document.querySelector('.upload progress') as HTMLProgressElement | null)?.value ?? 0;
+      return now > v + 5;
+    }, paused);
+
+    // Reload mid-upload: the page lists it as unfinished; choosing the file again resumes past where it was.
+    const before = await value();
+    await page.reload();
+    await page.locator('section.resumable:not([hidden])').waitFor();
+    await throttle(-1);
+    await page.setInputFiles('#file-input', clip);
+    await page.waitForFunction(() =>
+      /Resuming|Uploading/.test(document.querySelector('.upload .state')?.textContent ?? ''),
+    );
+    const first = await value();
+    await page.waitForFunction(
+      () => (document.querySelector('.upload progress') as HTMLProgressElement | null)?.value === 100,
+    );
+    assert.ok(first >= before - 1 || first === 100, `resumed at ${first}% after ${before}%, not from 0`);
+
+    // Cancel another upload midway: its bytes are gone from the server.
+    await throttle(512 * 1024);
+    const other = join(p.dataDir, 'Another clip.mp4');
+    copyFileSync(clip, other);
+    await page.setInputFiles('#file-input', other);
+    const card = page.locator('li.upload[data-file="Another clip.mp4"]');
+    await page.waitForFunction(() => {
+      const c = document.querySelector(
+        'li.upload[data-file="Another clip.mp4"] progress',
+      ) as HTMLProgressElement | null;
+      return (c?.value ?? 0) > 10;
+    });
+    const uploads = join(p.dataDir, 'uploads');
+    const partial = readdirSync(uploads).filter((f) => !f.endsWith('.json'));
+    assert.ok(partial.length > 0);
+    await card.locator('button.cancel').click();
+    await card.locator('text=Cancelled').waitFor();
+    const left = readdirSync(uploads).filter((f) => f.endsWith('.json'));
+    for (const f of left) {
+      const info = JSON.parse(readFileSync(join(uploads, f), 'utf8')) as { metadata?: { filename?: string } };
+      assert.notEqual(info.metadata?.filename, 'Another clip.mp4', 'the cancelled upload is gone');
+    }
+    await throttle(-1);
     await page.close();
   });
 
