@@ -57,7 +57,8 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   }
   const video = el('video', { id: 'video', playsinline: '', preload: 'auto', 'aria-label': asset.title });
   if (asset.playback.poster) video.poster = asset.playback.poster;
-  const playBtn = el('button', { type: 'button', class: 'play', 'aria-label': 'Play' }, icon(ICONS.play));
+  // Disabled until the stream is loaded: a play() before that would have nothing to play.
+  const playBtn = el('button', { type: 'button', class: 'play', 'aria-label': 'Play', disabled: '' }, icon(ICONS.play));
   const seek = el('input', { type: 'range', class: 'seek', min: '0', max: '0', step: '0.1', value: '0', 'aria-label': 'Seek' });
   const time = el('span', { class: 'time', 'aria-live': 'off', text: '0:00 / 0:00' });
   const muteBtn = el(
@@ -181,7 +182,7 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     video.currentTime = Number(seek.value);
   });
 
-  const toggle = () => (video.paused ? void video.play() : video.pause());
+  const toggle = () => (video.paused ? void video.play().catch(() => {}) : video.pause());
   const syncPlay = () => {
     playBtn.replaceChildren(icon(video.paused ? ICONS.play : ICONS.pause));
     playBtn.setAttribute('aria-label', video.paused ? 'Play' : 'Pause');
@@ -225,4 +226,5 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     }
   });
   drawSeek();
+  playBtn.disabled = false;
 }
