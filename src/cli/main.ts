@@ -12,6 +12,8 @@ commands:
                                                     upload files to a running server over tus; run it again
                                                     after an interruption to resume (upload URLs are kept in
                                                     --state, default ~/.local/state/smoothcast/uploads.json)
+  export [--data DIR] [--json] ID DIR              write a folder that plays from any static host: one file
+                                                    per rendition (with a sidx), byte-range HLS, SegmentBase DASH
   ls     [--data DIR] [--json]                      list assets
   rm     [--data DIR] ID…                           delete assets and their files
 
@@ -66,6 +68,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./import.ts')).importCommand(config, cli);
     case 'upload':
       return (await import('./upload.ts')).uploadCommand(config, cli);
+    case 'export':
+      return (await import('./export.ts')).exportCommand(config, cli);
     case 'ls':
       return (await import('./ls.ts')).ls(config, cli);
     case 'rm':

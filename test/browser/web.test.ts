@@ -160,6 +160,18 @@ describe('web app in chromium', () => {
     await page.close();
   });
 
+  it('plays every delivery of the same files in Shaka: HLS, DASH, byte-range HLS, SegmentBase DASH', async () => {
+    for (const format of ['hls', 'dash', 'hls-byterange', 'dash-segmentbase']) {
+      const page = await open(`/watch/${assetId}?format=${format}`);
+      await page.locator('button.play').click();
+      await page.waitForFunction(() => (document.querySelector('video')?.currentTime ?? 0) > 2, null, {
+        timeout: 60_000,
+      });
+      assert.equal(await page.locator('.message').textContent(), '', format);
+      await page.close();
+    }
+  });
+
   it('shows the library at phone width and deletes an asset with its files after confirmation', async () => {
     const page = await open('/library', { width: 390, height: 844 });
     const card = page.locator(`li.asset[data-id="${assetId}"]`);

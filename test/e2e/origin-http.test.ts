@@ -2,9 +2,11 @@
 // CMAF file per rendition, immutable, cacheable and range-addressable (RFC 9110 §13, §14); manifests are short-lived;
 // every error is JSON with a stable code; the server keeps answering after all of them.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { indexBuffer } from '../../src/media/bmff/index.ts';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { ffmpegFixture, testSource } from '../helpers/media.ts';
@@ -12,6 +14,12 @@ import { cli, settled, startTestPlatform, type TestPlatform } from '../helpers/p
 import { fetchText, parseMediaPlaylist } from '../helpers/verify.ts';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** ffmpeg's stderr for a run (empty when it reports nothing). */
+async function runFfmpeg(args: string[]): Promise<string> {
+  const { stderr } = await promisify(execFile)('ffmpeg', args, { timeout: 120_000, maxBuffer: 1 << 24 });
+  return stderr;
+}
 
 interface Rendition {
   id: string;
@@ -319,5 +327,60 @@ describe('origin HTTP semantics', () => {
     }
     assert.equal((await fetch(masterUrl)).status, 404);
     assert.equal((await p.get<{ ok: boolean }>('/healthz')).ok, true);
+  });
+
+  it('serves byte-range HLS and SegmentBase DASH from single files that are init + sidx + the same fragments', async () => {
+    const a = await p.get<AssetJson>(`/api/assets/${asset.id}`);
+    assert.ok(a.playback.hlsByteRange && a.playback.dashSegmentBase);
+    const brMaster = new URL(a.playback.hlsByteRange, p.url).href;
+    for (const r of renditions) {
+      const single = Buffer.from(await (await fetch(`${p.url}/v/${asset.id}/${rev}/${r.id}.mp4`)).arrayBuffer());
+      const { track, segments } = indexBuffer(r.file);
+      const sidxSize = single.readUInt32BE(track.initSize);
+      assert.equal(single.subarray(track.initSize + 4, track.initSize + 8).toString('latin1'), 'sidx');
+      const last = segments.at(-1)!;
+      assert.ok(single.subarray(0, track.initSize).equals(r.file.subarray(0, track.initSize)), 'init first');
+      assert.ok(
+        single.subarray(track.initSize + sidxSize).equals(r.file.subarray(track.initSize, last.offset + last.size)),
+        'then the stored fragments',
+      );
+      // The byte-range playlist addresses exactly the bytes of the per-segment URLs.
+      const text = await fetchText(new URL(`${rev}/${r.id}-br.m3u8`, brMaster).href);
+      assert.match(text, new RegExp(`#EXT-X-MAP:URI="${r.id}.mp4",BYTERANGE="${track.initSize}@0"`));
+      const ranges = [...text.matchAll(/#EXT-X-BYTERANGE:(\d+)@(\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+      assert.equal(ranges.length, r.segmentUrls.length);
+      for (const [n, [size, offset]] of ranges.entries()) {
+        const res = await fetch(`${p.url}/v/${asset.id}/${rev}/${r.id}.mp4`, {
+          headers: { range: `bytes=${offset}-${offset! + size! - 1}` },
+        });
+        assert.equal(res.status, 206);
+        assert.ok((await bytes(res)).equals(await bytes(await fetch(r.segmentUrls[n]!))), `${r.id} segment ${n}`);
+      }
+    }
+    // Real demuxers play both (ffmpeg's HLS with byte ranges, its DASH with SegmentBase).
+    for (const url of [brMaster, new URL(a.playback.dashSegmentBase, p.url).href]) {
+      const out = await runFfmpeg(['-v', 'error', '-i', url, '-map', '0', '-f', 'null', '-']);
+      assert.equal(out.trim(), '', `${url}: ${out}`);
+    }
+  });
+
+  it('exports a folder of single files and manifests that plays with no server, byte-identical to the origin', async () => {
+    const dir = join(p.dataDir, 'export-test');
+    const r = await cli(['export', '--data', p.dataDir, '--json', asset.id, dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const listing = JSON.parse(r.stdout) as { files: string[] };
+    for (const x of renditions) {
+      assert.ok(listing.files.includes(`${x.id}.mp4`));
+      const served = await bytes(await fetch(`${p.url}/v/${asset.id}/${rev}/${x.id}.mp4`));
+      assert.ok(readFileSync(join(dir, `${x.id}.mp4`)).equals(served), `${x.id}.mp4 as the origin serves it`);
+    }
+    assert.equal(listing.files.filter((f) => f.endsWith('.m4s')).length, 0, 'no chunk files');
+    for (const f of ['master.m3u8', 'manifest.mpd']) {
+      const out = await runFfmpeg(['-v', 'error', '-i', join(dir, f), '-map', '0', '-f', 'null', '-']);
+      assert.equal(out.trim(), '', `${f}: ${out}`);
+    }
+    const again = await cli(['export', '--data', p.dataDir, asset.id, dir]);
+    assert.equal(again.code, 1, 'refuses a non-empty folder');
+    assert.match(again.stderr, /not empty/);
   });
 });

@@ -15,7 +15,13 @@ export interface Asset {
     bitrate: number;
     codecs: string | null;
   }[];
-  playback: { hls: string | null; dash: string | null; poster: string | null };
+  playback: {
+    hls: string | null;
+    dash: string | null;
+    poster: string | null;
+    hlsByteRange: string | null;
+    dashSegmentBase: string | null;
+  };
   createdAt: string;
 }
 

@@ -97,6 +97,8 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
       copyRow('Embed code', embed),
       copyRow('HLS URL', abs(asset.playback.hls)),
       ...(asset.playback.dash ? [copyRow('DASH URL', abs(asset.playback.dash))] : []),
+      ...(asset.playback.hlsByteRange ? [copyRow('HLS (byte ranges)', abs(asset.playback.hlsByteRange))] : []),
+      ...(asset.playback.dashSegmentBase ? [copyRow('DASH (SegmentBase)', abs(asset.playback.dashSegmentBase))] : []),
       ...(asset.playback.poster ? [copyRow('Poster URL', abs(asset.playback.poster))] : []),
     ),
   );
@@ -117,8 +119,21 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     const detail = (e as unknown as { detail: shaka.util.Error }).detail;
     message.textContent = `Playback error ${detail.code}`;
   });
+  // ?format= picks one delivery (hls, dash, hls-byterange, dash-segmentbase); default: DASH once complete, else HLS.
+  const formats: Record<string, string | null> = {
+    hls: asset.playback.hls,
+    dash: asset.playback.dash,
+    'hls-byterange': asset.playback.hlsByteRange,
+    'dash-segmentbase': asset.playback.dashSegmentBase,
+  };
+  const format = new URLSearchParams(location.search).get('format');
+  const src = format ? formats[format] : (asset.playback.dash ?? asset.playback.hls);
+  if (!src) {
+    message.textContent = `No ${format} stream for this video (yet).`;
+    return;
+  }
   try {
-    await player.load(abs(asset.playback.dash ?? asset.playback.hls));
+    await player.load(abs(src));
   } catch (err) {
     message.textContent = `Could not load the stream: ${(err as { code?: number }).code ?? err}`;
     return;

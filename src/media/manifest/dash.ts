@@ -1,10 +1,16 @@
 // DASH MPD for CMAF renditions: ISO/IEC 23009-1 (4th ed.) live profile with SegmentTemplate + SegmentTimeline,
 // following DASH-IF IOP. Pure: plain values in, text out.
 import { SmoothcastError } from '../../core/errors.ts';
+import type { SingleFileLayout } from '../bmff/single-file.ts';
 import type { ManifestRendition, Presentation, Segment, UrlScheme } from '../types.ts';
 import { allIndependent, frameRate } from './common.ts';
 
 export interface MpdOptions {
+  /**
+   * Single-file addressing (§5.3.9.2 SegmentBase, the on-demand profile §8.3): each Representation is one file at
+   * `uri(r)` (its BaseURL) whose sidx at `layout(r)` indexes the segments, instead of a SegmentTemplate.
+   */
+  segmentBase?: { uri(r: ManifestRendition): string; layout(r: ManifestRendition): SingleFileLayout };
   /**
    * MPD@minBufferTime in seconds (ISO/IEC 23009-1 §5.3.1.2, §5.3.5.2). Default: the longest segment duration, which
    * is what makes `bandwidth` (the peak per-segment bit rate) a sufficient delivery rate.
@@ -34,7 +40,7 @@ export function writeMpd(p: Presentation, urls: UrlScheme, opts: MpdOptions = {}
     throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'presentation has no renditions');
   }
   // §5.3.9.4.4: without $Number$ or $Time$ every segment of a Representation would have the same URL.
-  if (!/\$(Number|Time)(%0\d+d)?\$/.test(urls.dashMediaTemplate)) {
+  if (!opts.segmentBase && !/\$(Number|Time)(%0\d+d)?\$/.test(urls.dashMediaTemplate)) {
     throw new SmoothcastError('INTERNAL', 'dashMediaTemplate needs $Number$ or $Time$');
   }
   for (const r of p.renditions) checkTiming(r);
@@ -51,7 +57,9 @@ export function writeMpd(p: Presentation, urls: UrlScheme, opts: MpdOptions = {}
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<MPD${attrs({
       xmlns: 'urn:mpeg:dash:schema:mpd:2011',
-      profiles: 'urn:mpeg:dash:profile:isoff-live:2011',
+      profiles: opts.segmentBase
+        ? 'urn:mpeg:dash:profile:isoff-on-demand:2011'
+        : 'urn:mpeg:dash:profile:isoff-live:2011',
       type: 'static',
       mediaPresentationDuration: xsDuration(durationMs),
       minBufferTime: xsDuration(minBufferMs),
@@ -59,14 +67,24 @@ export function writeMpd(p: Presentation, urls: UrlScheme, opts: MpdOptions = {}
     `  <Period${attrs({ id: '0', start: 'PT0S' })}>`,
   ];
   let setId = 0;
-  if (video.length > 0) out.push(...videoSet(setId++, video, urls));
-  if (audio.length > 0) out.push(...audioSet(setId++, audio, urls));
+  const addressing: Addressing = opts.segmentBase
+    ? { shared: false, of: (r, indent) => segmentBase(r, opts.segmentBase!, indent) }
+    : { shared: true, of: (r, indent) => segmentTemplate(r, urls, indent) };
+  if (video.length > 0) out.push(...videoSet(setId++, video, addressing));
+  if (audio.length > 0) out.push(...audioSet(setId++, audio, addressing));
   out.push('  </Period>', '</MPD>');
   return `${out.join('\n')}\n`;
 }
 
-function videoSet(id: number, reps: readonly ManifestRendition[], urls: UrlScheme): string[] {
-  const shared = sharedTimeline(reps);
+/** How a Representation's segments are addressed: a (possibly shared) SegmentTemplate, or its own SegmentBase. */
+interface Addressing {
+  /** Whether one element at AdaptationSet level may serve every Representation with the same timeline. */
+  shared: boolean;
+  of(r: ManifestRendition, indent: string): string[];
+}
+
+function videoSet(id: number, reps: readonly ManifestRendition[], addressing: Addressing): string[] {
+  const shared = addressing.shared && sharedTimeline(reps);
   const sizes = reps.map((r) => ({ w: r.width ?? r.track.width ?? 0, h: r.height ?? r.track.height ?? 0 }));
   const rates = reps.map(frameRate);
   const maxRate = Math.max(...rates.filter((x) => x !== undefined));
@@ -88,7 +106,7 @@ function videoSet(id: number, reps: readonly ManifestRendition[], urls: UrlSchem
       par: pars.size === 1 ? [...pars][0] : undefined,
     })}>`,
   ];
-  if (shared) out.push(...segmentTemplate(reps[0]!, urls, '      '));
+  if (shared) out.push(...addressing.of(reps[0]!, '      '));
   reps.forEach((r, i) => {
     const rate = rates[i];
     const head = `      <Representation${attrs({
@@ -101,14 +119,14 @@ function videoSet(id: number, reps: readonly ManifestRendition[], urls: UrlSchem
       sar: '1:1',
     })}`;
     if (shared) out.push(`${head}/>`);
-    else out.push(`${head}>`, ...segmentTemplate(r, urls, '        '), '      </Representation>');
+    else out.push(`${head}>`, ...addressing.of(r, '        '), '      </Representation>');
   });
   out.push('    </AdaptationSet>');
   return out;
 }
 
-function audioSet(id: number, reps: readonly ManifestRendition[], urls: UrlScheme): string[] {
-  const shared = sharedTimeline(reps);
+function audioSet(id: number, reps: readonly ManifestRendition[], addressing: Addressing): string[] {
+  const shared = addressing.shared && sharedTimeline(reps);
   const out = [
     `    <AdaptationSet${attrs({
       id: String(id),
@@ -119,7 +137,7 @@ function audioSet(id: number, reps: readonly ManifestRendition[], urls: UrlSchem
       startWithSAP: reps.every(allIndependent) ? '1' : undefined,
     })}>`,
   ];
-  if (shared) out.push(...segmentTemplate(reps[0]!, urls, '      '));
+  if (shared) out.push(...addressing.of(reps[0]!, '      '));
   for (const r of reps) {
     out.push(
       `      <Representation${attrs({
@@ -135,11 +153,29 @@ function audioSet(id: number, reps: readonly ManifestRendition[], urls: UrlSchem
         value: String(r.track.channels ?? 2),
       })}/>`,
     );
-    if (!shared) out.push(...segmentTemplate(r, urls, '        '));
+    if (!shared) out.push(...addressing.of(r, '        '));
     out.push('      </Representation>');
   }
   out.push('    </AdaptationSet>');
   return out;
+}
+
+/**
+ * §5.3.9.2 SegmentBase: the file's Initialization range (ftyp+moov) and the sidx's indexRange; the BaseURL
+ * (§5.6) names the file. BaseURL precedes SegmentBase in the Representation's content model.
+ */
+function segmentBase(r: ManifestRendition, sb: NonNullable<MpdOptions['segmentBase']>, indent: string): string[] {
+  const l = sb.layout(r);
+  return [
+    `${indent}<BaseURL>${escapeXml(sb.uri(r))}</BaseURL>`,
+    `${indent}<SegmentBase${attrs({
+      timescale: String(r.track.timescale),
+      indexRange: `${l.initSize}-${l.initSize + l.sidx.length - 1}`,
+      indexRangeExact: 'true',
+    })}>`,
+    `${indent}  <Initialization${attrs({ range: `0-${l.initSize - 1}` })}/>`,
+    `${indent}</SegmentBase>`,
+  ];
 }
 
 /** §5.3.9.4 SegmentTemplate with a §5.3.9.6 SegmentTimeline; segment n is $Number$ = n (startNumber 0). */

@@ -1,10 +1,16 @@
 // HLS playlists for CMAF renditions: RFC 8216 (and draft-pantos-hls-rfc8216bis), Apple's "HLS Authoring
 // Specification for Apple Devices". Pure: plain values in, text out.
 import { SmoothcastError } from '../../core/errors.ts';
+import type { SingleFileLayout } from '../bmff/single-file.ts';
 import type { ManifestRendition, Presentation, Segment, UrlScheme } from '../types.ts';
 import { allIndependent, frameRate } from './common.ts';
 
 export interface MediaPlaylistOptions {
+  /**
+   * Byte-range addressing (RFC 8216 §4.3.2.2 EXT-X-BYTERANGE, §4.3.2.5 EXT-X-MAP BYTERANGE): every segment is a
+   * range of the one single file at `uri` laid out as `layout` says, instead of a URL of its own.
+   */
+  byteRange?: { uri: string; layout: SingleFileLayout };
   /**
    * Nominal segment duration in seconds the encoder was configured with (the forced keyframe interval). Used as a
    * floor for EXT-X-TARGETDURATION so the value does not have to change while a playlist grows (RFC 8216 §6.2.1).
@@ -80,10 +86,21 @@ export function writeMediaPlaylist(
     `#EXT-X-PLAYLIST-TYPE:${p.complete ? 'VOD' : 'EVENT'}`,
   ];
   if (allIndependent(r)) lines.push('#EXT-X-INDEPENDENT-SEGMENTS');
-  lines.push(`#EXT-X-MAP:URI=${quoted(urls.hlsInit(r))}`);
+  const br = opts.byteRange;
+  if (br) {
+    if (!p.complete) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'byte-range playlists describe complete files');
+    lines.push(`#EXT-X-MAP:URI=${quoted(br.uri)},BYTERANGE="${br.layout.initSize}@0"`);
+  } else {
+    lines.push(`#EXT-X-MAP:URI=${quoted(urls.hlsInit(r))}`);
+  }
   const durations = extinfDurations(r.segments, ts);
   r.segments.forEach((_, n) => {
-    lines.push(`#EXTINF:${durations[n]},`, uri(urls.hlsSegment(r, n)));
+    if (br) {
+      const range = br.layout.segment(n);
+      lines.push(`#EXTINF:${durations[n]},`, `#EXT-X-BYTERANGE:${range.size}@${range.offset}`, uri(br.uri));
+    } else {
+      lines.push(`#EXTINF:${durations[n]},`, uri(urls.hlsSegment(r, n)));
+    }
   });
   if (p.complete) lines.push('#EXT-X-ENDLIST');
   return `${lines.join('\n')}\n`;

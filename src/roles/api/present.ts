@@ -20,7 +20,13 @@ export interface AssetJson {
     codecs: string | null;
     frameRate: number | null;
   }[];
-  playback: { hls: string | null; dash: string | null; poster: string | null };
+  playback: {
+    hls: string | null;
+    dash: string | null;
+    poster: string | null;
+    hlsByteRange: string | null;
+    dashSegmentBase: string | null;
+  };
   createdAt: string;
   updatedAt: string;
 }
@@ -50,6 +56,8 @@ export function presentAsset(a: Asset, base: string): AssetJson {
       hls: a.playable ? urls.hls : null,
       dash: a.status === 'ready' ? urls.dash : null,
       poster: a.playable ? urls.poster : null,
+      hlsByteRange: a.status === 'ready' ? urls.hlsByteRange : null,
+      dashSegmentBase: a.status === 'ready' ? urls.dashSegmentBase : null,
     },
     createdAt: new Date(a.createdAt).toISOString(),
     updatedAt: new Date(a.updatedAt).toISOString(),

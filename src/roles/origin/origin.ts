@@ -5,13 +5,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SmoothcastError } from '../../core/errors.ts';
 import type { MediaReader } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
+import { mapRange, type SingleFileLayout, singleFileLayout } from '../../media/bmff/single-file.ts';
 import { writeMpd } from '../../media/manifest/dash.ts';
 import { writeMediaPlaylist, writeMultivariantPlaylist } from '../../media/manifest/hls.ts';
-import type { ManifestRendition, Presentation } from '../../media/types.ts';
+import type { ManifestRendition, Presentation, Segment, TrackInfo } from '../../media/types.ts';
 import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
 import { IndexCache, type RenditionIndex } from './index-cache.ts';
-import { ASSET_ID, manifestUrls, RENDITION_ID, REV } from './urls.ts';
+import { ASSET_ID, byteRangeUrls, manifestUrls, RENDITION_ID, REV, singleFileUrl } from './urls.ts';
 
 /** What the origin needs to know of an asset (each consumer declares its own narrow view). */
 export interface PlaybackState {
@@ -88,6 +89,22 @@ export class Origin {
       return this.sendManifest(reply, text, 'application/dash+xml', true);
     });
 
+    // Byte-range addressing of the same files (complete assets): HLS EXT-X-BYTERANGE and DASH SegmentBase.
+    app.get<{ Params: { id: string } }>('/v/:id/byterange.m3u8', async (req, reply) => {
+      const { state, p } = await this.completePresentation(req.params.id);
+      const text = writeMultivariantPlaylist(p, byteRangeUrls(state.rev ?? ''));
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
+    });
+
+    app.get<{ Params: { id: string } }>('/v/:id/ondemand.mpd', async (req, reply) => {
+      const { state, p } = await this.completePresentation(req.params.id);
+      const rev = state.rev ?? '';
+      const text = writeMpd(p, manifestUrls(rev), {
+        segmentBase: { uri: (r) => singleFileUrl(rev, r), layout: (r) => this.layoutOf(r) },
+      });
+      return this.sendManifest(reply, text, 'application/dash+xml', true);
+    });
+
     app.get<{ Params: { id: string } }>('/v/:id/poster.jpg', async (req, reply) => {
       const id = checkId(req.params.id);
       const key = keys.poster(id);
@@ -103,6 +120,19 @@ export class Origin {
     });
 
     app.get<{ Params: { id: string; rev: string; file: string } }>('/v/:id/:rev/:file', async (req, reply) => {
+      const single = /^([va][0-9]{1,2})\.mp4$/.exec(req.params.file);
+      if (single) return this.singleFile(req, reply, single[1]!);
+      const br = /^([va][0-9]{1,2})-br\.m3u8$/.exec(req.params.file);
+      if (br) {
+        const { state, p } = await this.completePresentation(req.params.id, req.params.rev);
+        const r = p.renditions.find((x) => x.id === br[1]);
+        if (!r) throw new SmoothcastError('NOT_FOUND', `no rendition ${br[1]}`);
+        // The playlist sits next to the single file: its URI is just the file name.
+        const text = writeMediaPlaylist(r, p, manifestUrls(state.rev ?? ''), {
+          byteRange: { uri: `${r.id}.mp4`, layout: this.layoutOf(r) },
+        });
+        return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
+      }
       const m = /^([va][0-9]{1,2})\.m3u8$/.exec(req.params.file);
       if (!m) throw new SmoothcastError('NOT_FOUND', 'no such playlist');
       const { state, p } = await this.presentation(req.params.id, req.params.rev);
@@ -162,6 +192,67 @@ export class Origin {
     });
   }
 
+  /** The single-file layout (sidx) of a complete rendition, built once per index. */
+  private readonly layouts = new WeakMap<readonly Segment[], SingleFileLayout>();
+  private layoutOf(r: { track: TrackInfo; segments: readonly Segment[] }): SingleFileLayout {
+    let l = this.layouts.get(r.segments);
+    if (!l) {
+      l = singleFileLayout(r.track, r.segments);
+      this.layouts.set(r.segments, l);
+    }
+    return l;
+  }
+
+  private async completePresentation(rawId: string, rev?: string) {
+    const out = await this.presentation(rawId, rev);
+    if (!out.p.complete) {
+      throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'byte-range manifests are published when encoding completes');
+    }
+    return out;
+  }
+
+  /** GET/HEAD of a rendition's single file: ranges inside the fragments are one positioned read of the stored file. */
+  private async singleFile(
+    req: FastifyRequest<{ Params: { id: string; rev: string; file: string } }>,
+    reply: FastifyReply,
+    rid: string,
+  ) {
+    const { id, rev } = req.params;
+    checkId(id);
+    if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const { p } = await this.completePresentation(id, rev);
+    const r = p.renditions.find((x) => x.id === rid);
+    if (!r) throw new SmoothcastError('NOT_FOUND', `no rendition ${rid}`);
+    const layout = this.layoutOf(r);
+    const key = keys.rendition(id, rev, rid);
+    return sendBytes(req, reply, {
+      size: layout.size,
+      etag: `"${rev}.${rid}.single.${layout.size}"`,
+      contentType: r.track.kind === 'audio' ? 'audio/mp4' : 'video/mp4',
+      cacheControl: IMMUTABLE,
+      ...(this.pool ? { pool: this.pool } : {}),
+      read: async (offset, length, into) => {
+        const parts = mapRange(layout, offset, length);
+        const only = parts[0];
+        if (parts.length === 1 && only?.from === 'stored')
+          return this.opts.reader.read(key, only.offset, only.length, into);
+        const out = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
+        let at = 0;
+        for (const part of parts) {
+          if (part.from === 'sidx') {
+            out.set(layout.sidx.subarray(part.start, part.end), at);
+            at += part.end - part.start;
+          } else {
+            const got = await this.opts.reader.read(key, part.offset, part.length, out.subarray(at));
+            at += got.length;
+            if (got.length < part.length) break;
+          }
+        }
+        return out.subarray(0, at);
+      },
+    });
+  }
+
   private async presentation(rawId: string, rev?: string): Promise<{ state: PlaybackState; p: Presentation }> {
     const id = checkId(rawId);
     const state = this.opts.catalog.playbackState(id);
@@ -170,27 +261,7 @@ export class Origin {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${state.status} and not playable yet`);
     }
     if (rev !== undefined && rev !== state.rev) throw new SmoothcastError('NOT_FOUND', 'no such revision');
-    const complete = state.status === 'ready';
-    const renditions: ManifestRendition[] = [];
-    let duration = 0;
-    for (const r of state.renditions) {
-      const ix = await this.cache.get(keys.rendition(id, state.rev, r.id), complete);
-      const summary = ix.summary();
-      if (!ix.track || !summary) {
-        throw new SmoothcastError('ASSET_NOT_PLAYABLE', `rendition ${r.id} has no segment yet`);
-      }
-      duration = Math.max(duration, summary.duration);
-      renditions.push({
-        id: r.id,
-        track: ix.track,
-        segments: ix.segments,
-        peakBitrate: summary.peakBitrate,
-        averageBitrate: summary.averageBitrate,
-        ...(summary.frameRate === undefined ? {} : { frameRate: summary.frameRate }),
-        ...(ix.track.width === undefined ? {} : { width: ix.track.width, height: ix.track.height }),
-      });
-    }
-    return { state, p: { complete, renditions, duration } };
+    return { state, p: await readPresentation(this.cache, id, state.rev, state) };
   }
 
   private sendManifest(reply: FastifyReply, text: string, type: string, complete: boolean) {
@@ -204,4 +275,37 @@ export class Origin {
 function checkId(id: string): string {
   if (!ASSET_ID.test(id)) throw new SmoothcastError('INVALID_ID', `invalid asset id ${JSON.stringify(id)}`);
   return id;
+}
+
+/**
+ * The presentation of an asset's revision from its rendition files (through the index cache): complete when the
+ * asset is ready. Shared by the origin and `smoothcast export`.
+ */
+export async function readPresentation(
+  cache: IndexCache,
+  id: string,
+  rev: string,
+  state: Pick<PlaybackState, 'status' | 'renditions'>,
+): Promise<Presentation> {
+  const complete = state.status === 'ready';
+  const renditions: ManifestRendition[] = [];
+  let duration = 0;
+  for (const r of state.renditions) {
+    const ix = await cache.get(keys.rendition(id, rev, r.id), complete);
+    const summary = ix.summary();
+    if (!ix.track || !summary) {
+      throw new SmoothcastError('ASSET_NOT_PLAYABLE', `rendition ${r.id} has no segment yet`);
+    }
+    duration = Math.max(duration, summary.duration);
+    renditions.push({
+      id: r.id,
+      track: ix.track,
+      segments: ix.segments,
+      peakBitrate: summary.peakBitrate,
+      averageBitrate: summary.averageBitrate,
+      ...(summary.frameRate === undefined ? {} : { frameRate: summary.frameRate }),
+      ...(ix.track.width === undefined ? {} : { width: ix.track.width, height: ix.track.height }),
+    });
+  }
+  return { complete, renditions, duration };
 }

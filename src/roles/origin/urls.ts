@@ -7,6 +7,10 @@
 //   /v/{asset}/{rev}/{rendition}.m3u8      HLS media playlist            (short cache; ~1 s while encoding)
 //   /v/{asset}/{rev}/{rendition}/init.mp4  initialization segment        (immutable)
 //   /v/{asset}/{rev}/{rendition}/{n}.m4s   media segment n, 0-based      (immutable)
+//   /v/{asset}/byterange.m3u8              HLS with EXT-X-BYTERANGE into the single files   (once ready)
+//   /v/{asset}/ondemand.mpd                DASH SegmentBase (sidx) on the single files      (once ready)
+//   /v/{asset}/{rev}/{rendition}-br.m3u8   its media playlists
+//   /v/{asset}/{rev}/{rendition}.mp4       the single file: ftyp+moov, a sidx, the fragments (immutable)
 //
 // {rev} names one encode of the asset: a re-encode gets a new rev, so an immutable URL never changes content.
 import type { ManifestRendition, UrlScheme } from '../../media/types.ts';
@@ -19,12 +23,20 @@ export interface PlaybackUrls {
   hls: string;
   dash: string;
   poster: string;
+  hlsByteRange: string;
+  dashSegmentBase: string;
 }
 
 /** Playback entry points of an asset; `base` is '' (relative to the server) or an absolute origin URL. */
 export function playbackUrls(base: string, assetId: string): PlaybackUrls {
   const root = `${base}/v/${assetId}`;
-  return { hls: `${root}/master.m3u8`, dash: `${root}/manifest.mpd`, poster: `${root}/poster.jpg` };
+  return {
+    hls: `${root}/master.m3u8`,
+    dash: `${root}/manifest.mpd`,
+    poster: `${root}/poster.jpg`,
+    hlsByteRange: `${root}/byterange.m3u8`,
+    dashSegmentBase: `${root}/ondemand.mpd`,
+  };
 }
 
 /** Manifest-internal URLs, relative to the manifest that holds them. */
@@ -36,4 +48,14 @@ export function manifestUrls(rev: string): UrlScheme {
     dashInitTemplate: `${rev}/$RepresentationID$/init.mp4`,
     dashMediaTemplate: `${rev}/$RepresentationID$/$Number$.m4s`,
   };
+}
+
+/** The single file of a rendition, relative to the asset's manifests (byte-range HLS and SegmentBase DASH). */
+export function singleFileUrl(rev: string, r: ManifestRendition): string {
+  return `${rev}/${r.id}.mp4`;
+}
+
+/** Byte-range HLS: media playlists of their own; segment URIs are the single file (relative to the playlist). */
+export function byteRangeUrls(rev: string): UrlScheme {
+  return { ...manifestUrls(rev), mediaPlaylist: (r: ManifestRendition) => `${rev}/${r.id}-br.m3u8` };
 }

@@ -1,0 +1,105 @@
+// `smoothcast export ID DIR [--data DIR] [--json]`: a self-contained folder that plays from any static web server
+// or bucket with no smoothcast behind it: one file per rendition (ftyp+moov, a sidx, the fragments — no chunk
+// files), HLS playlists addressing them with EXT-X-BYTERANGE, a DASH MPD with SegmentBase, and the poster.
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../core/config.ts';
+import { isValidAssetId } from '../core/db/assets.ts';
+import { SmoothcastError } from '../core/errors.ts';
+import { keys } from '../core/storage/storage.ts';
+import { type SingleFileLayout, singleFileLayout } from '../media/bmff/single-file.ts';
+import { writeMpd } from '../media/manifest/dash.ts';
+import { writeMediaPlaylist, writeMultivariantPlaylist } from '../media/manifest/hls.ts';
+import type { ManifestRendition, UrlScheme } from '../media/types.ts';
+import { IndexCache } from '../roles/origin/index-cache.ts';
+import { readPresentation } from '../roles/origin/origin.ts';
+import { openData } from '../roles/server.ts';
+import type { Cli } from './main.ts';
+
+/** URLs inside the export: everything side by side in one folder. */
+const FLAT: UrlScheme = {
+  mediaPlaylist: (r) => `${r.id}.m3u8`,
+  hlsInit: (r) => `${r.id}.mp4`,
+  hlsSegment: (r) => `${r.id}.mp4`,
+  dashInitTemplate: '$RepresentationID$.mp4',
+  dashMediaTemplate: '$RepresentationID$.mp4#$Number$',
+};
+
+async function writeSingleFile(src: string, dest: string, layout: SingleFileLayout): Promise<void> {
+  const out = createWriteStream(dest);
+  const copy = (start: number, end: number) =>
+    new Promise<void>((resolve, reject) => {
+      if (end <= start) return resolve();
+      const rs = createReadStream(src, { start, end: end - 1, highWaterMark: 1 << 20 });
+      rs.on('error', reject);
+      rs.on('end', resolve);
+      rs.pipe(out, { end: false });
+    });
+  await copy(0, layout.initSize);
+  await new Promise<void>((resolve, reject) => out.write(layout.sidx, (e) => (e ? reject(e) : resolve())));
+  await copy(layout.initSize, layout.storedEnd);
+  await new Promise<void>((resolve, reject) => {
+    out.once('error', reject);
+    out.end(() => resolve());
+  });
+}
+
+export async function exportCommand(config: Config, cli: Cli): Promise<number> {
+  const [id, dir] = cli.positionals;
+  if (!id || !dir || cli.positionals.length !== 2) {
+    console.error('usage: smoothcast export ID DIR [--data DIR] [--json]');
+    return 2;
+  }
+  const data = openData(config);
+  try {
+    if (!isValidAssetId(id)) throw new SmoothcastError('INVALID_ID', `invalid asset id ${JSON.stringify(id)}`);
+    const asset = data.assets.get(id);
+    if (!asset) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+    if (asset.status !== 'ready' || !asset.rev) {
+      throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${asset.status}; only a ready asset exports`);
+    }
+    if (existsSync(dir) && readdirSync(dir).length > 0) {
+      throw new SmoothcastError('BAD_REQUEST', `${dir} exists and is not empty; give a new or empty folder`);
+    }
+    mkdirSync(dir, { recursive: true });
+    const rev = asset.rev;
+    const cache = new IndexCache(data.storage, { maxEntries: 64 });
+    const p = await readPresentation(cache, id, rev, asset);
+    const layouts = new Map<string, SingleFileLayout>();
+    const layoutOf = (r: ManifestRendition) => layouts.get(r.id)!;
+    const files: string[] = [];
+    for (const r of p.renditions) {
+      const layout = singleFileLayout(r.track, r.segments);
+      layouts.set(r.id, layout);
+      await writeSingleFile(data.storage.localPath(keys.rendition(id, rev, r.id)), join(dir, `${r.id}.mp4`), layout);
+      files.push(`${r.id}.mp4`);
+      if (!cli.values.json) console.error(`  ${r.id}.mp4  ${(layout.size / 2 ** 20).toFixed(1)} MiB`);
+    }
+    writeFileSync(join(dir, 'master.m3u8'), writeMultivariantPlaylist(p, FLAT));
+    for (const r of p.renditions) {
+      const text = writeMediaPlaylist(r, p, FLAT, { byteRange: { uri: `${r.id}.mp4`, layout: layoutOf(r) } });
+      writeFileSync(join(dir, `${r.id}.m3u8`), text);
+      files.push(`${r.id}.m3u8`);
+    }
+    writeFileSync(
+      join(dir, 'manifest.mpd'),
+      writeMpd(p, FLAT, { segmentBase: { uri: (r) => `${r.id}.mp4`, layout: layoutOf } }),
+    );
+    files.push('master.m3u8', 'manifest.mpd');
+    const poster = data.storage.localPath(keys.poster(id));
+    if (existsSync(poster)) {
+      await copyFile(poster, join(dir, 'poster.jpg'));
+      files.push('poster.jpg');
+    }
+    if (cli.values.json) console.log(JSON.stringify({ id, dir, hls: 'master.m3u8', dash: 'manifest.mpd', files }));
+    else console.log(`exported ${id} to ${dir}: HLS master.m3u8, DASH manifest.mpd (${files.length} files)`);
+    return 0;
+  } catch (err) {
+    const e = err instanceof SmoothcastError ? err : new SmoothcastError('INTERNAL', String(err));
+    console.error(`smoothcast export: ${e.code}: ${e.message}`);
+    return 1;
+  } finally {
+    data.db.close();
+  }
+}
