@@ -97,6 +97,21 @@ export const SCHEMA = {
     maxHeight: { type: 'int', min: 16, max: 16384, default: 7680, doc: 'tallest source frame, pixels' },
     maxPixels: { type: 'int', min: 256, max: 2 ** 28, default: 7680 * 4320, doc: 'largest width × height' },
   },
+  progressive: {
+    throttle: {
+      type: 'bool',
+      default: false,
+      doc: 'bit-rate throttling of progressive downloads (IIS-style): a burst, then a multiple of the media bitrate',
+    },
+    burstSeconds: { type: 'number', min: 0, max: 3600, default: 20, doc: 'seconds of media sent at full speed first' },
+    rateFactor: {
+      type: 'number',
+      min: 0.01,
+      max: 100,
+      default: 1.5,
+      doc: "after the burst, send at this many times the file's media bitrate",
+    },
+  },
   origin: {
     indexCacheEntries: { type: 'int', min: 1, max: 1_000_000, default: 1000, doc: 'rendition indexes kept in memory' },
     manifestMaxAge: { type: 'int', min: 0, max: 86400, default: 10, doc: 'Cache-Control max-age of VOD manifests' },

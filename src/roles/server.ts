@@ -82,6 +82,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         playable: a.playable,
         rev: a.rev,
         segmentDuration: config.encode.segmentDuration,
+        duration: a.duration,
         renditions: a.renditions,
       };
     },
@@ -93,6 +94,9 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     manifestMaxAge: config.origin.manifestMaxAge,
     corsOrigin: config.origin.corsOrigin,
     bufferPoolBytes: config.origin.bufferPoolMB * 2 ** 20,
+    throttle: config.progressive.throttle
+      ? { burstSeconds: config.progressive.burstSeconds, rateFactor: config.progressive.rateFactor }
+      : undefined,
   });
   const worker = config.worker.enabled
     ? new Worker({ config, assets, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })

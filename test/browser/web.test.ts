@@ -172,6 +172,31 @@ describe('web app in chromium', () => {
     }
   });
 
+  it('plays a progressive download in a plain <video src>', async () => {
+    const asset = await p.get<AssetJson>(`/api/assets/${assetId}`);
+    assert.ok(asset.playback.downloads.length > 0);
+    const page = await open('/library');
+    for (const d of asset.playback.downloads) {
+      const t = await page.evaluate(async (src) => {
+        const v = document.createElement('video');
+        v.muted = true;
+        v.src = src;
+        document.body.append(v);
+        await v.play();
+        await new Promise<void>((resolve) => {
+          const check = () => (v.currentTime > 2 ? resolve() : setTimeout(check, 100));
+          check();
+        });
+        const out = { time: v.currentTime, w: v.videoWidth, h: v.videoHeight };
+        v.remove();
+        return out;
+      }, d.url);
+      assert.ok(t.time > 2);
+      assert.equal(t.h, d.height);
+    }
+    await page.close();
+  });
+
   it('shows the library at phone width and deletes an asset with its files after confirmation', async () => {
     const page = await open('/library', { width: 390, height: 844 });
     const card = page.locator(`li.asset[data-id="${assetId}"]`);

@@ -21,6 +21,7 @@ export interface Asset {
     poster: string | null;
     hlsByteRange: string | null;
     dashSegmentBase: string | null;
+    downloads: { url: string; width: number | null; height: number | null; bitrate: number }[];
   };
   createdAt: string;
 }

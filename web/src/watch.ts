@@ -100,6 +100,19 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
       ...(asset.playback.hlsByteRange ? [copyRow('HLS (byte ranges)', abs(asset.playback.hlsByteRange))] : []),
       ...(asset.playback.dashSegmentBase ? [copyRow('DASH (SegmentBase)', abs(asset.playback.dashSegmentBase))] : []),
       ...(asset.playback.poster ? [copyRow('Poster URL', abs(asset.playback.poster))] : []),
+      ...(asset.playback.downloads.length
+        ? [
+            el(
+              'p',
+              { class: 'downloads' },
+              'Download MP4: ',
+              ...asset.playback.downloads.flatMap((d, i) => [
+                i ? ' · ' : '',
+                el('a', { href: d.url, download: '', text: `${d.height}p (${mbps(d.bitrate)})` }),
+              ]),
+            ),
+          ]
+        : []),
     ),
   );
 

@@ -54,4 +54,7 @@ export const keys = {
   revPrefix: (assetId: string, rev: string) => assertKey(`assets/${assetId}/${rev}`),
   rendition: (assetId: string, rev: string, renditionId: string) =>
     assertKey(`assets/${assetId}/${rev}/${renditionId}.mp4`),
+  /** The progressive (plain MP4, audio muxed in, moov first) download of a video rendition. */
+  download: (assetId: string, rev: string, renditionId: string) =>
+    assertKey(`assets/${assetId}/${rev}/download-${renditionId}.mp4`),
 };

@@ -1,6 +1,7 @@
 // The JSON shape of an asset, as the API, the SSE stream and `smoothcast import --json` print it.
 import type { Asset } from '../../core/db/assets.ts';
-import { playbackUrls } from '../origin/urls.ts';
+import { progressiveRungs } from '../../media/progressive.ts';
+import { downloadUrl, playbackUrls } from '../origin/urls.ts';
 
 export interface AssetJson {
   id: string;
@@ -26,9 +27,20 @@ export interface AssetJson {
     poster: string | null;
     hlsByteRange: string | null;
     dashSegmentBase: string | null;
+    /** Progressive MP4s (audio muxed in, moov first) for a plain `<video src>`; empty until ready. */
+    downloads: { url: string; width: number | null; height: number | null; bitrate: number }[];
   };
   createdAt: string;
   updatedAt: string;
+}
+
+function downloads(a: Asset, base: string, rev: string): AssetJson['playback']['downloads'] {
+  const audio = a.renditions.find((r) => r.type === 'audio');
+  const rate = (r: Asset['renditions'][number] | undefined) => (r ? (r.averageBitrate ?? r.bitrate) : 0);
+  return progressiveRungs(a.renditions).map((rid) => {
+    const r = a.renditions.find((x) => x.id === rid)!;
+    return { url: downloadUrl(base, a.id, rev, rid), width: r.width, height: r.height, bitrate: rate(r) + rate(audio) };
+  });
 }
 
 /** `base`: '' for server-relative URLs, or the configured public URL. */
@@ -58,6 +70,7 @@ export function presentAsset(a: Asset, base: string): AssetJson {
       poster: a.playable ? urls.poster : null,
       hlsByteRange: a.status === 'ready' ? urls.hlsByteRange : null,
       dashSegmentBase: a.status === 'ready' ? urls.dashSegmentBase : null,
+      downloads: a.status === 'ready' && a.rev ? downloads(a, base, a.rev) : [],
     },
     createdAt: new Date(a.createdAt).toISOString(),
     updatedAt: new Date(a.updatedAt).toISOString(),

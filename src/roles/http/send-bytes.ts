@@ -16,6 +16,11 @@ export interface ByteObject {
   read(offset: number, length: number, into?: Buffer): Promise<Buffer>;
   /** Where to take the read buffer of a large body from (and give it back once sent). */
   pool?: BufferPool;
+  /**
+   * Bit-rate throttling: the first `burstBytes` of the body at full speed, then `bytesPerSecond` — sent in small
+   * paced writes, each a positioned read of its own bytes.
+   */
+  pace?: { burstBytes: number; bytesPerSecond: number };
 }
 
 /** Parses one `bytes=` range against a size; null when absent or not a single satisfiable-looking range. */
@@ -87,6 +92,7 @@ export async function sendBytes(req: FastifyRequest, reply: FastifyReply, obj: B
     reply.raw.end();
     return reply;
   }
+  if (obj.pace) return sendPaced(reply, obj, start, length, obj.pace);
   let bytes: Buffer | null;
   const pool = obj.pool;
   const into = pool && length >= POOLED_FROM ? pool.take(length) : undefined;
@@ -119,6 +125,45 @@ export async function sendBytes(req: FastifyRequest, reply: FastifyReply, obj: B
     res.once('close', recycle);
   }
   return reply.send(bytes);
+}
+
+/** Writes [start, start+length) in chunks, never ahead of burst + rate × elapsed; stops when the client goes. */
+async function sendPaced(
+  reply: FastifyReply,
+  obj: ByteObject,
+  start: number,
+  length: number,
+  pace: { burstBytes: number; bytesPerSecond: number },
+): Promise<FastifyReply> {
+  // Chunks of about a tenth of a second of the paced rate keep the rate smooth; 256 KiB at most per read.
+  const chunk = Math.max(1024, Math.min(256 * 1024, Math.floor(pace.bytesPerSecond / 10)));
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number>);
+  let closed = false;
+  res.once('close', () => {
+    closed = true;
+  });
+  const began = performance.now();
+  let sent = 0;
+  try {
+    while (sent < length && !closed) {
+      const allowed = pace.burstBytes + ((performance.now() - began) / 1000) * pace.bytesPerSecond;
+      if (sent >= allowed) {
+        await new Promise((r) => setTimeout(r, Math.max(5, ((sent - allowed + chunk) / pace.bytesPerSecond) * 1000)));
+        continue;
+      }
+      const n = Math.min(length - sent, sent < pace.burstBytes ? 256 * 1024 : chunk);
+      const bytes = await obj.read(start + sent, n);
+      if (bytes.length !== n) throw new Error('object shorter than its size');
+      sent += n;
+      if (!res.write(bytes)) await new Promise((r) => res.once('drain', r).once('close', r));
+    }
+    res.end();
+  } catch {
+    res.destroy();
+  }
+  return reply;
 }
 
 /** An error answer must not carry the object's validators nor its year-long, immutable cache lifetime. */

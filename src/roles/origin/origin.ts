@@ -21,6 +21,8 @@ export interface PlaybackState {
   playable: boolean;
   rev: string | null;
   segmentDuration: number;
+  /** Seconds, once known. */
+  duration: number | null;
   renditions: readonly { id: string; type: 'video' | 'audio' }[];
 }
 
@@ -34,6 +36,8 @@ export interface OriginOptions {
   indexCacheEntries: number;
   manifestMaxAge: number;
   corsOrigin: string;
+  /** Progressive downloads: bit-rate throttling (off unless given). */
+  throttle?: { burstSeconds: number; rateFactor: number } | undefined;
   /** Bytes of segment read buffers kept for reuse; 0 allocates per request. */
   bufferPoolBytes?: number;
 }
@@ -122,6 +126,8 @@ export class Origin {
     app.get<{ Params: { id: string; rev: string; file: string } }>('/v/:id/:rev/:file', async (req, reply) => {
       const single = /^([va][0-9]{1,2})\.mp4$/.exec(req.params.file);
       if (single) return this.singleFile(req, reply, single[1]!);
+      const download = /^download-(v[0-9]{1,2})\.mp4$/.exec(req.params.file);
+      if (download) return this.download(req, reply, download[1]!);
       const br = /^([va][0-9]{1,2})-br\.m3u8$/.exec(req.params.file);
       if (br) {
         const { state, p } = await this.completePresentation(req.params.id, req.params.rev);
@@ -209,6 +215,41 @@ export class Origin {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'byte-range manifests are published when encoding completes');
     }
     return out;
+  }
+
+  /** A progressive download: a plain MP4 with Range support, throttled when configured. */
+  private async download(
+    req: FastifyRequest<{ Params: { id: string; rev: string; file: string } }>,
+    reply: FastifyReply,
+    rid: string,
+  ) {
+    const { id, rev } = req.params;
+    checkId(id);
+    if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const state = this.opts.catalog.playbackState(id);
+    if (!state || state.rev !== rev || state.status !== 'ready')
+      throw new SmoothcastError('NOT_FOUND', 'no such download');
+    const key = keys.download(id, rev, rid);
+    const st = await this.opts.reader.stat(key);
+    if (!st) throw new SmoothcastError('NOT_FOUND', `no download for ${rid}`);
+    const t = this.opts.throttle;
+    const bytesPerSecondOfMedia = state.duration ? st.size / state.duration : 0;
+    return sendBytes(req, reply, {
+      size: st.size,
+      etag: `"${rev}.${rid}.download.${st.size}"`,
+      contentType: 'video/mp4',
+      cacheControl: IMMUTABLE,
+      ...(this.pool ? { pool: this.pool } : {}),
+      ...(t && bytesPerSecondOfMedia > 0
+        ? {
+            pace: {
+              burstBytes: t.burstSeconds * bytesPerSecondOfMedia,
+              bytesPerSecond: t.rateFactor * bytesPerSecondOfMedia,
+            },
+          }
+        : {}),
+      read: (o, n, into) => this.opts.reader.read(key, o, n, into),
+    });
   }
 
   /** GET/HEAD of a rendition's single file: ranges inside the fragments are one positioned read of the stored file. */

@@ -11,6 +11,7 @@
 //   /v/{asset}/ondemand.mpd                DASH SegmentBase (sidx) on the single files      (once ready)
 //   /v/{asset}/{rev}/{rendition}-br.m3u8   its media playlists
 //   /v/{asset}/{rev}/{rendition}.mp4       the single file: ftyp+moov, a sidx, the fragments (immutable)
+//   /v/{asset}/{rev}/download-{rendition}.mp4   progressive MP4, audio muxed in, moov first   (immutable)
 //
 // {rev} names one encode of the asset: a re-encode gets a new rev, so an immutable URL never changes content.
 import type { ManifestRendition, UrlScheme } from '../../media/types.ts';
@@ -58,4 +59,9 @@ export function singleFileUrl(rev: string, r: ManifestRendition): string {
 /** Byte-range HLS: media playlists of their own; segment URIs are the single file (relative to the playlist). */
 export function byteRangeUrls(rev: string): UrlScheme {
   return { ...manifestUrls(rev), mediaPlaylist: (r: ManifestRendition) => `${rev}/${r.id}-br.m3u8` };
+}
+
+/** A progressive download (a plain MP4 for `<video src>`). */
+export function downloadUrl(base: string, assetId: string, rev: string, renditionId: string): string {
+  return `${base}/v/${assetId}/${rev}/download-${renditionId}.mp4`;
 }

@@ -20,6 +20,7 @@ import {
   type SourceSummary,
 } from '../../media/encode/probe.ts';
 import { ProgressParser, progressFigures } from '../../media/encode/progress.ts';
+import { buildRemuxArgs, progressiveRungs } from '../../media/progressive.ts';
 import { OutputWatcher } from './outputs.ts';
 
 export interface EncodeContext {
@@ -102,6 +103,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
       );
     }
     await startPoster();
+    await makeDownloads(asset, rev, finished, outputs, duration, ctx);
     const final: FinalRendition[] = finished.map((f) => ({
       id: f.id,
       codecs: f.track.codec,
@@ -154,6 +156,40 @@ function clean(line: string): string {
 }
 
 /** A poster frame from the source; a seek past the real end writes nothing, so fall back to the first frame. */
+/** Remuxes the progressive downloads (top and phone-sized rendition, audio muxed in, moov first) from our files. */
+async function makeDownloads(
+  asset: Asset,
+  rev: string,
+  finished: readonly { id: string; track: { kind: 'video' | 'audio'; height?: number } }[],
+  outputs: readonly { id: string; key: string }[],
+  duration: number,
+  ctx: EncodeContext,
+): Promise<void> {
+  const { storage } = ctx;
+  const audio = outputs.find((o) => o.id.startsWith('a'));
+  const rungs = progressiveRungs(
+    finished.map((f) => ({ id: f.id, type: f.track.kind, height: f.track.height ?? null })),
+  );
+  for (const rid of rungs) {
+    const out = storage.localPath(keys.download(asset.id, rev, rid));
+    const tmp = `${out}.tmp.mp4`;
+    const args = buildRemuxArgs(
+      storage.localPath(keys.rendition(asset.id, rev, rid)),
+      audio ? storage.localPath(audio.key) : null,
+      tmp,
+    );
+    // A stream copy runs far faster than real time; the limit only stops a hung process.
+    const r = await runProcess('ffmpeg', args, { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal });
+    if (r.aborted) throw new SmoothcastError('JOB_CANCELLED');
+    if (r.code !== 0) {
+      throw new SmoothcastError('ENCODE_FAILED', `remuxing the progressive download of ${rid} failed`, {
+        detail: r.stderrTail,
+      });
+    }
+    await rename(tmp, out);
+  }
+}
+
 async function makePoster(asset: Asset, sourcePath: string, plan: LadderPlan, ctx: EncodeContext): Promise<void> {
   const key = keys.poster(asset.id);
   await ctx.storage.prepare(key);
