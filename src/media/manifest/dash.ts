@@ -315,7 +315,7 @@ function xsDuration(ms: number): string {
 }
 
 /** Attributes in the given order, leaving out undefined ones; values XML-escaped (XML 1.0 §2.4, §3.3.3). */
-function attrs(a: Record<string, string | undefined>): string {
+export function attrs(a: Record<string, string | undefined>): string {
   let s = '';
   for (const [k, v] of Object.entries(a)) if (v !== undefined) s += ` ${k}="${escapeXml(v)}"`;
   return s;

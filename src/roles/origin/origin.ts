@@ -5,9 +5,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SmoothcastError } from '../../core/errors.ts';
 import type { MediaReader } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
+import { addTfxd } from '../../media/bmff/piff.ts';
 import { mapRange, type SingleFileLayout, singleFileLayout } from '../../media/bmff/single-file.ts';
 import { writeMpd } from '../../media/manifest/dash.ts';
 import { writeMediaPlaylist, writeMultivariantPlaylist } from '../../media/manifest/hls.ts';
+import { smoothBitrates, writeSmoothManifest } from '../../media/manifest/smooth.ts';
 import type { ManifestRendition, Presentation, Segment, TrackInfo } from '../../media/types.ts';
 import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
@@ -43,6 +45,8 @@ export interface OriginOptions {
 }
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** Smooth Streaming fragments (with their tfxd) kept in memory, bytes. */
+const SMOOTH_CACHE_BYTES = 64 * 2 ** 20;
 
 export class Origin {
   readonly cache: IndexCache;
@@ -124,6 +128,16 @@ export class Origin {
     });
 
     app.get<{ Params: { id: string; rev: string; file: string } }>('/v/:id/:rev/:file', async (req, reply) => {
+      const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
+      if (ism && req.params.file === 'Manifest') {
+        const { p } = await this.completePresentation(req.params.id, ism[1]);
+        return this.sendManifest(
+          reply,
+          writeSmoothManifest(p, this.smoothBitrates(p)),
+          'text/xml; charset=utf-8',
+          true,
+        );
+      }
       const single = /^([va][0-9]{1,2})\.mp4$/.exec(req.params.file);
       if (single) return this.singleFile(req, reply, single[1]!);
       const download = /^download-(v[0-9]{1,2})\.mp4$/.exec(req.params.file);
@@ -150,7 +164,11 @@ export class Origin {
 
     app.get<{ Params: { id: string; rev: string; rid: string; seg: string } }>(
       '/v/:id/:rev/:rid/:seg',
-      async (req, reply) => this.segment(req, reply),
+      async (req, reply) => {
+        const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
+        if (ism) return this.smoothFragment(req, reply, ism[1]!);
+        return this.segment(req, reply);
+      },
     );
   }
 
@@ -215,6 +233,62 @@ export class Origin {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'byte-range manifests are published when encoding completes');
     }
     return out;
+  }
+
+  /** QualityLevels: the URL bitrate of each rendition, per stream type. */
+  private smoothBitrates(p: Presentation): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const kind of ['video', 'audio'] as const) {
+      for (const [k, v] of smoothBitrates(p.renditions.filter((r) => r.track.kind === kind))) out.set(k, v);
+    }
+    return out;
+  }
+
+  /** Fragments with a tfxd added, recently served ones kept (bounded); never stored as files. */
+  private readonly smoothCache = new Map<string, Buffer>();
+  private smoothCacheBytes = 0;
+
+  /** `QualityLevels({bitrate})/Fragments({type}={time})`: the fragment at that time, with its tfxd. */
+  private async smoothFragment(
+    req: FastifyRequest<{ Params: { id: string; rev: string; rid: string; seg: string } }>,
+    reply: FastifyReply,
+    rev: string,
+  ) {
+    const q = /^QualityLevels\((\d{1,10})\)$/.exec(req.params.rid);
+    const f = /^Fragments\((video|audio)=(\d{1,20})\)$/.exec(req.params.seg);
+    if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
+    const { p } = await this.completePresentation(req.params.id, rev);
+    const bitrates = this.smoothBitrates(p);
+    const r = p.renditions.find((x) => x.track.kind === f[1] && bitrates.get(x.id) === Number(q[1]));
+    if (!r) throw new SmoothcastError('NOT_FOUND', `no ${f[1]} quality level ${q[1]}`);
+    const n = r.segments.findIndex((s) => s.start === Number(f[2]));
+    const s = r.segments[n];
+    if (!s) throw new SmoothcastError('NOT_FOUND', `no ${f[1]} fragment at ${f[2]}`);
+    const cacheKey = `${req.params.id}/${rev}/${r.id}/${n}`;
+    let body = this.smoothCache.get(cacheKey);
+    if (body) {
+      this.smoothCache.delete(cacheKey);
+      this.smoothCache.set(cacheKey, body);
+    } else {
+      const raw = await this.opts.reader.read(keys.rendition(req.params.id, rev, r.id), s.offset, s.size);
+      if (raw.length !== s.size) throw new SmoothcastError('NOT_FOUND', 'fragment shorter than its index says');
+      body = Buffer.from(addTfxd(raw, s.start, s.duration));
+      this.smoothCache.set(cacheKey, body);
+      this.smoothCacheBytes += body.length;
+      for (const [k, v] of this.smoothCache) {
+        if (this.smoothCacheBytes <= SMOOTH_CACHE_BYTES) break;
+        this.smoothCache.delete(k);
+        this.smoothCacheBytes -= v.length;
+      }
+    }
+    const bytes = body;
+    return sendBytes(req, reply, {
+      size: bytes.length,
+      etag: `"${rev}.${r.id}.${n}.piff.${bytes.length}"`,
+      contentType: r.track.kind === 'audio' ? 'audio/mp4' : 'video/mp4',
+      cacheControl: IMMUTABLE,
+      read: async (o, len) => bytes.subarray(o, o + len),
+    });
   }
 
   /** A progressive download: a plain MP4 with Range support, throttled when configured. */

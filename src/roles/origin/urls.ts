@@ -12,6 +12,8 @@
 //   /v/{asset}/{rev}/{rendition}-br.m3u8   its media playlists
 //   /v/{asset}/{rev}/{rendition}.mp4       the single file: ftyp+moov, a sidx, the fragments (immutable)
 //   /v/{asset}/{rev}/download-{rendition}.mp4   progressive MP4, audio muxed in, moov first   (immutable)
+//   /v/{asset}/{rev}.ism/Manifest          Smooth Streaming (MS-SSTR) client manifest        (once ready)
+//   /v/{asset}/{rev}.ism/QualityLevels({bitrate})/Fragments({video|audio}={time})  a fragment + tfxd (immutable)
 //
 // {rev} names one encode of the asset: a re-encode gets a new rev, so an immutable URL never changes content.
 import type { ManifestRendition, UrlScheme } from '../../media/types.ts';
@@ -64,4 +66,9 @@ export function byteRangeUrls(rev: string): UrlScheme {
 /** A progressive download (a plain MP4 for `<video src>`). */
 export function downloadUrl(base: string, assetId: string, rev: string, renditionId: string): string {
   return `${base}/v/${assetId}/${rev}/download-${renditionId}.mp4`;
+}
+
+/** The Smooth Streaming client manifest of an encode revision. */
+export function smoothUrl(base: string, assetId: string, rev: string): string {
+  return `${base}/v/${assetId}/${rev}.ism/Manifest`;
 }
