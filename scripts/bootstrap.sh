@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what smoothcast needs and is missing, then exits 0. Idempotent and quiet when all is there.
 #   sh scripts/bootstrap.sh            npm dependencies (which bring Node 24) + ffmpeg
-#   sh scripts/bootstrap.sh --test     the same + chromium (the browser tests drive it through playwright-core)
+#   sh scripts/bootstrap.sh --test     the same + what the tests use as reference clients: chromium (driven through
+#                                      playwright-core), GStreamer with its HLS/DASH/Smooth demuxers, nginx
 #   sh scripts/bootstrap.sh --bench    the same + nginx, wrk and curl (benchmark references and clients)
 # Only the npm registry and Debian's packages are used.
 set -eu
@@ -35,6 +36,12 @@ apt_pkgs=""
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || apt_pkgs="$apt_pkgs ffmpeg"
 if [ $want_browser -eq 1 ]; then
   command -v chromium >/dev/null 2>&1 || apt_pkgs="$apt_pkgs chromium"
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs="$apt_pkgs nginx-light"
+  command -v gst-launch-1.0 >/dev/null 2>&1 || apt_pkgs="$apt_pkgs gstreamer1.0-tools"
+  gst_has() { command -v gst-inspect-1.0 >/dev/null 2>&1 && gst-inspect-1.0 "$1" >/dev/null 2>&1; }
+  gst_has mssdemux || apt_pkgs="$apt_pkgs gstreamer1.0-plugins-bad"
+  gst_has qtdemux || apt_pkgs="$apt_pkgs gstreamer1.0-plugins-good"
+  gst_has avdec_h264 || apt_pkgs="$apt_pkgs gstreamer1.0-libav"
 fi
 if [ $want_bench -eq 1 ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs="$apt_pkgs nginx-light"

@@ -1,0 +1,72 @@
+// nginx (Debian's nginx-light) as a plain static file server on a given port: the benchmarks' reference and the
+// interoperability matrix's static host for `smoothcast export` folders.
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { until } from './platform.ts';
+
+export interface Nginx {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/** nginx (Debian) serving `root` as static files, sendfile on, as a CDN origin would. */
+/**
+ * nginx on `port` serving `root` as static files; with `put`, also accepting `PUT /put/<name>` bodies into
+ * `root/put/` (the DAV module, as a plain upload target).
+ */
+export async function startNginx(
+  root: string,
+  workDir: string,
+  port: number,
+  opts: { put?: boolean; cors?: boolean } = {},
+): Promise<Nginx> {
+  mkdirSync(workDir, { recursive: true });
+  const conf = join(workDir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `${process.getuid?.() === 0 ? 'user root root; # as root, workers would run as nobody and be refused our files\n' : ''}worker_processes auto;
+pid ${workDir}/nginx.pid;
+error_log ${workDir}/error.log warn;
+daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 1000000;
+  types { video/mp4 m4s mp4; }
+  client_body_temp_path ${workDir}/body; proxy_temp_path ${workDir}/proxy; fastcgi_temp_path ${workDir}/fcgi;
+  uwsgi_temp_path ${workDir}/uwsgi; scgi_temp_path ${workDir}/scgi;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    ${opts.put ? 'location /put/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; client_body_buffer_size 1m; }' : ''}
+    ${opts.cors ? "add_header Access-Control-Allow-Origin * always; add_header Access-Control-Expose-Headers 'Content-Length, Content-Range' always;" : ''}
+  }
+}
+`,
+  );
+  const child = spawn('/usr/sbin/nginx', ['-c', conf, '-p', workDir], { stdio: 'inherit' });
+  const url = `http://127.0.0.1:${port}`;
+  await until(
+    'nginx start',
+    async () => {
+      try {
+        await fetch(`${url}/`);
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    10_000,
+  );
+  return {
+    url,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGQUIT');
+      await exited;
+    },
+  };
+}
