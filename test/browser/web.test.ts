@@ -142,6 +142,14 @@ describe('web app in chromium', () => {
       );
     }
     assert.match((await page.locator('.stats').textContent()) ?? '', /Playing \d+p · .*Bandwidth/);
+    // Thumbnails: hovering over the seek bar shows the tile for that time, cut from its sprite sheet.
+    const seekBox = (await page.locator('input.seek').boundingBox())!;
+    await page.mouse.move(seekBox.x + seekBox.width * 0.6, seekBox.y + seekBox.height / 2);
+    const preview = page.locator('.preview');
+    await preview.waitFor({ state: 'visible' });
+    assert.match((await preview.getAttribute('style')) ?? '', /background-image: url\(".*thumbs-001\.jpg"\)/);
+    await page.screenshot({ path: join(SHOTS, 'watch-thumbnails.png') });
+    await page.mouse.move(seekBox.x, seekBox.y - 200);
     // Keyboard: m mutes, space pauses.
     await page.locator('video').focus();
     await page.keyboard.press('m');

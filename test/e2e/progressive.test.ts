@@ -120,4 +120,45 @@ describe('progressive downloads', () => {
       `measured ${measured.toFixed(0)} B/s, configured ${rate.toFixed(0)} B/s`,
     );
   });
+
+  it('makes a WebVTT thumbnail track whose cues tile the duration and point inside real sprite sheets', async () => {
+    assert.ok(asset.playback.thumbnails);
+    const trackUrl = new URL(asset.playback.thumbnails, p.url).href;
+    const res = await fetch(trackUrl);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/vtt/);
+    const vtt = await res.text();
+    assert.match(vtt, /^WEBVTT\n/);
+    const cues = [...vtt.matchAll(/([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/g)].map((m) => ({
+      start: m[1]!.split(':').reduce((a, x) => a * 60 + Number(x), 0),
+      end: m[2]!.split(':').reduce((a, x) => a * 60 + Number(x), 0),
+      sheet: m[3]!,
+      box: [Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7])],
+    }));
+    const interval = cues[0]!.end - cues[0]!.start;
+    assert.ok(interval >= 2 && interval <= 10, `one tile every ${interval} s`);
+    assert.equal(cues.length, Math.ceil(asset.duration! / interval));
+    cues.forEach((c, i) => {
+      assert.ok(Math.abs(c.start - i * interval) < 1e-3, 'contiguous');
+      assert.ok(c.end <= asset.duration! + 1e-3);
+    });
+    const sizes = new Map<string, { width: number; height: number }>();
+    for (const c of cues) {
+      if (!sizes.has(c.sheet)) {
+        const probe = (await ffprobeJson(new URL(c.sheet, trackUrl).href, ['-show_streams'])) as {
+          streams: { width: number; height: number; codec_name: string }[];
+        };
+        assert.equal(probe.streams[0]!.codec_name, 'mjpeg');
+        sizes.set(c.sheet, probe.streams[0]!);
+      }
+      const [x, y, w, h] = c.box as [number, number, number, number];
+      const sheet = sizes.get(c.sheet)!;
+      assert.ok(
+        x + w <= sheet.width && y + h <= sheet.height,
+        `${c.sheet}#${c.box} inside ${sheet.width}x${sheet.height}`,
+      );
+      assert.equal(w, 160);
+      assert.equal(h, 90, '16:9 tiles');
+    }
+  });
 });

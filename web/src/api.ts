@@ -22,6 +22,8 @@ export interface Asset {
     hlsByteRange: string | null;
     dashSegmentBase: string | null;
     downloads: { url: string; width: number | null; height: number | null; bitrate: number }[];
+    thumbnails: string | null;
+    smooth: string | null;
   };
   createdAt: string;
 }

@@ -47,6 +47,39 @@ function copyRow(label: string, value: string): HTMLElement {
   return el('div', { class: 'copy' }, el('span', { class: 'label', text: label }), field, btn);
 }
 
+interface ThumbCue {
+  start: number;
+  end: number;
+  url: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** Reads a WebVTT thumbnail track: cues whose text is `sheet.jpg#xywh=x,y,w,h` (relative to the track). */
+async function loadThumbnails(track: string): Promise<ThumbCue[]> {
+  const res = await fetch(track);
+  if (!res.ok) return [];
+  const text = await res.text();
+  const time = (s: string) => s.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
+  const cues: ThumbCue[] = [];
+  for (const block of text.split(/\n\n+/)) {
+    const m = /([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/.exec(block);
+    if (!m) continue;
+    cues.push({
+      start: time(m[1]!),
+      end: time(m[2]!),
+      url: new URL(m[3]!, track).href,
+      x: Number(m[4]),
+      y: Number(m[5]),
+      w: Number(m[6]),
+      h: Number(m[7]),
+    });
+  }
+  return cues;
+}
+
 export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   let asset: Asset;
   try {
@@ -81,7 +114,8 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     quality,
     fsBtn,
   );
-  const frame = el('div', { class: 'player', tabindex: '-1' }, video, controls);
+  const preview = el('div', { class: 'preview', hidden: '', 'aria-hidden': 'true' });
+  const frame = el('div', { class: 'player', tabindex: '-1' }, video, preview, controls);
   const origin = location.origin;
   const abs = (u: string | null) => (u ? new URL(u, origin).href : '');
   const embed = `<iframe src="${origin}/watch/${id}?embed" width="960" height="540" allow="fullscreen" style="border:0" title="${asset.title.replace(/"/g, '&quot;')}"></iframe>`;
@@ -209,6 +243,29 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   seek.addEventListener('input', () => {
     video.currentTime = Number(seek.value);
   });
+  // Thumbnails on the seek bar: the cue under the pointer, cut out of its sprite sheet.
+  if (asset.playback.thumbnails) {
+    const cues = await loadThumbnails(abs(asset.playback.thumbnails));
+    seek.addEventListener('mousemove', (e) => {
+      const d = Number(seek.max);
+      const rect = seek.getBoundingClientRect();
+      const t = Math.max(0, Math.min(d, ((e.clientX - rect.left) / rect.width) * d));
+      const cue = cues.find((c) => t >= c.start && t < c.end) ?? cues.at(-1);
+      if (!cue || !d) return;
+      preview.hidden = false;
+      preview.dataset.time = t.toFixed(1);
+      Object.assign(preview.style, {
+        width: `${cue.w}px`,
+        height: `${cue.h}px`,
+        backgroundImage: `url("${cue.url}")`,
+        backgroundPosition: `-${cue.x}px -${cue.y}px`,
+        left: `${Math.max(0, Math.min(frame.clientWidth - cue.w, e.clientX - frame.getBoundingClientRect().left - cue.w / 2))}px`,
+      });
+    });
+    seek.addEventListener('mouseleave', () => {
+      preview.hidden = true;
+    });
+  }
 
   const toggle = () => (video.paused ? void video.play().catch(() => {}) : video.pause());
   const syncPlay = () => {

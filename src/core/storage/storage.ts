@@ -57,4 +57,9 @@ export const keys = {
   /** The progressive (plain MP4, audio muxed in, moov first) download of a video rendition. */
   download: (assetId: string, rev: string, renditionId: string) =>
     assertKey(`assets/${assetId}/${rev}/download-${renditionId}.mp4`),
+  /** Thumbnail track (`thumbs.vtt`) and sprite sheets (`thumbs-001.jpg`, …) of an encode revision. */
+  thumbnails: (assetId: string, rev: string, name: string) => {
+    if (!/^thumbs(\.vtt|-\d{3}\.jpg)$/.test(name)) throw new RangeError(`not a thumbnail file name: ${name}`);
+    return assertKey(`assets/${assetId}/${rev}/${name}`);
+  },
 };

@@ -1,7 +1,7 @@
 // The JSON shape of an asset, as the API, the SSE stream and `smoothcast import --json` print it.
 import type { Asset } from '../../core/db/assets.ts';
 import { progressiveRungs } from '../../media/progressive.ts';
-import { downloadUrl, playbackUrls, smoothUrl } from '../origin/urls.ts';
+import { downloadUrl, playbackUrls, smoothUrl, thumbnailsUrl } from '../origin/urls.ts';
 
 export interface AssetJson {
   id: string;
@@ -27,6 +27,8 @@ export interface AssetJson {
     poster: string | null;
     hlsByteRange: string | null;
     dashSegmentBase: string | null;
+    /** WebVTT track of sprite-sheet thumbnails for scrubbing; null until ready. */
+    thumbnails: string | null;
     /** Microsoft Smooth Streaming client manifest; null until ready. */
     smooth: string | null;
     /** Progressive MP4s (audio muxed in, moov first) for a plain `<video src>`; empty until ready. */
@@ -73,6 +75,7 @@ export function presentAsset(a: Asset, base: string): AssetJson {
       hlsByteRange: a.status === 'ready' ? urls.hlsByteRange : null,
       dashSegmentBase: a.status === 'ready' ? urls.dashSegmentBase : null,
       smooth: a.status === 'ready' && a.rev ? smoothUrl(base, a.id, a.rev) : null,
+      thumbnails: a.status === 'ready' && a.rev ? thumbnailsUrl(base, a.id, a.rev) : null,
       downloads: a.status === 'ready' && a.rev ? downloads(a, base, a.rev) : [],
     },
     createdAt: new Date(a.createdAt).toISOString(),

@@ -142,6 +142,7 @@ export class Origin {
       if (single) return this.singleFile(req, reply, single[1]!);
       const download = /^download-(v[0-9]{1,2})\.mp4$/.exec(req.params.file);
       if (download) return this.download(req, reply, download[1]!);
+      if (/^thumbs(\.vtt|-\d{3}\.jpg)$/.test(req.params.file)) return this.thumbnailFile(req, reply);
       const br = /^([va][0-9]{1,2})-br\.m3u8$/.exec(req.params.file);
       if (br) {
         const { state, p } = await this.completePresentation(req.params.id, req.params.rev);
@@ -288,6 +289,29 @@ export class Origin {
       contentType: r.track.kind === 'audio' ? 'audio/mp4' : 'video/mp4',
       cacheControl: IMMUTABLE,
       read: async (o, len) => bytes.subarray(o, o + len),
+    });
+  }
+
+  /** The thumbnail track or one of its sprite sheets (immutable: both belong to one encode revision). */
+  private async thumbnailFile(
+    req: FastifyRequest<{ Params: { id: string; rev: string; file: string } }>,
+    reply: FastifyReply,
+  ) {
+    const { id, rev, file } = req.params;
+    checkId(id);
+    if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const state = this.opts.catalog.playbackState(id);
+    if (!state || state.rev !== rev || state.status !== 'ready')
+      throw new SmoothcastError('NOT_FOUND', 'no thumbnails');
+    const key = keys.thumbnails(id, rev, file);
+    const st = await this.opts.reader.stat(key);
+    if (!st) throw new SmoothcastError('NOT_FOUND', `no ${file}`);
+    return sendBytes(req, reply, {
+      size: st.size,
+      etag: `"${rev}.${file}.${st.size}"`,
+      contentType: file.endsWith('.vtt') ? 'text/vtt; charset=utf-8' : 'image/jpeg',
+      cacheControl: IMMUTABLE,
+      read: (o, n) => this.opts.reader.read(key, o, n),
     });
   }
 

@@ -12,6 +12,7 @@
 //   /v/{asset}/{rev}/{rendition}-br.m3u8   its media playlists
 //   /v/{asset}/{rev}/{rendition}.mp4       the single file: ftyp+moov, a sidx, the fragments (immutable)
 //   /v/{asset}/{rev}/download-{rendition}.mp4   progressive MP4, audio muxed in, moov first   (immutable)
+//   /v/{asset}/{rev}/thumbs.vtt, thumbs-001.jpg …   WebVTT thumbnail track + sprite sheets  (immutable)
 //   /v/{asset}/{rev}.ism/Manifest          Smooth Streaming (MS-SSTR) client manifest        (once ready)
 //   /v/{asset}/{rev}.ism/QualityLevels({bitrate})/Fragments({video|audio}={time})  a fragment + tfxd (immutable)
 //
@@ -71,4 +72,9 @@ export function downloadUrl(base: string, assetId: string, rev: string, renditio
 /** The Smooth Streaming client manifest of an encode revision. */
 export function smoothUrl(base: string, assetId: string, rev: string): string {
   return `${base}/v/${assetId}/${rev}.ism/Manifest`;
+}
+
+/** The WebVTT thumbnail track of an encode revision. */
+export function thumbnailsUrl(base: string, assetId: string, rev: string): string {
+  return `${base}/v/${assetId}/${rev}/thumbs.vtt`;
 }

@@ -1,7 +1,7 @@
 // One encode job: probe → plan → ONE ffmpeg writing every rendition as a CMAF file (published as fragments land)
 // → verify → ready. Every failure ends as a stable error code; bad input is never retried.
 import { existsSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Config } from '../../core/config.ts';
 import type { Asset, AssetRepository, FinalRendition, PlannedRendition } from '../../core/db/assets.ts';
@@ -21,6 +21,7 @@ import {
 } from '../../media/encode/probe.ts';
 import { ProgressParser, progressFigures } from '../../media/encode/progress.ts';
 import { buildRemuxArgs, progressiveRungs } from '../../media/progressive.ts';
+import { buildThumbnailArgs, planThumbnails, sheetName, writeThumbnailVtt } from '../../media/thumbnails.ts';
 import { OutputWatcher } from './outputs.ts';
 
 export interface EncodeContext {
@@ -104,6 +105,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
     }
     await startPoster();
     await makeDownloads(asset, rev, finished, outputs, duration, ctx);
+    await makeThumbnails(asset, rev, finished, duration, ctx);
     const final: FinalRendition[] = finished.map((f) => ({
       id: f.id,
       codecs: f.track.codec,
@@ -188,6 +190,35 @@ async function makeDownloads(
     }
     await rename(tmp, out);
   }
+}
+
+/** Sprite sheets + a WebVTT track for scrubbing, from a small rendition (cheap to decode). */
+async function makeThumbnails(
+  asset: Asset,
+  rev: string,
+  finished: readonly { id: string; track: { kind: 'video' | 'audio'; width?: number; height?: number } }[],
+  duration: number,
+  ctx: EncodeContext,
+): Promise<void> {
+  const video = finished
+    .filter((f) => f.track.kind === 'video' && f.track.width && f.track.height)
+    .sort((a, b) => (a.track.height ?? 0) - (b.track.height ?? 0));
+  const from = video.find((f) => (f.track.height ?? 0) >= 180) ?? video.at(-1);
+  if (!from || !(duration > 0)) return;
+  const plan = planThumbnails(duration, from.track.width!, from.track.height!);
+  const { storage } = ctx;
+  const vttKey = keys.thumbnails(asset.id, rev, 'thumbs.vtt');
+  const pattern = storage.localPath(vttKey).replace(/thumbs\.vtt$/, 'thumbs-%03d.jpg');
+  const r = await runProcess(
+    'ffmpeg',
+    buildThumbnailArgs(storage.localPath(keys.rendition(asset.id, rev, from.id)), plan, pattern),
+    { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal },
+  );
+  if (r.aborted) throw new SmoothcastError('JOB_CANCELLED');
+  if (r.code !== 0) {
+    throw new SmoothcastError('ENCODE_FAILED', 'making the thumbnail sprites failed', { detail: r.stderrTail });
+  }
+  await writeFile(storage.localPath(vttKey), writeThumbnailVtt(plan, duration, sheetName));
 }
 
 async function makePoster(asset: Asset, sourcePath: string, plan: LadderPlan, ctx: EncodeContext): Promise<void> {
