@@ -79,14 +79,18 @@ export async function wrk(
   connections: number,
   seconds: number,
   workDir: string,
+  /** A Range header value per path ('' for none). */
+  ranges?: readonly string[],
 ) {
   const script = join(workDir, `paths-${Date.now()}.lua`);
   writeFileSync(
     script,
     `local paths = {${paths.map((p) => JSON.stringify(p)).join(',')}}
+local ranges = {${(ranges ?? paths.map(() => '')).map((r) => JSON.stringify(r)).join(',')}}
 local i = 0
 request = function()
   i = i % #paths + 1
+  if ranges[i] ~= "" then return wrk.format("GET", paths[i], { Range = ranges[i] }) end
   return wrk.format("GET", paths[i])
 end
 `,

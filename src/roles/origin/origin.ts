@@ -63,7 +63,9 @@ export class Origin {
 
   /** Drops cached indexes of an asset (after delete or re-encode). */
   evict(assetId: string): void {
-    this.cache.evictPrefix(`${keys.assetPrefix(assetId)}/`);
+    const prefix = `${keys.assetPrefix(assetId)}/`;
+    this.cache.evictPrefix(prefix);
+    for (const k of this.downloads.keys()) if (k.startsWith(prefix)) this.downloads.delete(k);
   }
 
   register(app: FastifyInstance): void {
@@ -245,6 +247,9 @@ export class Origin {
     return out;
   }
 
+  /** Progressive downloads already looked up: size and media duration (bounded, LRU). */
+  private readonly downloads = new Map<string, { size: number; duration: number }>();
+
   /** Fragments with a tfxd added, recently served ones kept (bounded); never stored as files. */
   private readonly smoothCache = new Map<string, Buffer>();
   private smoothCacheBytes = 0;
@@ -324,14 +329,26 @@ export class Origin {
     const { id, rev } = req.params;
     checkId(id);
     if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
-    const state = this.opts.catalog.playbackState(id);
-    if (!state || state.rev !== rev || state.status !== 'ready')
-      throw new SmoothcastError('NOT_FOUND', 'no such download');
     const key = keys.download(id, rev, rid);
-    const st = await this.opts.reader.stat(key);
-    if (!st) throw new SmoothcastError('NOT_FOUND', `no download for ${rid}`);
+    // Hot path: what a download is (size, media duration) never changes within a revision, so after the first
+    // request a Range read costs no catalog query and no stat: one positioned read, as for segments.
+    let st = this.downloads.get(key);
+    if (st) {
+      this.downloads.delete(key);
+      this.downloads.set(key, st);
+    } else {
+      const state = this.opts.catalog.playbackState(id);
+      if (!state || state.rev !== rev || state.status !== 'ready') {
+        throw new SmoothcastError('NOT_FOUND', 'no such download');
+      }
+      const found = await this.opts.reader.stat(key);
+      if (!found) throw new SmoothcastError('NOT_FOUND', `no download for ${rid}`);
+      st = { size: found.size, duration: state.duration ?? 0 };
+      this.downloads.set(key, st);
+      if (this.downloads.size > 1000) this.downloads.delete(this.downloads.keys().next().value!);
+    }
     const t = this.opts.throttle;
-    const bytesPerSecondOfMedia = state.duration ? st.size / state.duration : 0;
+    const bytesPerSecondOfMedia = st.duration ? st.size / st.duration : 0;
     return sendBytes(req, reply, {
       size: st.size,
       etag: `"${rev}.${rid}.download.${st.size}"`,
