@@ -3,9 +3,10 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import type { AssetJson } from '../src/roles/api/present.ts';
 
 const run = promisify(execFile);
 export const BIN = fileURLToPath(new URL('../bin/smoothcast.js', import.meta.url));
@@ -143,4 +144,103 @@ export async function makeSource(file: string, seconds: number, noise = 0): Prom
     { timeout: 3_600_000 },
   );
   return file;
+}
+
+/**
+ * A `seconds` long noisy 1080p source (so the encoder really spends its bitrate) imported into `work/data` and
+ * encoded by a server of its own; returns the server (still running) and the ready asset.
+ */
+export async function encodedAsset(
+  work: string,
+  seconds = 20,
+): Promise<{ server: ServerProcess; asset: AssetJson; dataDir: string }> {
+  const dataDir = join(work, 'data');
+  const source = join(work, 'source.mp4');
+  await makeSource(source, seconds, 12);
+  console.log('importing (encoding the ladder)…');
+  const { stdout } = await run(process.execPath, [BIN, 'import', '--data', dataDir, '--json', '--no-wait', source], {
+    timeout: 60_000,
+  });
+  const { id } = JSON.parse(stdout) as { id: string };
+  const server = await startServer(dataDir);
+  const asset = await waitFor(
+    'the encode',
+    async () => {
+      const a = (await (await fetch(`${server.url}/api/assets/${id}`)).json()) as AssetJson;
+      if (a.status === 'failed') throw new Error(`encode failed: ${JSON.stringify(a.error)}`);
+      return a.status === 'ready' ? a : undefined;
+    },
+    1_200_000,
+  );
+  return { server, asset, dataDir };
+}
+
+/** The segment paths of the asset's top HLS rendition (the ~1 MB class at 1080p). */
+export async function topSegmentPaths(serverUrl: string, asset: AssetJson): Promise<string[]> {
+  const masterUrl = new URL(asset.playback.hls!, serverUrl);
+  const master = await (await fetch(masterUrl)).text();
+  const mediaUrl = new URL(master.split('\n').find((l) => l.endsWith('.m3u8') && !l.startsWith('#'))!, masterUrl);
+  const playlist = await (await fetch(mediaUrl)).text();
+  return playlist
+    .split('\n')
+    .filter((l) => l.endsWith('.m4s'))
+    .map((l) => new URL(l, mediaUrl).pathname);
+}
+
+/** Fetches `paths` from smoothcast and stores them as static files under `root` at the same paths; mean size. */
+export async function saveAsStatic(serverUrl: string, paths: readonly string[], root: string): Promise<number> {
+  let total = 0;
+  for (const p of paths) {
+    const bytes = Buffer.from(await (await fetch(serverUrl + p)).arrayBuffer());
+    mkdirSync(dirname(join(root, p)), { recursive: true });
+    writeFileSync(join(root, p), bytes);
+    total += bytes.length;
+  }
+  return total / paths.length;
+}
+
+export interface LoadCase {
+  name: string;
+  paths: string[];
+  /** A Range header per path, when the case is range reads. */
+  ranges?: string[];
+}
+
+/**
+ * One case on both servers, same run: first both must answer the same bytes; then a warm-up each and two
+ * alternating measured runs each, keeping each side's best. Any non-2xx or socket error fails the bench.
+ */
+export async function compareWithNginx(
+  c: LoadCase,
+  originUrl: string,
+  nginxUrl: string,
+  work: string,
+  opts: { connections: number; seconds: number },
+): Promise<{ origin: WrkResult; nginx: WrkResult; ratio: number }> {
+  const first = async (base: string) => {
+    const res = await fetch(base + c.paths[0], c.ranges ? { headers: { range: c.ranges[0]! } } : {});
+    return { status: res.status, body: Buffer.from(await res.arrayBuffer()) };
+  };
+  const [a, b] = [await first(originUrl), await first(nginxUrl)];
+  if (a.status !== b.status || a.status >= 300 || !a.body.equals(b.body)) {
+    throw new Error(
+      `${c.name}: smoothcast ${a.status} (${a.body.length} B) and nginx ${b.status} (${b.body.length} B) differ`,
+    );
+  }
+  const measure = (base: string, seconds: number) => wrk(base, c.paths, opts.connections, seconds, work, c.ranges);
+  await measure(originUrl, 2);
+  await measure(nginxUrl, 2);
+  const ours: WrkResult[] = [];
+  const ref: WrkResult[] = [];
+  for (let i = 0; i < 2; i++) {
+    ours.push(await measure(originUrl, opts.seconds));
+    ref.push(await measure(nginxUrl, opts.seconds));
+  }
+  for (const r of [...ours, ...ref]) {
+    if (r.non2xx || r.errors) throw new Error(`${c.name}: a run had failures: ${JSON.stringify(r)}`);
+  }
+  const best = (xs: WrkResult[]) => xs.reduce((x, y) => (y.bytesPerSecond > x.bytesPerSecond ? y : x));
+  const origin = best(ours);
+  const nginx = best(ref);
+  return { origin, nginx, ratio: origin.bytesPerSecond / nginx.bytesPerSecond };
 }

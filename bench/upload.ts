@@ -15,7 +15,6 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,15 +23,6 @@ import { fmt, MB, machine, outFile, startNginx, startServer } from './lib.ts';
 const run = promisify(execFile);
 const BYTES = Number(process.env.BENCH_UPLOAD_BYTES ?? 2 ** 30);
 const ROUNDS = 2;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** curl sending `file` with `method` to `url`; returns the HTTP status, response headers and seconds taken. */
 async function curl(method: string, url: string, file: string | null, headers: Record<string, string>) {
@@ -67,7 +57,7 @@ async function main() {
     const server = await startServer(join(work, 'data'), { SMOOTHCAST_WORKER_ENABLED: 'false' });
     const root = join(work, 'static');
     mkdirSync(join(root, 'put'), { recursive: true });
-    const nginx = await startNginx(root, join(work, 'nginx'), await freePort(), { put: true });
+    const nginx = await startNginx(root, join(work, 'nginx'), { put: true });
     const ours: number[] = [];
     const ref: number[] = [];
     let peakRss = 0;

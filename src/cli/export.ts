@@ -4,6 +4,7 @@
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { Config } from '../core/config.ts';
 import { isValidAssetId } from '../core/db/assets.ts';
 import { SmoothcastError } from '../core/errors.ts';
@@ -26,23 +27,13 @@ const FLAT: UrlScheme = {
   dashMediaTemplate: '$RepresentationID$.mp4#$Number$',
 };
 
+/** The single file: the stored init, the sidx, then the stored fragments, streamed. */
 async function writeSingleFile(src: string, dest: string, layout: SingleFileLayout): Promise<void> {
-  const out = createWriteStream(dest);
-  const copy = (start: number, end: number) =>
-    new Promise<void>((resolve, reject) => {
-      if (end <= start) return resolve();
-      const rs = createReadStream(src, { start, end: end - 1, highWaterMark: 1 << 20 });
-      rs.on('error', reject);
-      rs.on('end', resolve);
-      rs.pipe(out, { end: false });
-    });
-  await copy(0, layout.initSize);
-  await new Promise<void>((resolve, reject) => out.write(layout.sidx, (e) => (e ? reject(e) : resolve())));
-  await copy(layout.initSize, layout.storedEnd);
-  await new Promise<void>((resolve, reject) => {
-    out.once('error', reject);
-    out.end(() => resolve());
-  });
+  await pipeline(async function* () {
+    yield* createReadStream(src, { start: 0, end: layout.initSize - 1 });
+    yield layout.sidx;
+    yield* createReadStream(src, { start: layout.initSize, end: layout.storedEnd - 1 });
+  }, createWriteStream(dest));
 }
 
 export async function exportCommand(config: Config, cli: Cli): Promise<number> {

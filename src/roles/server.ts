@@ -82,7 +82,6 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         playable: a.playable,
         rev: a.rev,
         segmentDuration: config.encode.segmentDuration,
-        duration: a.duration,
         renditions: a.renditions,
       };
     },

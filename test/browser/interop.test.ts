@@ -8,18 +8,17 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createServer as netServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { ffmpegFixture, testSource } from '../helpers/media.ts';
+import { launchChromium } from '../helpers/browser.ts';
 import { type Nginx, startNginx } from '../helpers/nginx.ts';
-import { cli, settled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { cli, importSettled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { h264Clip } from '../helpers/sources.ts';
 
 const run = promisify(execFile);
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const root = new URL('../../', import.meta.url).pathname;
 const LIBS: Record<string, string> = {
   'hls.js': 'node_modules/hls.js/dist/hls.min.js',
@@ -36,15 +35,6 @@ interface Cell {
   note: string;
 }
 const results: Cell[] = [];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The lab origin: the page, its script and the player libraries, on its own port (so: another origin). */
 function labServer(): Promise<{ url: string; server: Server }> {
@@ -83,35 +73,16 @@ describe('interoperability matrix', { concurrency: false }, () => {
 
   before(async () => {
     p = await startTestPlatform({ encode: { preset: 'ultrafast' } });
-    const source = await ffmpegFixture(
-      [
-        ...testSource({ seconds: 20, width: 960, height: 540 }),
-        '-c:v',
-        'libx264',
-        '-preset',
-        'ultrafast',
-        '-pix_fmt',
-        'yuv420p',
-        '-c:a',
-        'aac',
-        '-shortest',
-      ],
-      'mp4',
-    );
-    const r = await cli(['import', '--data', p.dataDir, '--json', '--no-wait', source]);
-    assert.equal(r.code, 0, r.stderr);
-    asset = await settled(p, (JSON.parse(r.stdout) as AssetJson).id);
+    const source = await h264Clip({ seconds: 20, width: 960, height: 540 });
+    asset = await importSettled(p, source);
     assert.equal(asset.status, 'ready', JSON.stringify(asset.error));
     const dir = join(p.dataDir, 'static-export');
     const ex = await cli(['export', '--data', p.dataDir, asset.id, dir]);
     assert.equal(ex.code, 0, ex.stderr);
-    nginx = await startNginx(dir, join(p.dataDir, 'nginx'), await freePort(), { cors: true });
+    nginx = await startNginx(dir, join(p.dataDir, 'nginx'), { cors: true });
     exportUrl = nginx.url;
     lab = await labServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { ffmpegFixture, testSource } from '../helpers/media.ts';
 import { cli, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { h264Clip } from '../helpers/sources.ts';
 
 interface SseEvent {
   event: string;
@@ -71,21 +71,7 @@ describe('asset events (SSE)', () => {
   before(async () => {
     p = await startTestPlatform();
     // Long enough that the encode spans several progress updates (written every 500 ms) and SSE polls (250 ms).
-    source = await ffmpegFixture(
-      [
-        ...testSource({ seconds: 30, width: 640, height: 360 }),
-        '-c:v',
-        'libx264',
-        '-preset',
-        'ultrafast',
-        '-pix_fmt',
-        'yuv420p',
-        '-c:a',
-        'aac',
-        '-shortest',
-      ],
-      'mp4',
-    );
+    source = await h264Clip({ seconds: 30, width: 640, height: 360 });
   });
 
   after(async () => {

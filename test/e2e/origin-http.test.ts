@@ -9,8 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { indexBuffer } from '../../src/media/bmff/index.ts';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { ffmpegFixture, testSource } from '../helpers/media.ts';
-import { cli, settled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { cli, importSettled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { h264Clip } from '../helpers/sources.ts';
 import { fetchText, parseMediaPlaylist } from '../helpers/verify.ts';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -54,25 +54,8 @@ describe('origin HTTP semantics', () => {
 
   before(async () => {
     p = await startTestPlatform();
-    source = await ffmpegFixture(
-      [
-        ...testSource({ seconds: 6 }),
-        '-c:v',
-        'libx264',
-        '-preset',
-        'ultrafast',
-        '-pix_fmt',
-        'yuv420p',
-        '-c:a',
-        'aac',
-        '-shortest',
-      ],
-      'mp4',
-    );
-    const r = await cli(['import', '--data', p.dataDir, '--json', '--no-wait', source]);
-    assert.equal(r.code, 0, r.stderr);
-    const { id } = JSON.parse(r.stdout) as AssetJson;
-    asset = await settled(p, id, 120_000);
+    source = await h264Clip({ seconds: 6 });
+    asset = await importSettled(p, source, 120_000);
     assert.equal(asset.status, 'ready', JSON.stringify(asset.error));
 
     const masterUrl = new URL(asset.playback.hls!, p.url).href;
@@ -86,7 +69,7 @@ describe('origin HTTP semantics', () => {
       renditions.push({
         id: rr.id,
         kind: rr.type,
-        file: readFileSync(join(p.dataDir, 'media', 'assets', id, rev, `${rr.id}.mp4`)),
+        file: readFileSync(join(p.dataDir, 'media', 'assets', asset.id, rev, `${rr.id}.mp4`)),
         playlistUrl,
         initUrl: new URL(pl.map, playlistUrl).href,
         segmentUrls: pl.segments.map((s) => new URL(s.uri, playlistUrl).href),
@@ -303,10 +286,8 @@ describe('origin HTTP semantics', () => {
   it('answers 404, not cacheable, for a segment another process deleted under a cached index', async () => {
     // A second copy of the asset, removed by `smoothcast rm` (another process: this server's index cache still
     // holds its indexes, as a second origin behind a load balancer would after a DELETE made through the first).
-    const r = await cli(['import', '--data', p.dataDir, '--json', '--no-wait', source]);
-    assert.equal(r.code, 0, r.stderr);
-    const { id } = JSON.parse(r.stdout) as AssetJson;
-    const other = await settled(p, id, 120_000);
+    const other = await importSettled(p, source, 120_000);
+    const id = other.id;
     assert.equal(other.status, 'ready', JSON.stringify(other.error));
     const masterUrl = new URL(other.playback.hls!, p.url).href;
     const otherRev = /^(r[0-9a-z-]+)\//m.exec(await fetchText(masterUrl))?.[1];

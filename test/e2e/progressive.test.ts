@@ -6,8 +6,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { ffmpegFixture, ffprobeJson, testSource } from '../helpers/media.ts';
-import { cli, settled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { ffprobeJson } from '../helpers/media.ts';
+import { importSettled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
+import { h264Clip } from '../helpers/sources.ts';
 
 const BURST_SECONDS = 2;
 const RATE_FACTOR = 0.25;
@@ -32,22 +33,8 @@ describe('progressive downloads', () => {
       encode: { preset: 'ultrafast' },
       progressive: { throttle: true, burstSeconds: BURST_SECONDS, rateFactor: RATE_FACTOR },
     });
-    const source = await ffmpegFixture(
-      [
-        ...testSource({ seconds: 12, width: 640, height: 360 }),
-        '-c:v',
-        'libx264',
-        '-preset',
-        'ultrafast',
-        '-c:a',
-        'aac',
-        '-shortest',
-      ],
-      'mp4',
-    );
-    const r = await cli(['import', '--data', p.dataDir, '--json', '--no-wait', source]);
-    assert.equal(r.code, 0, r.stderr);
-    asset = await settled(p, (JSON.parse(r.stdout) as AssetJson).id);
+    const source = await h264Clip({ seconds: 12, width: 640, height: 360 });
+    asset = await importSettled(p, source);
     assert.equal(asset.status, 'ready', JSON.stringify(asset.error));
   });
   after(() => p?.stop());

@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { ffmpegFixture, testSource } from '../helpers/media.ts';
 import { cli, settled, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
+import { h264Clip } from '../helpers/sources.ts';
 import { fetchBytes, fetchText, parseMediaPlaylist, parseMultivariant } from '../helpers/verify.ts';
 
 describe('publish while encoding', () => {
@@ -14,21 +14,7 @@ describe('publish while encoding', () => {
 
   before(async () => {
     p = await startTestPlatform();
-    source = await ffmpegFixture(
-      [
-        ...testSource({ seconds: 60, width: 1280, height: 720 }),
-        '-c:v',
-        'libx264',
-        '-preset',
-        'ultrafast',
-        '-pix_fmt',
-        'yuv420p',
-        '-c:a',
-        'aac',
-        '-shortest',
-      ],
-      'mp4',
-    );
+    source = await h264Clip({ seconds: 60, width: 1280, height: 720 });
   });
 
   after(async () => {

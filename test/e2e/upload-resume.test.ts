@@ -5,13 +5,12 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Upload } from 'tus-js-client';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { BIN, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
+import { BIN, freePort, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
 import { faultProxy } from '../helpers/proxy.ts';
 
 const MiB = 2 ** 20;
@@ -33,15 +32,6 @@ const sha256 = (file: string) => createHash('sha256').update(readFileSync(file))
 function sourceOf(dataDir: string, assetId: string): string {
   const dir = join(dataDir, 'media', 'assets', assetId);
   return join(dir, readdirSync(dir).find((f) => f.startsWith('source'))!);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function serve(dataDir: string, port: number): Promise<ChildProcess> {

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Upload } from 'tus-js-client';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { ffmpegFixture, testSource } from '../helpers/media.ts';
 import { settled, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
+import { h264Clip } from '../helpers/sources.ts';
 
 const TUS = { 'tus-resumable': '1.0.0' };
 const OCTETS = { ...TUS, 'content-type': 'application/offset+octet-stream' };
@@ -73,12 +73,7 @@ describe('uploads over tus', () => {
   before(async () => {
     p = await startTestPlatform();
     uploadsDir = join(p.dataDir, 'uploads');
-    clip = readFileSync(
-      await ffmpegFixture(
-        [...testSource({ seconds: 4 }), '-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-shortest'],
-        'mp4',
-      ),
-    );
+    clip = readFileSync(await h264Clip({ seconds: 4 }));
   });
   after(() => p?.stop());
 
@@ -263,9 +258,7 @@ describe('upload expiry and source clean-up', () => {
   });
 
   it('deletes the source once the asset is ready when storage.keepSources is false', async () => {
-    const clip = readFileSync(
-      await ffmpegFixture([...testSource({ seconds: 2 }), '-c:v', 'libx264', '-preset', 'ultrafast', '-an'], 'mp4'),
-    );
+    const clip = readFileSync(await h264Clip({ seconds: 2, audio: false }));
     const { asset } = await tusUpload(`${p.url}/api/uploads`, clip, { filename: 'gone.mp4' });
     assert.ok(asset);
     const a = await settled(p, asset);

@@ -1,26 +1,26 @@
-// nginx (Debian's nginx-light) as a plain static file server on a given port: the benchmarks' reference and the
+// nginx (Debian's nginx-light) as a plain static file server on a free port: the benchmarks' reference and the
 // interoperability matrix's static host for `smoothcast export` folders.
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { until } from './platform.ts';
+import { freePort, until } from './platform.ts';
 
 export interface Nginx {
   url: string;
   stop(): Promise<void>;
 }
 
-/** nginx (Debian) serving `root` as static files, sendfile on, as a CDN origin would. */
 /**
- * nginx on `port` serving `root` as static files; with `put`, also accepting `PUT /put/<name>` bodies into
- * `root/put/` (the DAV module, as a plain upload target).
+ * nginx serving `root` as static files (sendfile on, as a CDN origin would) on a free port; with `put`, also
+ * accepting `PUT /put/<name>` bodies into `root/put/` (the DAV module, as a plain upload target); with `cors`,
+ * answering players on other origins.
  */
 export async function startNginx(
   root: string,
   workDir: string,
-  port: number,
   opts: { put?: boolean; cors?: boolean } = {},
 ): Promise<Nginx> {
+  const port = await freePort();
   mkdirSync(workDir, { recursive: true });
   const conf = join(workDir, 'nginx.conf');
   writeFileSync(
@@ -35,7 +35,7 @@ http {
   sendfile on;
   tcp_nopush on;
   keepalive_requests 1000000;
-  types { video/mp4 m4s mp4; }
+  types { video/mp4 m4s mp4; application/vnd.apple.mpegurl m3u8; application/dash+xml mpd; image/jpeg jpg; }
   client_body_temp_path ${workDir}/body; proxy_temp_path ${workDir}/proxy; fastcgi_temp_path ${workDir}/fcgi;
   uwsgi_temp_path ${workDir}/uwsgi; scgi_temp_path ${workDir}/scgi;
   server {

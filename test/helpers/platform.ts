@@ -1,6 +1,7 @@
 // A real platform for end-to-end tests: the server on port 0 over a fresh data folder, the CLI as a child process.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,6 +80,13 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined> | 
   }
 }
 
+/** `smoothcast import --json --no-wait FILE` into the platform's data folder; the asset once ready or failed. */
+export async function importSettled(p: TestPlatform, file: string, timeoutMs?: number): Promise<AssetJson> {
+  const r = await cli(['import', '--data', p.dataDir, '--json', '--no-wait', file]);
+  if (r.code !== 0) throw new Error(`smoothcast import ${file} exited ${r.code}: ${r.stderr}`);
+  return settled(p, (JSON.parse(r.stdout) as AssetJson).id, timeoutMs);
+}
+
 /** Waits until the asset is ready or failed and returns it. */
 export function settled(p: TestPlatform, id: string, timeoutMs = 300_000): Promise<AssetJson> {
   return until(
@@ -89,4 +97,14 @@ export function settled(p: TestPlatform, id: string, timeoutMs = 300_000): Promi
     },
     timeoutMs,
   );
+}
+
+/** A TCP port nothing listens on right now (for servers that cannot be told to pick one themselves). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -13,8 +13,13 @@ export interface GoodSource {
   audio: boolean;
 }
 
+/** An H.264 (+ AAC unless `audio` is false) MP4 test clip: the shape most tests import or upload. */
+export function h264Clip(o: { seconds: number; width?: number; height?: number; audio?: boolean }): Promise<string> {
+  return ffmpegFixture([...testSource(o), ...x264, ...(o.audio === false ? [] : [...aac, '-shortest'])], 'mp4');
+}
+
 export async function landscape(): Promise<string> {
-  return ffmpegFixture([...testSource({ seconds: 5, width: 640, height: 360 }), ...x264, ...aac, '-shortest'], 'mp4');
+  return h264Clip({ seconds: 5, width: 640, height: 360 });
 }
 
 export async function goodSources(): Promise<GoodSource[]> {

@@ -1,32 +1,8 @@
 // The platform's JSON API as the pages use it (same origin).
-export interface Asset {
-  id: string;
-  title: string;
-  status: 'queued' | 'processing' | 'ready' | 'failed';
-  playable: boolean;
-  progress: { percent: number; speed: number | null; etaSeconds: number | null } | null;
-  error: { code: string; message: string } | null;
-  duration: number | null;
-  renditions: {
-    id: string;
-    type: 'video' | 'audio';
-    width: number | null;
-    height: number | null;
-    bitrate: number;
-    codecs: string | null;
-  }[];
-  playback: {
-    hls: string | null;
-    dash: string | null;
-    poster: string | null;
-    hlsByteRange: string | null;
-    dashSegmentBase: string | null;
-    downloads: { url: string; width: number | null; height: number | null; bitrate: number }[];
-    thumbnails: string | null;
-    smooth: string | null;
-  };
-  createdAt: string;
-}
+import type { AssetJson } from '../../src/roles/api/present.ts';
+
+/** The API's asset object: the server's own type (a type-only import; nothing of the server is bundled). */
+export type Asset = AssetJson;
 
 export class ApiError extends Error {
   readonly code: string;

@@ -18,8 +18,8 @@ class FileUpload {
   private readonly upload: tus.Upload;
   private paused = false;
   private done = false;
-  private startedAt = 0;
-  private startedBytes = 0;
+  /** Where the speed is measured from: the first progress report since the upload (re)started. */
+  private rateFrom: { at: number; bytes: number } | null = null;
 
   constructor(private readonly file: File) {
     const id = `u${Math.random().toString(36).slice(2, 8)}`;
@@ -65,18 +65,16 @@ class FileUpload {
       this.upload.resumeFromPreviousUpload(last);
       this.state.textContent = 'Resuming the earlier upload…';
     }
-    this.startedAt = performance.now();
     this.upload.start();
   }
 
   private progress(sent: number, total: number): void {
-    if (this.startedAt && this.startedBytes === 0 && sent > 0 && this.state.textContent?.startsWith('Resuming')) {
-      this.startedBytes = sent;
-    }
+    const now = performance.now();
+    this.rateFrom ??= { at: now, bytes: sent };
     const pct = total ? (sent / total) * 100 : 0;
     this.bar.value = pct;
-    const elapsed = (performance.now() - this.startedAt) / 1000;
-    const rate = elapsed > 0.2 ? (sent - this.startedBytes) / elapsed : 0;
+    const elapsed = (now - this.rateFrom.at) / 1000;
+    const rate = elapsed > 0.2 ? (sent - this.rateFrom.bytes) / elapsed : 0;
     const left = rate > 0 ? ` · ${clock((total - sent) / rate)} left` : '';
     this.figures.textContent = `${bytes(sent)} / ${bytes(total)} · ${rate ? `${bytes(rate)}/s` : '–'}${left}`;
     this.state.textContent = `Uploading ${pct.toFixed(0)}%`;
@@ -89,8 +87,7 @@ class FileUpload {
       this.card.classList.remove('failed', 'paused');
       this.pauseBtn.textContent = 'Pause';
       this.pauseBtn.setAttribute('aria-label', `Pause upload of ${this.file.name}`);
-      this.startedAt = performance.now();
-      this.startedBytes = Number(this.bar.value) * this.file.size / 100;
+      this.rateFrom = null;
       this.upload.start();
     } else {
       this.paused = true;

@@ -6,14 +6,15 @@ import { SmoothcastError } from '../../core/errors.ts';
 import type { MediaReader } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { addTfxd } from '../../media/bmff/piff.ts';
-import { mapRange, type SingleFileLayout, singleFileLayout } from '../../media/bmff/single-file.ts';
+import { mapRange } from '../../media/bmff/single-file.ts';
 import { writeMpd } from '../../media/manifest/dash.ts';
 import { writeMediaPlaylist, writeMultivariantPlaylist } from '../../media/manifest/hls.ts';
-import { smoothBitrates, writeSmoothManifest } from '../../media/manifest/smooth.ts';
-import type { ManifestRendition, Presentation, Segment, TrackInfo } from '../../media/types.ts';
+import { writeSmoothManifest } from '../../media/manifest/smooth.ts';
+import type { ManifestRendition, Presentation } from '../../media/types.ts';
 import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
 import { IndexCache, type RenditionIndex } from './index-cache.ts';
+import { ReadyRevision } from './ready-revision.ts';
 import { ASSET_ID, byteRangeUrls, manifestUrls, RENDITION_ID, REV, singleFileUrl } from './urls.ts';
 
 /** What the origin needs to know of an asset (each consumer declares its own narrow view). */
@@ -23,8 +24,6 @@ export interface PlaybackState {
   playable: boolean;
   rev: string | null;
   segmentDuration: number;
-  /** Seconds, once known. */
-  duration: number | null;
   renditions: readonly { id: string; type: 'video' | 'audio' }[];
 }
 
@@ -61,11 +60,10 @@ export class Origin {
     this.cache = new IndexCache(opts.reader, { maxEntries: opts.indexCacheEntries });
   }
 
-  /** Drops cached indexes of an asset (after delete or re-encode). */
+  /** Drops what is cached of an asset (after delete or re-encode). */
   evict(assetId: string): void {
-    const prefix = `${keys.assetPrefix(assetId)}/`;
-    this.cache.evictPrefix(prefix);
-    for (const k of this.downloads.keys()) if (k.startsWith(prefix)) this.downloads.delete(k);
+    this.cache.evictPrefix(`${keys.assetPrefix(assetId)}/`);
+    for (const k of this.revisions.keys()) if (k.startsWith(`${assetId}/`)) this.revisions.delete(k);
   }
 
   register(app: FastifyInstance): void {
@@ -101,16 +99,15 @@ export class Origin {
 
     // Byte-range addressing of the same files (complete assets): HLS EXT-X-BYTERANGE and DASH SegmentBase.
     app.get<{ Params: { id: string } }>('/v/:id/byterange.m3u8', async (req, reply) => {
-      const { state, p } = await this.completePresentation(req.params.id);
-      const text = writeMultivariantPlaylist(p, byteRangeUrls(state.rev ?? ''));
+      const { rev, ready } = await this.ready(req.params.id);
+      const text = writeMultivariantPlaylist(ready.p, byteRangeUrls(rev));
       return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/ondemand.mpd', async (req, reply) => {
-      const { state, p } = await this.completePresentation(req.params.id);
-      const rev = state.rev ?? '';
-      const text = writeMpd(p, manifestUrls(rev), {
-        segmentBase: { uri: (r) => singleFileUrl(rev, r), layout: (r) => this.layoutOf(r) },
+      const { rev, ready } = await this.ready(req.params.id);
+      const text = writeMpd(ready.p, manifestUrls(rev), {
+        segmentBase: { uri: (r) => singleFileUrl(rev, r), layout: (r) => ready.layout(r) },
       });
       return this.sendManifest(reply, text, 'application/dash+xml', true);
     });
@@ -132,13 +129,9 @@ export class Origin {
     app.get<{ Params: { id: string; rev: string; file: string } }>('/v/:id/:rev/:file', async (req, reply) => {
       const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
       if (ism && req.params.file === 'Manifest') {
-        const { p } = await this.completePresentation(req.params.id, ism[1]);
-        return this.sendManifest(
-          reply,
-          writeSmoothManifest(p, this.smoothBitrates(p)),
-          'text/xml; charset=utf-8',
-          true,
-        );
+        const { ready } = await this.ready(req.params.id, ism[1]);
+        const text = writeSmoothManifest(ready.p, ready.smoothBitrates);
+        return this.sendManifest(reply, text, 'text/xml; charset=utf-8', true);
       }
       const single = /^([va][0-9]{1,2})\.mp4$/.exec(req.params.file);
       if (single) return this.singleFile(req, reply, single[1]!);
@@ -147,12 +140,11 @@ export class Origin {
       if (/^thumbs(\.vtt|-\d{3}\.jpg)$/.test(req.params.file)) return this.thumbnailFile(req, reply);
       const br = /^([va][0-9]{1,2})-br\.m3u8$/.exec(req.params.file);
       if (br) {
-        const { state, p } = await this.completePresentation(req.params.id, req.params.rev);
-        const r = p.renditions.find((x) => x.id === br[1]);
-        if (!r) throw new SmoothcastError('NOT_FOUND', `no rendition ${br[1]}`);
+        const { rev, ready } = await this.ready(req.params.id, req.params.rev);
+        const r = ready.rendition(br[1]!);
         // The playlist sits next to the single file: its URI is just the file name.
-        const text = writeMediaPlaylist(r, p, manifestUrls(state.rev ?? ''), {
-          byteRange: { uri: `${r.id}.mp4`, layout: this.layoutOf(r) },
+        const text = writeMediaPlaylist(r, ready.p, manifestUrls(rev), {
+          byteRange: { uri: `${r.id}.mp4`, layout: ready.layout(r) },
         });
         return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
       }
@@ -219,36 +211,43 @@ export class Origin {
     });
   }
 
-  /** The single-file layout (sidx) of a complete rendition, built once per index. */
-  private readonly layouts = new WeakMap<readonly Segment[], SingleFileLayout>();
-  private layoutOf(r: { track: TrackInfo; segments: readonly Segment[] }): SingleFileLayout {
-    let l = this.layouts.get(r.segments);
-    if (!l) {
-      l = singleFileLayout(r.track, r.segments);
-      this.layouts.set(r.segments, l);
+  /** Ready revisions by `${id}/${rev}` (bounded, LRU). */
+  private readonly revisions = new Map<string, ReadyRevision>();
+
+  /**
+   * The ready revision of an asset for a manifest: the catalog is asked each time (a deleted or re-encoded asset
+   * stops being described at once); what is derived from the revision is built once.
+   */
+  private async ready(rawId: string, rev?: string): Promise<{ id: string; rev: string; ready: ReadyRevision }> {
+    const id = checkId(rawId);
+    if (rev !== undefined && !REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const state = this.opts.catalog.playbackState(id);
+    if (!state) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+    if (state.status !== 'ready' || !state.rev) {
+      throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${state.status}; this is published when ready`);
     }
-    return l;
+    if (rev !== undefined && rev !== state.rev) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const key = `${id}/${state.rev}`;
+    let ready = this.revisions.get(key);
+    if (ready) {
+      this.revisions.delete(key);
+    } else {
+      ready = new ReadyRevision(await readPresentation(this.cache, id, state.rev, state));
+      if (this.revisions.size >= this.opts.indexCacheEntries)
+        this.revisions.delete(this.revisions.keys().next().value!);
+    }
+    this.revisions.set(key, ready);
+    return { id, rev: state.rev, ready };
   }
 
-  private async completePresentation(rawId: string, rev?: string) {
-    const out = await this.presentation(rawId, rev);
-    if (!out.p.complete) {
-      throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'byte-range manifests are published when encoding completes');
-    }
-    return out;
+  /**
+   * The ready revision for a byte response: from memory when known (no catalog query — as for segments, bytes of
+   * a deleted asset then end in 404 at the read), else as for a manifest.
+   */
+  private async readyBytes(rawId: string, rev: string): Promise<{ id: string; rev: string; ready: ReadyRevision }> {
+    const known = this.revisions.get(`${rawId}/${rev}`);
+    return known ? { id: rawId, rev, ready: known } : this.ready(rawId, rev);
   }
-
-  /** QualityLevels: the URL bitrate of each rendition, per stream type. */
-  private smoothBitrates(p: Presentation): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const kind of ['video', 'audio'] as const) {
-      for (const [k, v] of smoothBitrates(p.renditions.filter((r) => r.track.kind === kind))) out.set(k, v);
-    }
-    return out;
-  }
-
-  /** Progressive downloads already looked up: size and media duration (bounded, LRU). */
-  private readonly downloads = new Map<string, { size: number; duration: number }>();
 
   /** Fragments with a tfxd added, recently served ones kept (bounded); never stored as files. */
   private readonly smoothCache = new Map<string, Buffer>();
@@ -263,13 +262,9 @@ export class Origin {
     const q = /^QualityLevels\((\d{1,10})\)$/.exec(req.params.rid);
     const f = /^Fragments\((video|audio)=(\d{1,20})\)$/.exec(req.params.seg);
     if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
-    const { p } = await this.completePresentation(req.params.id, rev);
-    const bitrates = this.smoothBitrates(p);
-    const r = p.renditions.find((x) => x.track.kind === f[1] && bitrates.get(x.id) === Number(q[1]));
-    if (!r) throw new SmoothcastError('NOT_FOUND', `no ${f[1]} quality level ${q[1]}`);
-    const n = r.segments.findIndex((s) => s.start === Number(f[2]));
-    const s = r.segments[n];
-    if (!s) throw new SmoothcastError('NOT_FOUND', `no ${f[1]} fragment at ${f[2]}`);
+    const { ready } = await this.readyBytes(req.params.id, rev);
+    const { r, n } = ready.smoothFragment(f[1]!, Number(q[1]), Number(f[2]));
+    const s = r.segments[n]!;
     const cacheKey = `${req.params.id}/${rev}/${r.id}/${n}`;
     let body = this.smoothCache.get(cacheKey);
     if (body) {
@@ -302,18 +297,13 @@ export class Origin {
     req: FastifyRequest<{ Params: { id: string; rev: string; file: string } }>,
     reply: FastifyReply,
   ) {
-    const { id, rev, file } = req.params;
-    checkId(id);
-    if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
-    const state = this.opts.catalog.playbackState(id);
-    if (!state || state.rev !== rev || state.status !== 'ready')
-      throw new SmoothcastError('NOT_FOUND', 'no thumbnails');
+    const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
+    const file = req.params.file;
     const key = keys.thumbnails(id, rev, file);
-    const st = await this.opts.reader.stat(key);
-    if (!st) throw new SmoothcastError('NOT_FOUND', `no ${file}`);
+    const size = await ready.size(this.opts.reader, key);
     return sendBytes(req, reply, {
-      size: st.size,
-      etag: `"${rev}.${file}.${st.size}"`,
+      size,
+      etag: `"${rev}.${file}.${size}"`,
       contentType: file.endsWith('.vtt') ? 'text/vtt; charset=utf-8' : 'image/jpeg',
       cacheControl: IMMUTABLE,
       read: (o, n) => this.opts.reader.read(key, o, n),
@@ -326,32 +316,14 @@ export class Origin {
     reply: FastifyReply,
     rid: string,
   ) {
-    const { id, rev } = req.params;
-    checkId(id);
-    if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const key = keys.download(id, rev, rid);
-    // Hot path: what a download is (size, media duration) never changes within a revision, so after the first
-    // request a Range read costs no catalog query and no stat: one positioned read, as for segments.
-    let st = this.downloads.get(key);
-    if (st) {
-      this.downloads.delete(key);
-      this.downloads.set(key, st);
-    } else {
-      const state = this.opts.catalog.playbackState(id);
-      if (!state || state.rev !== rev || state.status !== 'ready') {
-        throw new SmoothcastError('NOT_FOUND', 'no such download');
-      }
-      const found = await this.opts.reader.stat(key);
-      if (!found) throw new SmoothcastError('NOT_FOUND', `no download for ${rid}`);
-      st = { size: found.size, duration: state.duration ?? 0 };
-      this.downloads.set(key, st);
-      if (this.downloads.size > 1000) this.downloads.delete(this.downloads.keys().next().value!);
-    }
+    const size = await ready.size(this.opts.reader, key);
     const t = this.opts.throttle;
-    const bytesPerSecondOfMedia = st.duration ? st.size / st.duration : 0;
+    const bytesPerSecondOfMedia = ready.p.duration > 0 ? size / ready.p.duration : 0;
     return sendBytes(req, reply, {
-      size: st.size,
-      etag: `"${rev}.${rid}.download.${st.size}"`,
+      size,
+      etag: `"${rev}.${rid}.download.${size}"`,
       contentType: 'video/mp4',
       cacheControl: IMMUTABLE,
       ...(this.pool ? { pool: this.pool } : {}),
@@ -373,13 +345,9 @@ export class Origin {
     reply: FastifyReply,
     rid: string,
   ) {
-    const { id, rev } = req.params;
-    checkId(id);
-    if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
-    const { p } = await this.completePresentation(id, rev);
-    const r = p.renditions.find((x) => x.id === rid);
-    if (!r) throw new SmoothcastError('NOT_FOUND', `no rendition ${rid}`);
-    const layout = this.layoutOf(r);
+    const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
+    const r = ready.rendition(rid);
+    const layout = ready.layout(r);
     const key = keys.rendition(id, rev, rid);
     return sendBytes(req, reply, {
       size: layout.size,

@@ -14,6 +14,9 @@ import { pipeline } from 'node:stream/promises';
 import { FileStore } from '@tus/file-store';
 import { ERRORS as TUS_ERRORS, type Upload } from '@tus/utils';
 
+/** Upload ids are ours (the server's naming function): 32 hex digits, checked before any of them reaches a path. */
+export const UPLOAD_ID = /^[0-9a-f]{32}$/;
+
 /** Algorithms offered in Tus-Checksum-Algorithm (sha1 is the one the protocol requires). */
 export const CHECKSUM_ALGORITHMS = ['sha1', 'sha256', 'md5'] as const;
 
@@ -48,7 +51,7 @@ export class SmoothcastFileStore extends FileStore {
 
   /** The data file of an upload (ids are validated by the caller: 32 hex digits, never a path). */
   pathOf(id: string): string {
-    if (!/^[0-9a-f]{32}$/.test(id)) throw tusError(404, 'no such upload');
+    if (!UPLOAD_ID.test(id)) throw tusError(404, 'no such upload');
     return join(this.directory, id);
   }
 
@@ -107,33 +110,43 @@ export class SmoothcastFileStore extends FileStore {
   }
 
   /**
-   * Deletes unfinished uploads without progress for the expiration period, and data files whose info file never
-   * got written (a crash during creation). Finished uploads are the finisher's business. Returns how many.
+   * Every upload on disk, read once: its data file's size and last progress, and its declared size (undefined for
+   * a data file whose info file was never written — a crash during creation — or with a deferred length).
    */
-  override async deleteExpired(): Promise<number> {
-    const period = this.getExpiration();
-    if (period <= 0) return 0;
-    const now = Date.now();
-    let removed = 0;
+  async entries(): Promise<
+    { id: string; size: number; declared: number | undefined; hasInfo: boolean; mtimeMs: number }[]
+  > {
     let names: string[];
     try {
       names = await readdir(this.directory);
     } catch {
-      return 0;
+      return [];
     }
     const infos = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
-    for (const name of names) {
-      if (name.endsWith('.json')) continue;
-      const st = await stat(join(this.directory, name)).catch(() => null);
-      if (!st?.isFile() || now - st.mtimeMs <= period) continue;
-      if (!infos.has(name)) {
-        await this.remove(name).catch(() => {});
-        removed++;
-        continue;
-      }
-      const info = (await this.configstore.get(name)) as { size?: number } | undefined;
-      if (info?.size !== undefined && st.size >= info.size) continue;
-      await this.remove(name).catch(() => {});
+    const out = [];
+    for (const id of names) {
+      if (!UPLOAD_ID.test(id)) continue;
+      const st = await stat(join(this.directory, id)).catch(() => null);
+      if (!st?.isFile()) continue;
+      const info = infos.has(id) ? ((await this.configstore.get(id)) as { size?: number } | undefined) : undefined;
+      out.push({ id, size: st.size, declared: info?.size, hasInfo: infos.has(id), mtimeMs: st.mtimeMs });
+    }
+    return out;
+  }
+
+  /** Whether an entry is an unfinished upload without progress for the expiration period, or a creation leftover. */
+  isExpired(e: { size: number; declared: number | undefined; mtimeMs: number }, now = Date.now()): boolean {
+    const period = this.getExpiration();
+    if (period <= 0 || now - e.mtimeMs <= period) return false;
+    return e.declared === undefined || e.size < e.declared;
+  }
+
+  /** Deletes the expired uploads (see isExpired); finished ones are the finisher's business. Returns how many. */
+  override async deleteExpired(): Promise<number> {
+    let removed = 0;
+    for (const e of await this.entries()) {
+      if (!this.isExpired(e)) continue;
+      await this.remove(e.id).catch(() => {});
       removed++;
     }
     return removed;

@@ -4,7 +4,6 @@
 // (in one transaction with the record of which upload it came from), and its temporary files go.
 
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Server } from '@tus/server';
 import { ERRORS as TUS_ERRORS, type Upload } from '@tus/utils';
@@ -24,11 +23,10 @@ import {
   requestContext,
   SmoothcastFileStore,
   tusError,
+  UPLOAD_ID,
   type UploadRequestContext,
 } from './store.ts';
 
-/** Upload ids are ours (namingFunction): 32 hex digits, checked before any of them reaches a path. */
-export const UPLOAD_ID = /^[0-9a-f]{32}$/;
 export const UPLOADS_PATH = '/api/uploads';
 
 export interface UploadDeps {
@@ -199,23 +197,22 @@ export class Uploads {
    * complete upload that has no asset yet (a crash between the last byte and the asset). Returns how many went.
    */
   async sweep(): Promise<number> {
-    let n = await this.store.deleteExpired();
+    let n = 0;
     const now = Date.now();
-    for (const id of (await this.store.configstore.list?.()) ?? []) {
-      if (!UPLOAD_ID.test(id)) continue;
-      const st = await stat(this.store.pathOf(id)).catch(() => null);
-      const info = (await this.store.configstore.get(id)) as { size?: number } | undefined;
-      if (!st || info?.size === undefined || st.size < info.size) continue; // unfinished: deleteExpired's
-      if (!this.deps.uploads.assetFor(id)) {
-        await this.finalize(id).catch((err) =>
-          this.deps.log('upload finish failed', { upload: id, error: String(err) }),
+    for (const e of await this.store.entries()) {
+      const finished = e.declared !== undefined && e.size >= e.declared;
+      if (!finished) {
+        if (!this.store.isExpired(e, now)) continue;
+      } else if (!this.deps.uploads.assetFor(e.id)) {
+        await this.finalize(e.id).catch((err) =>
+          this.deps.log('upload finish failed', { upload: e.id, error: String(err) }),
         );
         continue;
+      } else if (now - e.mtimeMs <= this.graceMs) {
+        continue;
       }
-      if (now - st.mtimeMs > this.graceMs) {
-        await this.store.remove(id).catch(() => {});
-        n++;
-      }
+      await this.store.remove(e.id).catch(() => {});
+      n++;
     }
     if (n > 0) this.deps.log('uploads swept', { count: n });
     return n;

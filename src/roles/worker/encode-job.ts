@@ -22,6 +22,7 @@ import {
 import { ProgressParser, progressFigures } from '../../media/encode/progress.ts';
 import { buildRemuxArgs, progressiveRungs } from '../../media/progressive.ts';
 import { buildThumbnailArgs, planThumbnails, sheetName, writeThumbnailVtt } from '../../media/thumbnails.ts';
+import type { TrackInfo } from '../../media/types.ts';
 import { OutputWatcher } from './outputs.ts';
 
 export interface EncodeContext {
@@ -162,7 +163,7 @@ function clean(line: string): string {
 async function makeDownloads(
   asset: Asset,
   rev: string,
-  finished: readonly { id: string; track: { kind: 'video' | 'audio'; height?: number } }[],
+  finished: readonly { id: string; track: TrackInfo }[],
   outputs: readonly { id: string; key: string }[],
   duration: number,
   ctx: EncodeContext,
@@ -180,23 +181,26 @@ async function makeDownloads(
       audio ? storage.localPath(audio.key) : null,
       tmp,
     );
-    // A stream copy runs far faster than real time; the limit only stops a hung process.
-    const r = await runProcess('ffmpeg', args, { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal });
-    if (r.aborted) throw new SmoothcastError('JOB_CANCELLED');
-    if (r.code !== 0) {
-      throw new SmoothcastError('ENCODE_FAILED', `remuxing the progressive download of ${rid} failed`, {
-        detail: r.stderrTail,
-      });
-    }
+    await runFinishingStep(args, `remuxing the progressive download of ${rid}`, duration, ctx);
     await rename(tmp, out);
   }
+}
+
+/**
+ * One ffmpeg step after the encode, working from our renditions (a stream copy, a small decode): far faster than
+ * real time, so the limit only stops a hung process.
+ */
+async function runFinishingStep(args: string[], what: string, duration: number, ctx: EncodeContext): Promise<void> {
+  const r = await runProcess('ffmpeg', args, { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal });
+  if (r.aborted) throw new SmoothcastError('JOB_CANCELLED');
+  if (r.code !== 0) throw new SmoothcastError('ENCODE_FAILED', `${what} failed`, { detail: r.stderrTail });
 }
 
 /** Sprite sheets + a WebVTT track for scrubbing, from a small rendition (cheap to decode). */
 async function makeThumbnails(
   asset: Asset,
   rev: string,
-  finished: readonly { id: string; track: { kind: 'video' | 'audio'; width?: number; height?: number } }[],
+  finished: readonly { id: string; track: TrackInfo }[],
   duration: number,
   ctx: EncodeContext,
 ): Promise<void> {
@@ -209,15 +213,8 @@ async function makeThumbnails(
   const { storage } = ctx;
   const vttKey = keys.thumbnails(asset.id, rev, 'thumbs.vtt');
   const pattern = storage.localPath(vttKey).replace(/thumbs\.vtt$/, 'thumbs-%03d.jpg');
-  const r = await runProcess(
-    'ffmpeg',
-    buildThumbnailArgs(storage.localPath(keys.rendition(asset.id, rev, from.id)), plan, pattern),
-    { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal },
-  );
-  if (r.aborted) throw new SmoothcastError('JOB_CANCELLED');
-  if (r.code !== 0) {
-    throw new SmoothcastError('ENCODE_FAILED', 'making the thumbnail sprites failed', { detail: r.stderrTail });
-  }
+  const input = storage.localPath(keys.rendition(asset.id, rev, from.id));
+  await runFinishingStep(buildThumbnailArgs(input, plan, pattern), 'making the thumbnail sprites', duration, ctx);
   await writeFile(storage.localPath(vttKey), writeThumbnailVtt(plan, duration, sheetName));
 }
 
