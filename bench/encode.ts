@@ -52,7 +52,10 @@ async function main() {
     const single = buildEncodeArgs(
       source,
       plan,
-      { video: plan.video.map((v) => out(`single-${v.id}.mp4`)), audio: out('single-a0.mp4') },
+      {
+        video: plan.video.map((v) => out(`single-${v.id}.mp4`)),
+        audio: plan.audio.map((a) => out(`single-${a.id}.mp4`)),
+      },
       { preset: PRESET },
     );
     const singleSeconds = await ffmpeg(single);
@@ -61,12 +64,12 @@ async function main() {
     // (b) one process per rung, same settings, all at once (as a naive per-rendition job system runs them); the
     // audio rides with the first rung.
     const perRung: string[][] = plan.video.map((v, i) => {
-      const audio = i === 0 ? plan.audio : null;
+      const audio = i === 0 ? plan.audio : [];
       const one: LadderPlan = { ...plan, video: [v], audio };
       return buildEncodeArgs(
         source,
         one,
-        { video: [out(`rung-${v.id}.mp4`)], ...(audio ? { audio: out('rung-a0.mp4') } : {}) },
+        { video: [out(`rung-${v.id}.mp4`)], audio: audio.map((a) => out(`rung-${a.id}.mp4`)) },
         { preset: PRESET },
       );
     });

@@ -22,9 +22,9 @@ done
 stamp=node_modules/.smoothcast-lock
 if [ ! -x node_modules/.bin/node ] || [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   echo "smoothcast: installing npm dependencies (Node 24 included)..." >&2
-  # `npm install` honours the lockfile; `npm ci` (npm 11.19) refuses a lockfile that lists only this platform's
-  # optional packages (Biome's per-platform binaries), which is how npm itself writes it here.
-  npm install --no-audit --no-fund --loglevel=error >&2
+  # `npm ci` installs exactly what package-lock.json records (every platform's optional binaries are locked, so
+  # the same file works on Linux, macOS and Windows) and fails rather than drift from it.
+  npm ci --no-audit --no-fund --loglevel=error >&2
   cp package-lock.json "$stamp"
 fi
 

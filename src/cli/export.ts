@@ -1,6 +1,7 @@
 // `smoothcast export ID DIR [--data DIR] [--json]`: a self-contained folder that plays from any static web server
 // or bucket with no smoothcast behind it: one file per rendition (ftyp+moov, a sidx, the fragments — no chunk
-// files), HLS playlists addressing them with EXT-X-BYTERANGE, a DASH MPD with SegmentBase, and the poster.
+// files), HLS playlists addressing them with EXT-X-BYTERANGE, a DASH MPD with SegmentBase, the text tracks (one
+// WebVTT file each, on the presentation timeline, with a one-segment HLS playlist) and the poster.
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,11 +12,12 @@ import { SmoothcastError } from '../core/errors.ts';
 import { keys } from '../core/storage/storage.ts';
 import { type SingleFileLayout, singleFileLayout } from '../media/bmff/single-file.ts';
 import { writeMpd } from '../media/manifest/dash.ts';
-import { writeMediaPlaylist, writeMultivariantPlaylist } from '../media/manifest/hls.ts';
+import { writeMediaPlaylist, writeMultivariantPlaylist, writeTextPlaylist } from '../media/manifest/hls.ts';
 import type { ManifestRendition, UrlScheme } from '../media/types.ts';
 import { IndexCache } from '../roles/origin/index-cache.ts';
 import { readPresentation } from '../roles/origin/origin.ts';
-import { openData } from '../roles/server.ts';
+import { TextTracks } from '../roles/origin/text-tracks.ts';
+import { openData, textRendition } from '../roles/server.ts';
 import type { Cli } from './main.ts';
 
 /** URLs inside the export: everything side by side in one folder. */
@@ -25,6 +27,8 @@ const FLAT: UrlScheme = {
   hlsSegment: (r) => `${r.id}.mp4`,
   dashInitTemplate: '$RepresentationID$.mp4',
   dashMediaTemplate: '$RepresentationID$.mp4#$Number$',
+  textPlaylist: (t) => `${t.id}.m3u8`,
+  textFile: (t) => `${t.id}.vtt`,
 };
 
 /** The single file: the stored init, the sidx, then the stored fragments, streamed. */
@@ -56,7 +60,10 @@ export async function exportCommand(config: Config, cli: Cli): Promise<number> {
     mkdirSync(dir, { recursive: true });
     const rev = asset.rev;
     const cache = new IndexCache(data.storage, { maxEntries: 64 });
-    const p = await readPresentation(cache, id, rev, asset);
+    const p = await readPresentation(cache, id, rev, {
+      ...asset,
+      text: data.captions.list(id).map(textRendition),
+    });
     const layouts = new Map<string, SingleFileLayout>();
     const layoutOf = (r: ManifestRendition) => layouts.get(r.id)!;
     const files: string[] = [];
@@ -66,6 +73,14 @@ export async function exportCommand(config: Config, cli: Cli): Promise<number> {
       await writeSingleFile(data.storage.localPath(keys.rendition(id, rev, r.id)), join(dir, `${r.id}.mp4`), layout);
       files.push(`${r.id}.mp4`);
       if (!cli.values.json) console.error(`  ${r.id}.mp4  ${(layout.size / 2 ** 20).toFixed(1)} MiB`);
+    }
+    const texts = new TextTracks(data.storage, { maxEntries: 8 });
+    for (const t of p.text ?? []) {
+      const track = await texts.get(id, rev, t.id, asset.presentationOffset ?? 0);
+      writeFileSync(join(dir, `${t.id}.vtt`), track.whole);
+      const playlist = writeTextPlaylist(t, p, FLAT, { segmentDuration: p.duration, single: true });
+      writeFileSync(join(dir, `${t.id}.m3u8`), playlist);
+      files.push(`${t.id}.vtt`, `${t.id}.m3u8`);
     }
     writeFileSync(join(dir, 'master.m3u8'), writeMultivariantPlaylist(p, FLAT));
     for (const r of p.renditions) {

@@ -4,8 +4,10 @@ import type { Config } from '../core/config.ts';
 import type { Asset } from '../core/db/assets.ts';
 import { SmoothcastError } from '../core/errors.ts';
 import { importLocalFile } from '../core/ingest.ts';
+import { addCaption } from '../roles/api/captions.ts';
 import { presentAsset } from '../roles/api/present.ts';
 import { openData } from '../roles/server.ts';
+import { type CaptionSpec, readCaptionSpec } from './captions.ts';
 import type { Cli } from './main.ts';
 import { ProgressBars } from './progress-bar.ts';
 
@@ -18,6 +20,18 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
   }
   const json = Boolean(cli.values.json);
   const base = config.server.publicUrl || `http://localhost:${config.server.port}`;
+  // Caption files are checked before any video is imported: a bad one stops the import with nothing changed.
+  const specs: CaptionSpec[] = [];
+  const given = cli.values.captions;
+  for (const spec of Array.isArray(given) ? given : []) {
+    try {
+      specs.push(await readCaptionSpec(spec, config.captions.maxBytes));
+    } catch (err) {
+      const e = err instanceof SmoothcastError ? err : new SmoothcastError('INTERNAL', String(err));
+      console.error(`smoothcast import: --captions ${spec}: ${e.code}: ${e.message}`);
+      return 2;
+    }
+  }
   const data = openData(config);
   const deps = { config, ...data };
   let failed = 0;
@@ -27,8 +41,16 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
       try {
         const a = await importLocalFile(deps, file);
         queued.push(a);
+        for (const c of specs) {
+          await addCaption({ ...data, maxBytes: config.captions.maxBytes }, a.id, {
+            body: c.bytes,
+            language: c.language,
+          });
+        }
         if (cli.values['no-wait']) {
-          console.log(json ? JSON.stringify(presentAsset(a, base)) : `queued ${a.id}  ${a.title}`);
+          console.log(
+            json ? JSON.stringify(presentAsset(a, base, data.captions.list(a.id))) : `queued ${a.id}  ${a.title}`,
+          );
         }
       } catch (err) {
         failed++;
@@ -62,7 +84,7 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
         });
         if (a.status === 'ready' || a.status === 'failed') {
           pending.delete(id);
-          const view = presentAsset(a, base);
+          const view = presentAsset(a, base, data.captions.list(a.id));
           if (a.status === 'failed') failed++;
           if (json) console.log(JSON.stringify(view));
           else if (a.status === 'ready') {

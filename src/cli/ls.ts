@@ -5,11 +5,13 @@ import { openData } from '../roles/server.ts';
 import type { Cli } from './main.ts';
 
 export function ls(config: Config, cli: Cli): number {
-  const { db, assets } = openData(config);
+  const data = openData(config);
+  const { db, assets } = data;
   try {
     const list = assets.list({ limit: 10_000 });
     if (cli.values.json) {
-      for (const a of list) console.log(JSON.stringify(presentAsset(a, config.server.publicUrl)));
+      for (const a of list)
+        console.log(JSON.stringify(presentAsset(a, config.server.publicUrl, data.captions.list(a.id))));
       return 0;
     }
     if (list.length === 0) {

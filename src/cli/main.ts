@@ -7,13 +7,17 @@ const USAGE = `usage: smoothcast <command> [options]
 
 commands:
   serve  [--port N] [--host H] [--data DIR]        run the platform (API, origin, worker, web page)
-  import [--data DIR] [--json] [--no-wait] FILE…    add local video files; waits until each is ready
+  import [--data DIR] [--json] [--no-wait] [--captions FILE[:lang]]… FILE…
+                                                    add local video or audio files; waits until each is ready;
+                                                    --captions adds a .srt/.vtt text track to each (repeatable)
   upload --server URL [--wait] [--json] [--chunk-size BYTES] [--state FILE] FILE…
                                                     upload files to a running server over tus; run it again
                                                     after an interruption to resume (upload URLs are kept in
                                                     --state, default ~/.local/state/smoothcast/uploads.json)
   export [--data DIR] [--json] ID DIR              write a folder that plays from any static host: one file
                                                     per rendition (with a sidx), byte-range HLS, SegmentBase DASH
+  captions add ID FILE --lang L [--label X] [--kind subtitles|captions] [--json]
+  captions ls ID [--json] | captions rm ID CAPTION   sidecar captions/subtitles of an asset
   ls     [--data DIR] [--json]                      list assets
   rm     [--data DIR] ID…                           delete assets and their files
 
@@ -24,7 +28,7 @@ options for every command:
 
 export interface Cli {
   positionals: string[];
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -48,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
       wait: { type: 'boolean' },
       'chunk-size': { type: 'string' },
       state: { type: 'string' },
+      captions: { type: 'string', multiple: true },
+      lang: { type: 'string' },
+      label: { type: 'string' },
+      kind: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -70,6 +78,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./upload.ts')).uploadCommand(config, cli);
     case 'export':
       return (await import('./export.ts')).exportCommand(config, cli);
+    case 'captions':
+      return (await import('./captions.ts')).captionsCommand(config, cli);
     case 'ls':
       return (await import('./ls.ts')).ls(config, cli);
     case 'rm':

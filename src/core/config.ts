@@ -51,6 +51,15 @@ export const SCHEMA = {
     },
     sweepSeconds: { type: 'int', min: 1, max: 86400, default: 600, doc: 'how often expired uploads are swept' },
   },
+  captions: {
+    maxBytes: {
+      type: 'int',
+      min: 1024,
+      max: 64 * 1024 * 1024,
+      default: 4 * 1024 * 1024,
+      doc: 'largest sidecar caption file (.vtt/.srt) accepted, bytes; larger ones are refused with 413 CAPTION_TOO_LARGE',
+    },
+  },
   worker: {
     enabled: { type: 'bool', default: true, doc: 'run encode jobs in this process' },
     concurrency: { type: 'int', min: 1, max: 64, default: 1, doc: 'encodes at a time' },

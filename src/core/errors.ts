@@ -38,6 +38,11 @@ export const ERRORS = {
   JOB_LEASE_LOST: { status: 500, permanent: false, message: 'the worker lost its job lease' },
   ASSET_STATE_CONFLICT: { status: 409, permanent: true, message: 'the asset is in a state that does not allow this' },
   DB_SCHEMA_TOO_NEW: { status: 500, permanent: true, message: 'the database was written by a newer smoothcast' },
+  // captions and subtitles (sidecar files: bad input never changes anything)
+  CAPTION_INVALID: { status: 400, permanent: true, message: 'not a valid WebVTT or SubRip file' },
+  CAPTION_TOO_LARGE: { status: 413, permanent: true, message: 'the caption file is larger than allowed' },
+  CAPTION_NOT_FOUND: { status: 404, permanent: true, message: 'no such caption track' },
+  LANGUAGE_INVALID: { status: 400, permanent: true, message: 'not a known BCP 47 language tag' },
   // pure media parsing
   BMFF_MALFORMED: { status: 500, permanent: true, message: 'malformed ISO-BMFF data' },
   BMFF_UNSUPPORTED: { status: 500, permanent: true, message: 'unsupported ISO-BMFF content' },

@@ -76,6 +76,25 @@ export interface ManifestRendition {
   /** Video: display size (what the viewer sees; equals coded size for our square-pixel output). */
   width?: number;
   height?: number;
+  /** Audio: BCP 47 language ('und' when unknown), a human label, DASH roles (ISO/IEC 23009-1 §5.8.5.5: 'main',
+   * 'alternate', 'commentary', 'description', …) and whether it is the one a player should pick by default. */
+  language?: string;
+  label?: string;
+  roles?: readonly string[];
+  default?: boolean;
+}
+
+/** A WebVTT text track (subtitles or captions) of a presentation. */
+export interface TextRendition {
+  /** URL-safe id: 'c' + 12 base32 characters. */
+  id: string;
+  /** BCP 47. */
+  language: string;
+  label: string;
+  /** 'captions' also transcribe non-speech sound (for viewers who are deaf or hard of hearing). */
+  kind: 'subtitles' | 'captions';
+  default: boolean;
+  forced: boolean;
 }
 
 export interface Presentation {
@@ -84,6 +103,8 @@ export interface Presentation {
   renditions: readonly ManifestRendition[];
   /** Total duration in seconds (of the longest rendition) when complete. */
   duration: number;
+  /** Text tracks (complete presentations only). */
+  text?: readonly TextRendition[];
 }
 
 /**
@@ -99,4 +120,9 @@ export interface UrlScheme {
   /** DASH SegmentTemplate attributes, relative to the MPD; may use $RepresentationID$ and $Number$. */
   dashInitTemplate: string;
   dashMediaTemplate: string;
+  /** From the multivariant playlist to a text track's media playlist; from that playlist to its segment n. */
+  textPlaylist?(t: TextRendition): string;
+  textSegment?(t: TextRendition, n: number): string;
+  /** From the MPD to a text track's whole WebVTT file. */
+  textFile?(t: TextRendition): string;
 }

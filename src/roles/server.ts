@@ -6,11 +6,13 @@ import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from '../core/config.ts';
 import { SqliteAssetRepository } from '../core/db/assets.ts';
+import { type Caption, SqliteCaptionRepository } from '../core/db/captions.ts';
 import { type Db, openDatabase } from '../core/db/database.ts';
 import { SqliteJobQueue } from '../core/db/queue.ts';
 import { SqliteUploadRepository } from '../core/db/uploads.ts';
 import { asSmoothcastError, SmoothcastError } from '../core/errors.ts';
 import { LocalStorage } from '../core/storage/local.ts';
+import type { TextRendition } from '../media/types.ts';
 import { registerApi } from './api/api.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
@@ -52,10 +54,16 @@ export function openData(config: Config) {
   return {
     db,
     assets,
+    captions: new SqliteCaptionRepository(db),
     queue,
     uploads: new SqliteUploadRepository(db),
     storage: new LocalStorage(join(config.storage.dataDir, 'media')),
   };
+}
+
+/** A caption track as the manifest writers see it. */
+export function textRendition(c: Caption): TextRendition {
+  return { id: c.id, language: c.language, label: c.label, kind: c.kind, default: c.default, forced: c.forced };
 }
 
 function ffmpegVersion(): string | null {
@@ -71,7 +79,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   if (!ffmpeg) {
     throw new SmoothcastError('CONFIG_INVALID', 'ffmpeg was not found on PATH: install it (apt-get install ffmpeg)');
   }
-  const { db, assets, queue, storage, uploads: uploadRecords } = openData(config);
+  const { db, assets, captions, queue, storage, uploads: uploadRecords } = openData(config);
   const catalog = {
     playbackState(id: string): PlaybackState | null {
       const a = assets.get(id);
@@ -83,6 +91,8 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         rev: a.rev,
         segmentDuration: config.encode.segmentDuration,
         renditions: a.renditions,
+        text: a.status === 'ready' ? captions.list(a.id).map(textRendition) : [],
+        presentationOffset: a.presentationOffset ?? 0,
       };
     },
   };
@@ -98,7 +108,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       : undefined,
   });
   const worker = config.worker.enabled
-    ? new Worker({ config, assets, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })
+    ? new Worker({ config, assets, captions, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })
     : null;
 
   const app = Fastify({ bodyLimit: config.server.bodyLimit, logger: false });
@@ -122,6 +132,9 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   });
   registerApi(app, {
     assets,
+    captions,
+    captionMaxBytes: config.captions.maxBytes,
+    evictText: (id) => origin.text.evict(id),
     queue,
     storage,
     publicUrl: config.server.publicUrl,

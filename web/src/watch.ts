@@ -1,10 +1,25 @@
 // The watch page: Shaka Player on the asset's DASH manifest (HLS while it is still encoding), with our own
-// controls: play/pause, seek bar showing buffered ranges, time, mute, automatic or manual quality, the rendition
-// playing and the estimated bandwidth, fullscreen, and keys (space, ←/→, f, m). Embed snippet and URLs below.
+// controls: play/pause, seek bar showing buffered ranges, time, mute, captions, audio language, automatic or manual
+// quality, the rendition playing and the estimated bandwidth, fullscreen, and keys (space, ←/→, f, m, c). An
+// audio-only asset (podcast, music) gets the same bar under its cover art. Embed snippet and URLs below.
 import shaka from 'shaka-player/dist/shaka-player.compiled.js';
 import { type Asset, api, clock, el } from './api.ts';
+import { loadThumbnails } from './thumbnails.ts';
+import { audioMenu, captionsMenu, languageName } from './tracks.ts';
 
 type Track = shaka.extern.Track;
+
+/** A WebVTT file converted from one of the source's text subtitle tracks. */
+interface CaptionJson {
+  id: string;
+  language: string;
+  label: string;
+  kind: 'subtitles' | 'captions';
+  source: 'embedded' | 'sidecar';
+  url: string;
+}
+/** Fields the API is gaining; read defensively so the page works against a server with or without them. */
+type AssetX = Asset & { mediaType?: 'video' | 'audio'; captions?: CaptionJson[]; notes?: string[] };
 
 const SVG = 'http://www.w3.org/2000/svg';
 /** A 24×24 icon from one path (no icon font: Debian's chromium has no emoji glyphs). */
@@ -26,10 +41,17 @@ const ICONS = {
   volume: 'M3 9v6h4l5 5V4L7 9H3zm13.5 3A4.5 4.5 0 0 0 14 8v8a4.5 4.5 0 0 0 2.5-4z',
   muted: 'M3 9v6h4l5 5V4L7 9H3zm13.6 3 2.7-2.7-1.4-1.4-2.7 2.7-2.7-2.7-1.4 1.4 2.7 2.7-2.7 2.7 1.4 1.4 2.7-2.7 2.7 2.7 1.4-1.4z',
   fullscreen: 'M5 5h5v2H7v3H5zm9 0h5v5h-2V7h-3zM5 14h2v3h3v2H5zm12 0h2v5h-5v-2h3z',
+  captions:
+    'M19 4H5a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h14a2 2 0 0 0 2-2V6a2 2 0 0 0-2-2zm-8 7H9.5v-.5h-2v3h2V13H11v1a1 1 0 0 1-1 1H7a1 1 0 0 1-1-1v-4a1 1 0 0 1 1-1h3a1 1 0 0 1 1 1zm7 0h-1.5v-.5h-2v3h2V13H18v1a1 1 0 0 1-1 1h-3a1 1 0 0 1-1-1v-4a1 1 0 0 1 1-1h3a1 1 0 0 1 1 1z',
+  headphones: 'M12 3a9 9 0 0 0-9 9v7a2 2 0 0 0 2 2h2v-8H5v-1a7 7 0 0 1 14 0v1h-2v8h2a2 2 0 0 0 2-2v-7a9 9 0 0 0-9-9z',
 };
 
 function mbps(bits: number): string {
   return `${(bits / 1e6).toFixed(bits >= 1e7 ? 0 : 1)} Mb/s`;
+}
+/** Audio bitrates read better in kb/s. */
+function rate(bits: number): string {
+  return bits >= 1e6 ? mbps(bits) : `${Math.round(bits / 1e3)} kb/s`;
 }
 
 function copyRow(label: string, value: string): HTMLElement {
@@ -47,49 +69,79 @@ function copyRow(label: string, value: string): HTMLElement {
   return el('div', { class: 'copy' }, el('span', { class: 'label', text: label }), field, btn);
 }
 
-interface ThumbCue {
-  start: number;
-  end: number;
-  url: string;
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-}
-
-/** Reads a WebVTT thumbnail track: cues whose text is `sheet.jpg#xywh=x,y,w,h` (relative to the track). */
-async function loadThumbnails(track: string): Promise<ThumbCue[]> {
-  const res = await fetch(track);
-  if (!res.ok) return [];
-  const text = await res.text();
-  const time = (s: string) => s.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
-  const cues: ThumbCue[] = [];
-  for (const block of text.split(/\n\n+/)) {
-    const m = /([\d:.]+) --> ([\d:.]+)\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)/.exec(block);
-    if (!m) continue;
-    cues.push({
-      start: time(m[1]!),
-      end: time(m[2]!),
-      url: new URL(m[3]!, track).href,
-      x: Number(m[4]),
-      y: Number(m[5]),
-      w: Number(m[6]),
-      h: Number(m[7]),
-    });
-  }
-  return cues;
+/** The share section: embed code, stream URLs, poster, downloads and caption files. */
+function shareSection(asset: AssetX, abs: (u: string | null) => string): HTMLElement {
+  const origin = location.origin;
+  const embed = `<iframe src="${origin}/watch/${asset.id}?embed" width="960" height="540" allow="fullscreen" style="border:0" title="${asset.title.replace(/"/g, '&quot;')}"></iframe>`;
+  const downloads = asset.playback.downloads;
+  const links = (label: string, items: { href: string; text: string; lang?: string }[]) =>
+    el(
+      'p',
+      { class: 'downloads' },
+      label,
+      ...items.flatMap((d, i) => [
+        i ? ' · ' : '',
+        el('a', { href: d.href, download: '', text: d.text, ...(d.lang ? { hreflang: d.lang } : {}) }),
+      ]),
+    );
+  const captions = asset.captions ?? [];
+  return el(
+    'section',
+    { class: 'share', 'aria-label': 'Share' },
+    el('h2', { text: 'Share' }),
+    copyRow('Embed code', embed),
+    copyRow('HLS URL', abs(asset.playback.hls)),
+    ...(asset.playback.dash ? [copyRow('DASH URL', abs(asset.playback.dash))] : []),
+    ...(asset.playback.hlsByteRange ? [copyRow('HLS (byte ranges)', abs(asset.playback.hlsByteRange))] : []),
+    ...(asset.playback.dashSegmentBase ? [copyRow('DASH (SegmentBase)', abs(asset.playback.dashSegmentBase))] : []),
+    ...(asset.playback.poster ? [copyRow('Poster URL', abs(asset.playback.poster))] : []),
+    ...(downloads.length
+      ? [
+          links(
+            downloads.every((d) => d.height) ? 'Download MP4: ' : 'Download: ',
+            downloads.map((d) => ({
+              href: d.url,
+              // No height: the audio-only download of an audio asset.
+              text: d.height ? `${d.height}p (${mbps(d.bitrate)})` : 'Audio (M4A)',
+            })),
+          ),
+        ]
+      : []),
+    ...(captions.length
+      ? [
+          links(
+            'Captions (WebVTT): ',
+            captions.map((c) => ({ href: c.url, text: c.label || languageName(c.language), lang: c.language })),
+          ),
+        ]
+      : []),
+  );
 }
 
 export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
-  let asset: Asset;
+  let asset: AssetX;
   try {
     asset = await api.get(id);
   } catch (err) {
     app.replaceChildren(el('h1', { text: 'Video not found' }), el('p', { text: (err as Error).message }));
     return;
   }
-  const video = el('video', { id: 'video', playsinline: '', preload: 'auto', 'aria-label': asset.title });
-  if (asset.playback.poster) video.poster = asset.playback.poster;
+  // Audio only (podcast, music): said so by the API, or known from the renditions (a server without `mediaType`).
+  const audioOnly =
+    asset.mediaType === 'audio' || (asset.renditions.length > 0 && !asset.renditions.some((r) => r.type === 'video'));
+  const poster = asset.playback.poster;
+  let media: HTMLMediaElement;
+  let picture: HTMLElement;
+  if (audioOnly) {
+    media = el('audio', { id: 'audio', preload: 'auto', 'aria-label': asset.title });
+    picture = poster
+      ? el('img', { class: 'cover', src: poster, alt: `Cover art of ${asset.title}` })
+      : el('div', { class: 'cover', role: 'img', 'aria-label': asset.title });
+  } else {
+    const video = el('video', { id: 'video', playsinline: '', preload: 'auto', 'aria-label': asset.title });
+    if (poster) video.poster = poster;
+    media = picture = video;
+  }
   // Disabled until the stream is loaded: a play() before that would have nothing to play.
   const playBtn = el('button', { type: 'button', class: 'play', 'aria-label': 'Play', disabled: '' }, icon(ICONS.play));
   const seek = el('input', { type: 'range', class: 'seek', min: '0', max: '0', step: '0.1', value: '0', 'aria-label': 'Seek' });
@@ -104,50 +156,29 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   const current = el('span', { class: 'current', 'aria-live': 'polite' });
   const bandwidth = el('span', { class: 'bandwidth' });
   const message = el('p', { class: 'message', role: 'alert' });
-  const controls = el(
-    'div',
-    { class: 'controls' },
-    playBtn,
-    seek,
-    time,
-    muteBtn,
-    quality,
-    fsBtn,
-  );
+  // Audio only: no quality to pick (one audio ladder, Shaka's to adapt) and nothing to fullscreen.
+  const videoOnly = audioOnly ? [] : [quality, fsBtn];
+  const controls = el('div', { class: 'controls' }, playBtn, seek, time, muteBtn, ...videoOnly);
   const preview = el('div', { class: 'preview', hidden: '', 'aria-hidden': 'true' });
-  const frame = el('div', { class: 'player', tabindex: '-1' }, video, preview, controls);
+  const frame = el(
+    'div',
+    { class: audioOnly ? 'player audio' : 'player', tabindex: '-1' },
+    picture,
+    ...(audioOnly ? [media] : [preview]),
+    controls,
+  );
   const origin = location.origin;
   const abs = (u: string | null) => (u ? new URL(u, origin).href : '');
-  const embed = `<iframe src="${origin}/watch/${id}?embed" width="960" height="540" allow="fullscreen" style="border:0" title="${asset.title.replace(/"/g, '&quot;')}"></iframe>`;
+  const notes = asset.notes ?? [];
   app.replaceChildren(
     el('h1', { text: asset.title }),
+    ...(notes.length
+      ? [el('ul', { class: 'notes', 'aria-label': 'Notes' }, ...notes.map((n) => el('li', { text: n })))]
+      : []),
     frame,
     el('p', { class: 'stats' }, current, ' · ', bandwidth),
     message,
-    el(
-      'section',
-      { class: 'share', 'aria-label': 'Share' },
-      el('h2', { text: 'Share' }),
-      copyRow('Embed code', embed),
-      copyRow('HLS URL', abs(asset.playback.hls)),
-      ...(asset.playback.dash ? [copyRow('DASH URL', abs(asset.playback.dash))] : []),
-      ...(asset.playback.hlsByteRange ? [copyRow('HLS (byte ranges)', abs(asset.playback.hlsByteRange))] : []),
-      ...(asset.playback.dashSegmentBase ? [copyRow('DASH (SegmentBase)', abs(asset.playback.dashSegmentBase))] : []),
-      ...(asset.playback.poster ? [copyRow('Poster URL', abs(asset.playback.poster))] : []),
-      ...(asset.playback.downloads.length
-        ? [
-            el(
-              'p',
-              { class: 'downloads' },
-              'Download MP4: ',
-              ...asset.playback.downloads.flatMap((d, i) => [
-                i ? ' · ' : '',
-                el('a', { href: d.url, download: '', text: `${d.height}p (${mbps(d.bitrate)})` }),
-              ]),
-            ),
-          ]
-        : []),
-    ),
+    shareSection(asset, abs),
   );
 
   if (!asset.playable) {
@@ -161,11 +192,17 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   }
   const player = new shaka.Player();
   (window as unknown as { smoothcastPlayer: shaka.Player }).smoothcastPlayer = player;
-  await player.attach(video);
+  // Captions are drawn by Shaka's UITextDisplayer as DOM inside the player frame (not the <video>'s own track
+  // rendering), so they stay over the picture when the frame, rather than the <video>, is made fullscreen.
+  player.setVideoContainer(frame);
+  await player.attach(media);
   player.addEventListener('error', (e) => {
     const detail = (e as unknown as { detail: shaka.util.Error }).detail;
     message.textContent = `Playback error ${detail.code}`;
   });
+  const captions = captionsMenu(player, icon(ICONS.captions));
+  const audio = audioMenu(player, icon(ICONS.headphones));
+  muteBtn.after(captions.control, audio.control);
   // ?format= picks one delivery (hls, dash, hls-byterange, dash-segmentbase); default: DASH once complete, else HLS.
   const formats: Record<string, string | null> = {
     hls: asset.playback.hls,
@@ -179,25 +216,41 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     message.textContent = `No ${format} stream for this video (yet).`;
     return;
   }
+  audio.prefer();
   try {
     await player.load(abs(src));
   } catch (err) {
     message.textContent = `Could not load the stream: ${(err as { code?: number }).code ?? err}`;
     return;
   }
+  // A delivery whose manifest carries no text tracks (one that cannot, or an older revision): the WebVTT files.
+  if (!player.getTextTracks().length) {
+    for (const c of asset.captions ?? []) {
+      const kind = c.kind === 'captions' ? 'caption' : 'subtitle';
+      await player.addTextTrackAsync(abs(c.url), c.language, kind, 'text/vtt', undefined, c.label).catch(() => {});
+    }
+  }
+  captions.init();
+  audio.init();
 
-  // Quality menu: one entry per video height (the audio rides along), highest first.
+  // Quality menu: one entry per video height (the audio rides along), highest first; only variants carrying the
+  // audio playing, so picking a quality never changes the language.
   const videoTracks = () => {
+    const variants = player.getVariantTracks();
+    const playing = variants.find((t) => t.active);
+    const sameAudio = (t: Track) => !playing || (t.language === playing.language && t.label === playing.label);
     const byHeight = new Map<number, Track>();
-    for (const t of player.getVariantTracks()) {
+    for (const t of variants.filter(sameAudio)) {
       const h = t.height ?? 0;
       const seen = byHeight.get(h);
       if (!seen || t.bandwidth > seen.bandwidth) byHeight.set(h, t);
     }
     return [...byHeight.values()].sort((a, b) => (b.height ?? 0) - (a.height ?? 0));
   };
-  for (const t of videoTracks()) {
-    quality.append(el('option', { value: String(t.height), text: `${t.height}p · ${mbps(t.videoBandwidth ?? t.bandwidth)}` }));
+  if (!audioOnly) {
+    for (const t of videoTracks()) {
+      quality.append(el('option', { value: String(t.height), text: `${t.height}p · ${mbps(t.videoBandwidth ?? t.bandwidth)}` }));
+    }
   }
   quality.addEventListener('change', () => {
     if (quality.value === 'auto') {
@@ -213,9 +266,11 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
 
   const update = () => {
     const active = player.getVariantTracks().find((t) => t.active);
-    if (active) {
+    if (active && active.height) {
       current.textContent = `Playing ${active.height}p · ${mbps(active.bandwidth)}${quality.value === 'auto' ? ' (auto)' : ''}`;
       current.dataset.height = String(active.height);
+    } else if (active) {
+      current.textContent = `Playing audio · ${rate(active.bandwidth)}`;
     }
     const est = player.getStats().estimatedBandwidth;
     bandwidth.textContent = Number.isFinite(est) && est > 0 ? `Bandwidth ${mbps(est)}` : 'Bandwidth –';
@@ -227,24 +282,24 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
 
   // Seek bar with buffered ranges drawn behind the thumb.
   const drawSeek = () => {
-    const d = Number.isFinite(video.duration) ? video.duration : 0;
+    const d = Number.isFinite(media.duration) ? media.duration : 0;
     seek.max = String(d);
-    if (document.activeElement !== seek) seek.value = String(video.currentTime);
-    time.textContent = `${clock(video.currentTime)} / ${clock(d)}`;
+    if (document.activeElement !== seek) seek.value = String(media.currentTime);
+    time.textContent = `${clock(media.currentTime)} / ${clock(d)}`;
     const stops: string[] = [];
-    for (let i = 0; i < video.buffered.length && d > 0; i++) {
-      const a = (video.buffered.start(i) / d) * 100;
-      const b = (video.buffered.end(i) / d) * 100;
+    for (let i = 0; i < media.buffered.length && d > 0; i++) {
+      const a = (media.buffered.start(i) / d) * 100;
+      const b = (media.buffered.end(i) / d) * 100;
       stops.push(`transparent ${a}%`, `var(--buffered) ${a}%`, `var(--buffered) ${b}%`, `transparent ${b}%`);
     }
     seek.style.setProperty('--ranges', stops.length ? `linear-gradient(to right, ${stops.join(', ')})` : 'none');
   };
-  for (const ev of ['timeupdate', 'progress', 'durationchange', 'seeked']) video.addEventListener(ev, drawSeek);
+  for (const ev of ['timeupdate', 'progress', 'durationchange', 'seeked']) media.addEventListener(ev, drawSeek);
   seek.addEventListener('input', () => {
-    video.currentTime = Number(seek.value);
+    media.currentTime = Number(seek.value);
   });
   // Thumbnails on the seek bar: the cue under the pointer, cut out of its sprite sheet.
-  if (asset.playback.thumbnails) {
+  if (asset.playback.thumbnails && !audioOnly) {
     const cues = await loadThumbnails(abs(asset.playback.thumbnails));
     seek.addEventListener('mousemove', (e) => {
       const d = Number(seek.max);
@@ -267,20 +322,20 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     });
   }
 
-  const toggle = () => (video.paused ? void video.play().catch(() => {}) : video.pause());
+  const toggle = () => (media.paused ? void media.play().catch(() => {}) : media.pause());
   const syncPlay = () => {
-    playBtn.replaceChildren(icon(video.paused ? ICONS.play : ICONS.pause));
-    playBtn.setAttribute('aria-label', video.paused ? 'Play' : 'Pause');
+    playBtn.replaceChildren(icon(media.paused ? ICONS.play : ICONS.pause));
+    playBtn.setAttribute('aria-label', media.paused ? 'Play' : 'Pause');
   };
-  video.addEventListener('play', syncPlay);
-  video.addEventListener('pause', syncPlay);
-  video.addEventListener('click', toggle);
+  media.addEventListener('play', syncPlay);
+  media.addEventListener('pause', syncPlay);
+  picture.addEventListener('click', toggle);
   playBtn.addEventListener('click', toggle);
   const mute = () => {
-    video.muted = !video.muted;
-    muteBtn.replaceChildren(icon(video.muted ? ICONS.muted : ICONS.volume));
-    muteBtn.setAttribute('aria-label', video.muted ? 'Unmute' : 'Mute');
-    muteBtn.setAttribute('aria-pressed', String(video.muted));
+    media.muted = !media.muted;
+    muteBtn.replaceChildren(icon(media.muted ? ICONS.muted : ICONS.volume));
+    muteBtn.setAttribute('aria-label', media.muted ? 'Unmute' : 'Mute');
+    muteBtn.setAttribute('aria-pressed', String(media.muted));
   };
   muteBtn.addEventListener('click', mute);
   const fullscreen = () => {
@@ -296,13 +351,14 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
       ' ': toggle,
       k: toggle,
       ArrowLeft: () => {
-        video.currentTime = Math.max(0, video.currentTime - 5);
+        media.currentTime = Math.max(0, media.currentTime - 5);
       },
       ArrowRight: () => {
-        video.currentTime = Math.min(video.duration || 0, video.currentTime + 5);
+        media.currentTime = Math.min(media.duration || 0, media.currentTime + 5);
       },
-      f: fullscreen,
       m: mute,
+      c: captions.toggle,
+      ...(audioOnly ? {} : { f: fullscreen }),
     };
     const fn = keys[e.key];
     if (fn) {

@@ -33,7 +33,15 @@ export interface Rendition {
   /** Measured over the finished file (bits/s); null until ready. */
   averageBitrate: number | null;
   peakBitrate: number | null;
+  /** Audio: BCP 47 language ('und' when the source does not say), a label, DASH roles, the default track. */
+  language: string | null;
+  label: string | null;
+  roles: string[];
+  default: boolean;
 }
+
+/** 'audio' for audio-only media (music, podcasts): every rendition is audio. */
+export type MediaType = 'video' | 'audio';
 
 export interface Asset {
   id: string;
@@ -52,6 +60,12 @@ export interface Asset {
   sourceName: string;
   /** Output revision folder name; null until encoding starts. */
   rev: string | null;
+  /** null until probed. */
+  mediaType: MediaType | null;
+  /** What the encode left out or changed, for the owner (e.g. an image subtitle track skipped). */
+  notes: string[];
+  /** Seconds at which the source's t = 0 is presented in the current rev's renditions (captions are shifted by it). */
+  presentationOffset: number | null;
   renditions: Rendition[];
   createdAt: number;
   /** ms; strictly increases with every change, so pollers (SSE) can compare it. */
@@ -66,6 +80,20 @@ export interface PlannedRendition {
   height?: number | null;
   bitrate: number;
   frameRate?: number | null;
+  language?: string | null;
+  label?: string | null;
+  roles?: readonly string[];
+  default?: boolean;
+}
+
+export interface ProcessingInput {
+  source: SourceSummary;
+  duration: number | null;
+  rev: string;
+  renditions: readonly PlannedRendition[];
+  mediaType?: MediaType;
+  notes?: readonly string[];
+  presentationOffset?: number;
 }
 
 export interface FinalRendition {
@@ -78,6 +106,12 @@ export interface FinalRendition {
   height?: number | null;
 }
 
+export interface ReadyInput {
+  duration: number;
+  renditions: readonly FinalRendition[];
+  notes?: readonly string[];
+}
+
 export interface AssetRepository {
   create(input: { id: string; title: string; sourcePath: string; sourceName: string }): Asset;
   get(id: string): Asset | null;
@@ -85,15 +119,12 @@ export interface AssetRepository {
   list(options: { limit: number; offset?: number }): Asset[];
   count(): number;
   /** queued | processing → processing: records the probe result and the plan; replaces the renditions. */
-  setProcessing(
-    id: string,
-    input: { source: SourceSummary; duration: number | null; rev: string; renditions: readonly PlannedRendition[] },
-  ): Asset;
+  setProcessing(id: string, input: ProcessingInput): Asset;
   setProgress(id: string, progress: Progress): Asset;
   /** processing: sets the codecs of renditions (by id); playable once every rendition has them. */
   setPlayable(id: string, codecs: Readonly<Record<string, string>>): Asset;
-  /** processing → ready with the measured figures of every rendition. */
-  setReady(id: string, input: { duration: number; renditions: readonly FinalRendition[] }): Asset;
+  /** processing → ready with the measured figures of every rendition (and notes, when given, replacing them). */
+  setReady(id: string, input: ReadyInput): Asset;
   /** queued | processing → failed. */
   setFailed(id: string, error: { code: ErrorCode; message: string }): Asset;
   /** ready | failed → queued (a re-encode); the previous rev stays served until setProcessing replaces it. */
@@ -220,28 +251,49 @@ export class SqliteAssetRepository implements AssetRepository {
     return int(this.#db.raw.prepare('SELECT count(*) AS n FROM assets').get() ?? {}, 'n');
   }
 
-  setProcessing(
-    id: string,
-    input: { source: SourceSummary; duration: number | null; rev: string; renditions: readonly PlannedRendition[] },
-  ): Asset {
+  setProcessing(id: string, input: ProcessingInput): Asset {
     if (typeof input.rev !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(input.rev) || input.rev.startsWith('.')) {
       throw new SmoothcastError('BAD_REQUEST', `invalid output revision name: ${String(input.rev)}`);
     }
     if (input.duration !== null) finiteNonNegative(input.duration, 'duration');
     const planned = validatePlan(input.renditions);
+    const notes = (input.notes ?? []).map((n) => String(n).slice(0, 500)).slice(0, 50);
+    if (input.presentationOffset !== undefined) finiteNonNegative(input.presentationOffset, 'presentationOffset');
+    const mediaType = input.mediaType ?? (planned.some((r) => r.type === 'video') ? 'video' : 'audio');
     return this.#transition(id, 'setProcessing', () => {
       const sets = `progress = ?, playable = 0, error_code = NULL, error_message = NULL, source = ?, duration = ?,
-        rev = ?, ready_at = NULL`;
+        rev = ?, ready_at = NULL, media_type = ?, notes = ?, presentation_offset = ?`;
       const progress: Progress = { percent: 0, speed: null, etaSeconds: null };
-      const params = [JSON.stringify(progress), JSON.stringify(input.source), input.duration, input.rev];
+      const params = [
+        JSON.stringify(progress),
+        JSON.stringify(input.source),
+        input.duration,
+        input.rev,
+        mediaType,
+        JSON.stringify(notes),
+        input.presentationOffset ?? null,
+      ];
       this.#update(id, 'processing', sets, params);
       const raw = this.#db.raw;
       raw.prepare('DELETE FROM renditions WHERE asset_id = ?').run(id);
       const insert = raw.prepare(
-        'INSERT INTO renditions (asset_id, id, type, width, height, bitrate, frame_rate) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        `INSERT INTO renditions (asset_id, id, type, width, height, bitrate, frame_rate, language, label, roles,
+           is_default) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const r of planned) {
-        insert.run(id, r.id, r.type, r.width ?? null, r.height ?? null, r.bitrate, r.frameRate ?? null);
+        insert.run(
+          id,
+          r.id,
+          r.type,
+          r.width ?? null,
+          r.height ?? null,
+          r.bitrate,
+          r.frameRate ?? null,
+          r.language ?? null,
+          r.label ?? null,
+          JSON.stringify(r.roles ?? []),
+          r.default ? 1 : 0,
+        );
       }
     });
   }
@@ -275,7 +327,7 @@ export class SqliteAssetRepository implements AssetRepository {
     });
   }
 
-  setReady(id: string, input: { duration: number; renditions: readonly FinalRendition[] }): Asset {
+  setReady(id: string, input: ReadyInput): Asset {
     finiteNonNegative(input.duration, 'duration');
     return this.#transition(id, 'setReady', (asset) => {
       const planned = new Set(asset.renditions.map((r) => r.id));
@@ -300,8 +352,9 @@ export class SqliteAssetRepository implements AssetRepository {
         const h = r.height == null ? null : positiveInt(r.height, 'height');
         update.run(r.codecs, Math.round(avg), Math.round(peak), fps, w, h, id, r.id);
       }
-      const sets = 'playable = 1, progress = NULL, duration = ?, ready_at = ?';
-      this.#update(id, 'ready', sets, [input.duration, this.#now()]);
+      const notes = input.notes ? JSON.stringify(input.notes.map((n) => String(n).slice(0, 500)).slice(0, 50)) : null;
+      const sets = 'playable = 1, progress = NULL, duration = ?, ready_at = ?, notes = coalesce(?, notes)';
+      this.#update(id, 'ready', sets, [input.duration, this.#now(), notes]);
     });
   }
 
@@ -368,6 +421,9 @@ function toAsset(row: Row, renditionRows: readonly Row[]): Asset {
     sourcePath: text(row, 'source_path'),
     sourceName: text(row, 'source_name'),
     rev: textOrNull(row, 'rev'),
+    mediaType: textOrNull(row, 'media_type') as MediaType | null,
+    notes: (jsonOrNull(row, 'notes') as string[] | null) ?? [],
+    presentationOffset: numOrNull(row, 'presentation_offset'),
     renditions,
     createdAt: int(row, 'created_at'),
     updatedAt: int(row, 'updated_at'),
@@ -386,6 +442,10 @@ function toRendition(row: Row): Rendition {
     frameRate: numOrNull(row, 'frame_rate'),
     averageBitrate: numOrNull(row, 'average_bitrate'),
     peakBitrate: numOrNull(row, 'peak_bitrate'),
+    language: textOrNull(row, 'language'),
+    label: textOrNull(row, 'label'),
+    roles: (jsonOrNull(row, 'roles') as string[] | null) ?? [],
+    default: int(row, 'is_default') === 1,
   };
 }
 
@@ -414,6 +474,10 @@ function validatePlan(renditions: readonly PlannedRendition[]): PlannedRendition
       height: r.height == null ? null : positiveInt(r.height, 'height'),
       bitrate: positiveInt(r.bitrate, 'bitrate'),
       frameRate: r.frameRate == null ? null : finiteNonNegative(r.frameRate, 'frameRate'),
+      language: r.language == null ? null : String(r.language).slice(0, 64),
+      label: r.label == null ? null : String(r.label).slice(0, 200),
+      roles: Array.isArray(r.roles) ? r.roles.map(String).slice(0, 8) : [],
+      default: r.default === true,
     };
   });
 }

@@ -74,6 +74,31 @@ export const MIGRATIONS: readonly Migration[] = [
      created_at INTEGER NOT NULL
    );
    CREATE INDEX uploads_asset ON uploads (asset_id);`,
+  // 3: inputs as people have them: several audio languages (language, label, roles, default per rendition),
+  // audio-only media, notes about what was left out, and text tracks (captions/subtitles) per asset. A caption's
+  // cues are stored in the source's own timeline; presentation_offset (seconds at which the source's t = 0 is
+  // presented in the renditions of the current encode) places them on the frames.
+  `ALTER TABLE renditions ADD COLUMN language TEXT;
+   ALTER TABLE renditions ADD COLUMN label TEXT;
+   ALTER TABLE renditions ADD COLUMN roles TEXT;
+   ALTER TABLE renditions ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1));
+   ALTER TABLE assets ADD COLUMN media_type TEXT CHECK (media_type IN ('video', 'audio'));
+   ALTER TABLE assets ADD COLUMN notes TEXT;
+   ALTER TABLE assets ADD COLUMN presentation_offset REAL;
+   CREATE TABLE captions (
+     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+     id TEXT NOT NULL,
+     language TEXT NOT NULL,
+     label TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('subtitles', 'captions')),
+     origin TEXT NOT NULL CHECK (origin IN ('embedded', 'sidecar')),
+     is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),
+     forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
+     cues INTEGER NOT NULL,
+     size INTEGER NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (asset_id, id)
+   );`,
 ];
 
 export type Row = Record<string, SQLOutputValue>;

@@ -56,7 +56,12 @@ export const keys = {
     assertKey(`assets/${assetId}/${rev}/${renditionId}.mp4`),
   /** The progressive (plain MP4, audio muxed in, moov first) download of a video rendition. */
   download: (assetId: string, rev: string, renditionId: string) =>
-    assertKey(`assets/${assetId}/${rev}/download-${renditionId}.mp4`),
+    assertKey(`assets/${assetId}/${rev}/download-${renditionId}.${renditionId.startsWith('a') ? 'm4a' : 'mp4'}`),
+  /** A text track's WebVTT file, cues in the source's timeline (CAPTION_ID names it). */
+  caption: (assetId: string, captionId: string) => {
+    if (!/^c[a-z2-7]{12}$/.test(captionId)) throw new RangeError(`not a caption id: ${captionId}`);
+    return assertKey(`assets/${assetId}/captions/${captionId}.vtt`);
+  },
   /** Thumbnail track (`thumbs.vtt`) and sprite sheets (`thumbs-001.jpg`, …) of an encode revision. */
   thumbnails: (assetId: string, rev: string, name: string) => {
     if (!/^thumbs(\.vtt|-\d{3}\.jpg)$/.test(name)) throw new RangeError(`not a thumbnail file name: ${name}`);

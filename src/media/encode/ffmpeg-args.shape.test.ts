@@ -12,7 +12,7 @@ describe('buildEncodeArgs (shape)', () => {
     outputFrameRate: { num: 30, den: 1 },
     gopSize: 120,
     deinterlace: false,
-    streams: { video: 0, audio: 1 },
+    streams: { video: 0 },
     video: [
       {
         id: 'v0',
@@ -35,10 +35,12 @@ describe('buildEncodeArgs (shape)', () => {
         level: '3.1',
       },
     ],
-    audio: { id: 'a0', bitrate: 128000, channels: 2, sampleRate: 48000, fragmentDuration: 1 },
+    audio: [
+      { id: 'a0', stream: 1, default: true, bitrate: 128000, channels: 2, sampleRate: 48000, fragmentDuration: 1 },
+    ],
     poster: { time: 1 },
   };
-  const args = buildEncodeArgs('/in/source', plan, { video: ['/o/v0.mp4', '/o/v1.mp4'], audio: '/o/a0.mp4' });
+  const args = buildEncodeArgs('/in/source', plan, { video: ['/o/v0.mp4', '/o/v1.mp4'], audio: ['/o/a0.mp4'] });
   const after = (flag: string, from = 0) => args[args.indexOf(flag, from) + 1];
 
   it('reads the input once, safely, and reports progress on stdout', () => {
@@ -85,8 +87,8 @@ describe('buildEncodeArgs (shape)', () => {
   });
 
   it('refuses mismatched outputs', () => {
-    assert.throws(() => buildEncodeArgs('x', plan, { video: ['/o/v0.mp4'], audio: '/o/a.mp4' }), RangeError);
-    assert.throws(() => buildEncodeArgs('x', plan, { video: ['/a', '/b'] }), RangeError);
+    assert.throws(() => buildEncodeArgs('x', plan, { video: ['/o/v0.mp4'], audio: ['/o/a.mp4'] }), RangeError);
+    assert.throws(() => buildEncodeArgs('x', plan, { video: ['/a', '/b'], audio: [] }), RangeError);
   });
 
   it('builds a one-frame JPEG poster command, seeking on the input', () => {

@@ -14,8 +14,8 @@ import type { LadderPlan, VideoRung } from './ladder.ts';
 export interface EncodeOutputs {
   /** One path per plan.video rung, same order. */
   video: string[];
-  /** Required when plan.audio is not null. */
-  audio?: string;
+  /** One path per plan.audio rendition, same order. */
+  audio: string[];
 }
 
 export interface EncodeOptions {
@@ -44,14 +44,20 @@ const X264_B_PYRAMID = 'normal';
 const X264_REORDER_DELAY_FRAMES = 2;
 const AAC_PRIMING_SAMPLES = 1024;
 
-/** Seconds at which the source's first instant is presented in every output file (video and audio alike). */
+/**
+ * Seconds at which the source's first instant is presented in every output file (video and audio alike): the
+ * B-frame reorder delay with video; for audio-only media the AAC encoder's priming, which nothing else offsets.
+ * Text tracks are shifted by the same amount so captions stay on the frames they belong to.
+ */
 export function presentationDelay(plan: LadderPlan): number {
+  if (plan.video.length === 0) return AAC_PRIMING_SAMPLES / (plan.audio[0]?.sampleRate ?? 48000);
   return (X264_REORDER_DELAY_FRAMES * plan.outputFrameRate.den) / plan.outputFrameRate.num;
 }
 
 /** Silence (samples at the output rate) put before the audio so it lines up with the video's reorder delay. */
 export function audioDelaySamples(plan: LadderPlan): number {
-  const rate = plan.audio?.sampleRate ?? 48000;
+  if (plan.video.length === 0) return 0;
+  const rate = plan.audio[0]?.sampleRate ?? 48000;
   return Math.max(0, Math.round(presentationDelay(plan) * rate) - AAC_PRIMING_SAMPLES);
 }
 
@@ -73,7 +79,7 @@ export function keyframeExpr(segmentDuration: number, firstSegmentDuration = seg
 /** The -filter_complex graph: [0:<video>] → (bwdif) → (fps) → split → [v0], [v1], … */
 export function videoFilterGraph(plan: LadderPlan): string {
   const n = plan.video.length;
-  if (n === 0) throw new RangeError('the plan has no video rung');
+  if (n === 0 || plan.streams.video === null) throw new RangeError('the plan has no video rung');
   const head: string[] = [];
   // Only frames the decoder flags as interlaced are deinterlaced; one output frame per input frame keeps the rate.
   if (plan.deinterlace) head.push('bwdif=mode=send_frame:parity=auto:deint=interlaced');
@@ -179,24 +185,25 @@ export function buildEncodeArgs(
   if (outputs.video.length !== plan.video.length) {
     throw new RangeError(`${plan.video.length} video rungs but ${outputs.video.length} output paths`);
   }
-  if (plan.audio && !outputs.audio) throw new RangeError('the plan has audio but no audio output path was given');
+  if (outputs.audio.length !== plan.audio.length) {
+    throw new RangeError(`${plan.audio.length} audio renditions but ${outputs.audio.length} output paths`);
+  }
+  if (plan.video.length + plan.audio.length === 0) throw new RangeError('the plan has no rendition');
   const args = [
     ...common(),
     '-nostats',
     '-progress',
     'pipe:1',
     ...inputArgs(input, opts.maxPixels ?? DEFAULT_MAX_PIXELS),
-    '-filter_complex',
-    videoFilterGraph(plan),
   ];
+  if (plan.video.length > 0) args.push('-filter_complex', videoFilterGraph(plan));
   plan.video.forEach((r, i) => {
     args.push(...videoOutputArgs(plan, r, outputs.video[i]!, opts));
   });
-  if (plan.audio && outputs.audio && plan.streams.audio !== null) {
-    const a = plan.audio;
+  plan.audio.forEach((a, i) => {
     args.push(
       '-map',
-      `0:${plan.streams.audio}`,
+      `0:${a.stream}`,
       // aresample: to 48 kHz; async=1 fills gaps / trims overlaps in the source's audio timestamps (phone and
       // screen recordings); first_pts=0 starts it at the video's origin (silence before audio that starts late).
       // adelay: the A/V sync compensation described at presentationDelay.
@@ -212,10 +219,58 @@ export function buildEncodeArgs(
       '-ar',
       String(a.sampleRate),
       // Every AAC frame is a sync sample, so fragments are cut by duration (µs), not at keyframes.
-      ...outputTail(CMAF_MOVFLAGS, outputs.audio, ['-frag_duration', String(Math.round(a.fragmentDuration * 1e6))]),
+      ...outputTail(CMAF_MOVFLAGS, outputs.audio[i]!, ['-frag_duration', String(Math.round(a.fragmentDuration * 1e6))]),
     );
+  });
+  return args;
+}
+
+/**
+ * Text subtitle tracks of the source, each converted to a WebVTT file by ffmpeg's decoders (SubRip, ASS/SSA,
+ * mov_text, …) and webvtt encoder, in ONE demuxing pass. `-copyts` keeps the source's own timestamps, so the
+ * caller can place cues against the video's start (SourceSummary.startTime) exactly as the encode did.
+ */
+export function buildSubtitleArgs(
+  input: string,
+  tracks: readonly { stream: number; output: string }[],
+  maxPixels = DEFAULT_MAX_PIXELS,
+): string[] {
+  if (tracks.length === 0) throw new RangeError('no subtitle track to convert');
+  const args = [...common(), '-copyts', ...inputArgs(input, maxPixels)];
+  for (const t of tracks) {
+    args.push('-map', `0:${t.stream}`, '-c:s', 'webvtt', '-map_metadata', '-1', '-f', 'webvtt', fileUrl(t.output));
   }
   return args;
+}
+
+/**
+ * A poster for audio-only media without cover art: the waveform of the whole track (showwavespic), light on a dark
+ * background, 1280x720.
+ */
+export function buildWaveformArgs(
+  input: string,
+  audioStream: number,
+  output: string,
+  maxPixels = DEFAULT_MAX_PIXELS,
+): string[] {
+  return [
+    ...common(),
+    ...inputArgs(input, maxPixels),
+    '-filter_complex',
+    `[0:${audioStream}]aformat=channel_layouts=mono,showwavespic=s=1200x560:colors=0x7fb8ff[w];` +
+      'color=c=0x15181e:s=1280x720:d=1[bg];[bg][w]overlay=40:80:format=auto,format=yuvj420p[out]',
+    '-map',
+    '[out]',
+    '-frames:v',
+    '1',
+    '-q:v',
+    '3',
+    '-f',
+    'image2',
+    '-update',
+    '1',
+    fileUrl(output),
+  ];
 }
 
 export interface PosterOptions {

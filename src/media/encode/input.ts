@@ -14,8 +14,8 @@
 
 /**
  * Demuxers an upload may be read with (names as ffmpeg 5.1 registers them; av_match_list matches any element of a
- * comma-separated demuxer name such as "mov,mp4,m4a,3gp,3g2,mj2"). Audio-only formats are here so that an audio
- * file gets the precise MEDIA_NO_VIDEO answer rather than "unreadable".
+ * comma-separated demuxer name such as "mov,mp4,m4a,3gp,3g2,mj2"). Audio-only formats are here: music and podcasts
+ * become audio-only assets (M4A/Ogg/Opus files are read by the mov and ogg demuxers above).
  */
 export const DEMUXER_WHITELIST: readonly string[] = [
   // video containers
@@ -42,14 +42,20 @@ export const DEMUXER_WHITELIST: readonly string[] = [
   'm4v',
   'vc1',
   'obu',
-  // audio-only (refused later with MEDIA_NO_VIDEO)
+  // audio-only
   'mp3',
   'aac',
   'wav',
+  'w64',
   'flac',
   'aiff',
+  'caf',
   'ac3',
   'eac3',
+  'wv',
+  'ape',
+  'amr',
+  'au',
 ];
 
 /** ffmpeg's options are int-typed (INT_MAX at most); a larger limit means "no lower limit than ffmpeg's own". */

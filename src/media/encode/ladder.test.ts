@@ -1,15 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { h264Level, LADDER_TABLE, type LadderPlan, planLadder, tableBitrate } from './ladder.ts';
-import type { SourceSummary, SourceVideo } from './probe.ts';
+import type { SourceAudio, SourceSummary, SourceVideo } from './probe.ts';
 
 function source(v: Partial<SourceVideo> = {}, rest: Partial<SourceSummary> = {}): SourceSummary {
   const width = v.width ?? 1920;
   const height = v.height ?? 1080;
   const rate = v.frameRateFraction ?? { num: 30, den: 1 };
+  const audio: SourceAudio = { index: 1, codec: 'aac', channels: 2, sampleRate: 44100, default: true };
   return {
     container: 'mov,mp4,m4a,3gp,3g2,mj2',
     duration: 60,
+    durationFrom: 'header',
     size: 1e8,
     bitrate: 0, // unknown: no cap to the source's bitrate unless a test sets one
     video: {
@@ -28,7 +30,10 @@ function source(v: Partial<SourceVideo> = {}, rest: Partial<SourceSummary> = {})
       pixFmt: 'yuv420p',
       ...v,
     },
-    audio: { index: 1, codec: 'aac', channels: 2, sampleRate: 44100 },
+    audio,
+    audioTracks: [audio],
+    subtitles: [],
+    startTime: 0,
     ...rest,
   };
 }
@@ -57,13 +62,15 @@ describe('planLadder', () => {
         ['v5', '416x234', 145, 160, 261, 'main', '1.3'],
       ],
     );
-    assert.deepEqual(p.audio, { id: 'a0', bitrate: 128000, channels: 2, sampleRate: 48000, fragmentDuration: 1 });
-    assert.deepEqual(p.streams, { video: 0, audio: 1 });
+    assert.deepEqual(p.audio, [
+      { id: 'a0', stream: 1, default: true, bitrate: 128000, channels: 2, sampleRate: 48000, fragmentDuration: 1 },
+    ]);
+    assert.deepEqual(p.streams, { video: 0 });
     assert.equal(p.frameRate, null);
     assert.deepEqual(p.outputFrameRate, { num: 30, den: 1 });
     assert.equal(p.segmentDuration, 2);
     assert.equal(p.firstSegmentDuration, 1);
-    assert.equal(p.audio?.fragmentDuration, 1);
+    assert.equal(p.audio[0]?.fragmentDuration, 1);
     assert.equal(p.gopSize, 120);
     assert.equal(p.poster.time, 6);
   });
@@ -150,22 +157,22 @@ describe('planLadder', () => {
   });
 
   it('has no audio rendition for a silent source, and honours the options', () => {
-    const p = planLadder(source({}, { audio: undefined }), {
+    const p = planLadder(source({}, { audio: undefined, audioTracks: [] }), {
       segmentDuration: 4,
       maxShortSide: 720,
       audioBitrate: 96000,
     });
-    assert.equal(p.audio, null);
-    assert.equal(p.streams.audio, null);
+    assert.deepEqual(p.audio, []);
+    assert.deepEqual(p.streams, { video: 0 });
     assert.deepEqual(sizes(p).at(0), '1280x720');
     assert.equal(p.video[0]!.bufsize, 2 * p.video[0]!.bitrate);
     assert.equal(p.gopSize, 240);
-    assert.equal(planLadder(source(), { audioBitrate: 96000 }).audio?.bitrate, 96000);
+    assert.equal(planLadder(source(), { audioBitrate: 96000 }).audio[0]?.bitrate, 96000);
     assert.throws(() => planLadder(source(), { segmentDuration: 0 }), RangeError);
     assert.throws(() => planLadder(source(), { firstSegmentDuration: 0 }), RangeError);
     // The first segment is never longer than the rest.
     const even = planLadder(source(), { segmentDuration: 2, firstSegmentDuration: 5 });
-    assert.deepEqual([even.firstSegmentDuration, even.audio?.fragmentDuration], [2, 2]);
+    assert.deepEqual([even.firstSegmentDuration, even.audio[0]?.fragmentDuration], [2, 2]);
   });
 
   it('deinterlaces interlaced sources and picks the poster within short clips', () => {

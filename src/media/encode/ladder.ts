@@ -34,7 +34,11 @@
 //   segment boundary falls on a frame at exactly n × segmentDuration.
 // - H.264 level: the lowest in ITU-T H.264 Table A-1 whose MaxFS, MaxMBPS, MaxBR and MaxCPB fit the rung (Apple:
 //   "SHOULD NOT use a higher level than required"). Profile High from 720 up, Main below (older, low-end decoders).
-// - Audio: one AAC-LC stereo 48 kHz rendition at 128 kb/s when the source has audio (any layout or rate in).
+// - Audio: one AAC-LC stereo 48 kHz rendition at 128 kb/s per audio track of the source (any layout or rate in),
+//   keeping each track's language, title and role: a film with three languages plays in three. One rung per track:
+//   at 128 kb/s AAC-LC is transparent for stereo, and a second, lower audio rung would buy less than the smallest
+//   video rung's saving.
+// - Audio-only sources (music, podcasts) get no video rung: their audio renditions are the whole presentation.
 
 import type { Fraction, SourceSummary } from './probe.ts';
 
@@ -56,7 +60,16 @@ export interface VideoRung {
 }
 
 export interface AudioRendition {
-  id: 'a0';
+  /** 'a0', 'a1', … in the source's track order. */
+  id: `a${number}`;
+  /** Absolute index of the source stream (`-map 0:<stream>`). */
+  stream: number;
+  /** The source's language tag as written (ISO 639-2 usually), title and role; normalised by the caller. */
+  language?: string;
+  title?: string;
+  role?: 'commentary' | 'description' | 'dub';
+  /** The track a player picks by default (the source's default-flagged one, else the first). */
+  default: boolean;
   /** bits/s */
   bitrate: number;
   channels: 2;
@@ -84,10 +97,12 @@ export interface LadderPlan {
   gopSize: number;
   /** Source is interlaced: deinterlace (Apple: "All interlaced source content MUST be de-interlaced"). */
   deinterlace: boolean;
-  /** Absolute stream indexes in the source of the video and audio to encode. */
-  streams: { video: number; audio: number | null };
+  /** Absolute stream index in the source of the video to encode; null for audio-only media. */
+  streams: { video: number | null };
+  /** Empty for audio-only media. */
   video: VideoRung[];
-  audio: AudioRendition | null;
+  /** One per audio track of the source; empty when it has none. */
+  audio: AudioRendition[];
   /** Where to take the poster frame, seconds. */
   poster: { time: number };
 }
@@ -201,7 +216,7 @@ const even = (x: number) => Math.max(2, 2 * Math.round(x / 2));
 const evenFloor = (x: number) => Math.max(2, 2 * Math.floor(x / 2));
 
 /** Output frame rate, or null when the source's is kept as it is. */
-export function outputFrameRate(src: SourceSummary['video'], maxFps = 60): Fraction | null {
+export function outputFrameRate(src: NonNullable<SourceSummary['video']>, maxFps = 60): Fraction | null {
   const f = src.frameRateFraction;
   const fps = f.num / f.den;
   if (fps > maxFps + 0.01) {
@@ -213,6 +228,24 @@ export function outputFrameRate(src: SourceSummary['video'], maxFps = 60): Fract
   return src.variableFrameRate ? f : null;
 }
 
+function planAudio(src: SourceSummary, opts: LadderOptions, fragmentDuration: number): AudioRendition[] {
+  return src.audioTracks.map((a, i) => {
+    const r: AudioRendition = {
+      id: `a${i}`,
+      stream: a.index,
+      default: a.default,
+      bitrate: opts.audioBitrate ?? 128_000,
+      channels: 2,
+      sampleRate: 48000,
+      fragmentDuration,
+    };
+    if (a.language) r.language = a.language;
+    if (a.title) r.title = a.title;
+    if (a.role) r.role = a.role;
+    return r;
+  });
+}
+
 export function planLadder(src: SourceSummary, opts: LadderOptions = {}): LadderPlan {
   const segmentDuration = opts.segmentDuration ?? 2;
   if (!(segmentDuration > 0)) throw new RangeError(`segmentDuration must be > 0, got ${segmentDuration}`);
@@ -221,6 +254,23 @@ export function planLadder(src: SourceSummary, opts: LadderOptions = {}): Ladder
     throw new RangeError(`firstSegmentDuration must be > 0, got ${opts.firstSegmentDuration}`);
   }
   const v = src.video;
+  if (!v) {
+    // Audio only: the segment grid is the audio fragment length; there is no frame rate to keep.
+    const audio = planAudio(src, opts, segmentDuration);
+    if (audio.length === 0) throw new RangeError('the source has neither video nor audio');
+    return {
+      segmentDuration,
+      firstSegmentDuration: segmentDuration,
+      frameRate: null,
+      outputFrameRate: { num: 25, den: 1 },
+      gopSize: 0,
+      deinterlace: false,
+      streams: { video: null },
+      video: [],
+      audio,
+      poster: { time: 0 },
+    };
+  }
   const frameRate = outputFrameRate(v, opts.maxFrameRate ?? 60);
   const fps = frameRate ? frameRate.num / frameRate.den : v.frameRate;
   const fpsFactor = fps > 30.5 ? HIGH_FPS_FACTOR : 1;
@@ -248,7 +298,7 @@ export function planLadder(src: SourceSummary, opts: LadderOptions = {}): Ladder
 
   // Scale the whole ladder down when the source's own bitrate says the content needs less.
   let scale = 1;
-  const srcVideoBitrate = v.bitrate ?? src.bitrate - (src.audio ? (src.audio.bitrate ?? 128_000) : 0);
+  const srcVideoBitrate = v.bitrate ?? src.bitrate - src.audioTracks.reduce((n, a) => n + (a.bitrate ?? 128_000), 0);
   if (opts.capToSource !== false && srcVideoBitrate > 0) {
     const top = size(shorts[0]!);
     const worth = srcVideoBitrate * (CODEC_EFFICIENCY[v.codec] ?? 1) * GENERATION_ALLOWANCE;
@@ -265,15 +315,7 @@ export function planLadder(src: SourceSummary, opts: LadderOptions = {}): Ladder
     return { id: `v${i}`, width, height, bitrate, maxrate, bufsize, profile, level };
   });
 
-  const audio: AudioRendition | null = src.audio
-    ? {
-        id: 'a0',
-        bitrate: opts.audioBitrate ?? 128_000,
-        channels: 2,
-        sampleRate: 48000,
-        fragmentDuration: firstSegmentDuration,
-      }
-    : null;
+  const audio = planAudio(src, opts, firstSegmentDuration);
 
   return {
     segmentDuration,
@@ -282,7 +324,7 @@ export function planLadder(src: SourceSummary, opts: LadderOptions = {}): Ladder
     outputFrameRate: frameRate ?? v.frameRateFraction,
     gopSize: 2 * Math.ceil(segmentDuration * fps),
     deinterlace: v.interlaced,
-    streams: { video: v.index, audio: src.audio?.index ?? null },
+    streams: { video: v.index },
     video,
     audio,
     // 10% in (past fade-ins and black openers), at most 10 s, on a millisecond.

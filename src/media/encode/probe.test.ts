@@ -82,32 +82,33 @@ describe('interpretProbe (hand-written JSON)', () => {
       channelLayout: '5.1',
       sampleRate: 44100,
       bitrate: 384000,
+      default: true,
     });
   });
 
   it('reads the display matrix as counter-clockwise and the legacy rotate tag as clockwise', () => {
     const dm = (rotation: number) => video({ side_data_list: [{ side_data_type: 'Display Matrix', rotation }] });
-    const a = interpretProbe(probe([dm(-90)]), limits, 1);
-    assert.deepEqual([a.video.rotation, a.video.displayWidth, a.video.displayHeight], [90, 1080, 1920]);
-    assert.equal(interpretProbe(probe([dm(90)]), limits, 1).video.rotation, 270);
-    assert.equal(interpretProbe(probe([dm(180)]), limits, 1).video.rotation, 180);
-    assert.equal(interpretProbe(probe([dm(-180)]), limits, 1).video.rotation, 180);
-    assert.equal(interpretProbe(probe([video({ tags: { rotate: '90' } })]), limits, 1).video.rotation, 90);
+    const a = interpretProbe(probe([dm(-90)]), limits, 1).video!;
+    assert.deepEqual([a.rotation, a.displayWidth, a.displayHeight], [90, 1080, 1920]);
+    assert.equal(interpretProbe(probe([dm(90)]), limits, 1).video!.rotation, 270);
+    assert.equal(interpretProbe(probe([dm(180)]), limits, 1).video!.rotation, 180);
+    assert.equal(interpretProbe(probe([dm(-180)]), limits, 1).video!.rotation, 180);
+    assert.equal(interpretProbe(probe([video({ tags: { rotate: '90' } })]), limits, 1).video!.rotation, 90);
   });
 
   it('applies the sample aspect ratio before the rotation', () => {
     const pal = video({ width: 720, height: 576, sample_aspect_ratio: '64:45' });
     assert.deepEqual(
       [
-        interpretProbe(probe([pal]), limits, 1).video.displayWidth,
-        interpretProbe(probe([pal]), limits, 1).video.displayHeight,
+        interpretProbe(probe([pal]), limits, 1).video!.displayWidth,
+        interpretProbe(probe([pal]), limits, 1).video!.displayHeight,
       ],
       [1024, 576],
     );
     const turned = { ...pal, side_data_list: [{ side_data_type: 'Display Matrix', rotation: -90 }] };
-    const s = interpretProbe(probe([turned]), limits, 1).video;
+    const s = interpretProbe(probe([turned]), limits, 1).video!;
     assert.deepEqual([s.displayWidth, s.displayHeight, s.sar], [576, 1024, { num: 64, den: 45 }]);
-    assert.deepEqual(interpretProbe(probe([video({ sample_aspect_ratio: '0:1' })]), limits, 1).video.sar, {
+    assert.deepEqual(interpretProbe(probe([video({ sample_aspect_ratio: '0:1' })]), limits, 1).video!.sar, {
       num: 1,
       den: 1,
     });
@@ -118,7 +119,7 @@ describe('interpretProbe (hand-written JSON)', () => {
     assert.deepEqual(snapFrameRate({ num: 1000000, den: 41708 }), { num: 24000, den: 1001 });
     assert.deepEqual(snapFrameRate({ num: 45, den: 2 }), { num: 45, den: 2 });
     const v = (r: string, avg: string) =>
-      interpretProbe(probe([video({ r_frame_rate: r, avg_frame_rate: avg })]), limits, 1).video;
+      interpretProbe(probe([video({ r_frame_rate: r, avg_frame_rate: avg })]), limits, 1).video!;
     assert.deepEqual(v('30000/1001', '2997/100').frameRateFraction, { num: 30000, den: 1001 });
     assert.equal(v('30000/1001', '2997/100').variableFrameRate, false);
     assert.equal(v('30/1', '45/2').variableFrameRate, true);
@@ -151,7 +152,7 @@ describe('interpretProbe (hand-written JSON)', () => {
       limits,
       1,
     );
-    assert.deepEqual([s.video.index, s.audio?.index], [2, 4]);
+    assert.deepEqual([s.video?.index, s.audio?.index], [2, 4]);
   });
 
   it('refuses garbage, and applies the limits in order', () => {
@@ -166,7 +167,7 @@ describe('interpretProbe (hand-written JSON)', () => {
     assert.throws(big(100000, 16), code('MEDIA_RESOLUTION_TOO_LARGE'));
     assert.throws(() => interpretProbe(probe([video({ width: 0 })]), limits, 1), code('MEDIA_UNREADABLE'));
     // Either orientation: a portrait 2160x3840 passes a 3840x2160 limit.
-    assert.equal(interpretProbe(probe([video({ width: 2160, height: 3840 })]), limits, 1).video.height, 3840);
+    assert.equal(interpretProbe(probe([video({ width: 2160, height: 3840 })]), limits, 1).video!.height, 3840);
   });
 });
 
@@ -201,7 +202,7 @@ describe('ffprobe + interpretProbe (real files)', () => {
     assert.equal(s.container, 'mov,mp4,m4a,3gp,3g2,mj2');
     assert.ok(Math.abs(s.duration - 3) < 0.1);
     assert.equal(s.size, statSync(f).size);
-    assert.deepEqual([s.video.codec, s.video.width, s.video.height, s.video.frameRate], ['h264', 640, 360, 30]);
+    assert.deepEqual([s.video?.codec, s.video?.width, s.video?.height, s.video?.frameRate], ['h264', 640, 360, 30]);
     assert.deepEqual([s.audio?.codec, s.audio?.channels, s.audio?.sampleRate], ['aac', 1, 48000]);
   });
 
@@ -211,13 +212,13 @@ describe('ffprobe + interpretProbe (real files)', () => {
       'mp4',
     );
     const rotated = await ffmpegFixture(['-i', base, '-c', 'copy', '-metadata:s:v:0', 'rotate=90'], 'mp4');
-    const r = (await summarize(rotated)).video;
+    const r = (await summarize(rotated)).video!;
     assert.deepEqual([r.rotation % 180, r.displayWidth, r.displayHeight], [90, 360, 640]);
     const pal = await ffmpegFixture(
       [...testSource({ seconds: 2, width: 720, height: 576, audio: false }), '-vf', 'setsar=64/45', ...x264],
       'mp4',
     );
-    const p = (await summarize(pal)).video;
+    const p = (await summarize(pal)).video!;
     assert.deepEqual([p.displayWidth, p.displayHeight, p.sar], [1024, 576, { num: 64, den: 45 }]);
   });
 
@@ -231,7 +232,7 @@ describe('ffprobe + interpretProbe (real files)', () => {
       ],
       'mp4',
     );
-    assert.equal((await summarize(il)).video.interlaced, true);
+    assert.equal((await summarize(il)).video!.interlaced, true);
     const vfr = await ffmpegFixture(
       [
         '-filter_complex',
@@ -244,7 +245,7 @@ describe('ffprobe + interpretProbe (real files)', () => {
       ],
       'mp4',
     );
-    const v = (await summarize(vfr)).video;
+    const v = (await summarize(vfr)).video!;
     assert.deepEqual([v.variableFrameRate, v.frameRateFraction], [true, { num: 30, den: 1 }]);
   });
 

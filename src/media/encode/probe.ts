@@ -62,19 +62,71 @@ export interface SourceAudio {
   channelLayout?: string;
   sampleRate: number;
   bitrate?: number;
+  /** The `language` tag as the file has it (Matroska/MP4: ISO 639-2, e.g. 'eng'); absent when untagged. */
+  language?: string;
+  /** The `title` tag (e.g. 'Director commentary'). */
+  title?: string;
+  /** disposition.default: the track a player picks when the viewer has not chosen. */
+  default: boolean;
+  /** What the disposition says the track is for: 'commentary', 'description' (audio description), 'dub'. */
+  role?: 'commentary' | 'description' | 'dub';
+}
+
+/** Subtitle codecs ffmpeg can turn into WebVTT text (libavcodec text decoders + the webvtt encoder). */
+const TEXT_SUBTITLE_CODECS = new Set([
+  'subrip',
+  'srt',
+  'ass',
+  'ssa',
+  'webvtt',
+  'mov_text',
+  'text',
+  'microdvd',
+  'subviewer',
+  'subviewer1',
+  'sami',
+  'realtext',
+  'jacosub',
+  'mpl2',
+  'pjs',
+  'stl',
+  'vplayer',
+]);
+
+export interface SourceSubtitle {
+  index: number;
+  codec: string;
+  /** A text format ffmpeg converts to WebVTT; image subtitles (PGS, DVB, VobSub) are not. */
+  text: boolean;
+  language?: string;
+  title?: string;
+  default: boolean;
+  forced: boolean;
+  /** disposition.hearing_impaired: captions (sound described too), not plain subtitles. */
+  hearingImpaired: boolean;
 }
 
 export interface SourceSummary {
   /** ffprobe format_name, e.g. "mov,mp4,m4a,3gp,3g2,mj2". */
   container: string;
-  /** Seconds. */
+  /** Seconds: declared by a header, or found by reading every packet (durationFrom says which). */
   duration: number;
+  durationFrom: 'header' | 'packets';
   /** Bytes. */
   size: number;
   /** bits/s (the container's, else size / duration). */
   bitrate: number;
-  video: SourceVideo;
+  /** Absent for audio-only media (music, podcasts). */
+  video?: SourceVideo;
+  /** The audio track a player would pick first (flagged default, else the first); also in audioTracks. */
   audio?: SourceAudio;
+  /** Every usable audio track, in file order. */
+  audioTracks: SourceAudio[];
+  subtitles: SourceSubtitle[];
+  /** Embedded cover art (ID3 APIC, MP4 covr, Matroska attachment shown as a picture stream). */
+  coverArt?: { index: number };
+  /** Seconds at which the video stream starts in the source's own timestamps (its start_time), 0 when unknown. */
+  startTime: number;
 }
 
 /** Arguments for `ffprobe` (without the program name); stdout is one JSON document. */
@@ -248,7 +300,24 @@ const NOT_VIDEO_FORMAT = /^(image2|tty|.*_pipe)$/;
  * @throws SmoothcastError MEDIA_TOO_LARGE, MEDIA_UNREADABLE, MEDIA_NO_VIDEO, MEDIA_RESOLUTION_TOO_LARGE,
  *   MEDIA_TOO_LONG — checked in that order, the frame size before anything that would need decoding.
  */
-export function interpretProbe(json: unknown, limits: MediaLimits, fileSize: number): SourceSummary {
+/**
+ * True when neither the container nor any stream declares a duration (browser MediaRecorder WebM, Matroska
+ * written to a pipe): the worker then reads the packets to find it (see duration.ts) and passes it in.
+ */
+export function declaredDuration(json: unknown): number | undefined {
+  const root = record(json);
+  const format = record(root?.format);
+  const streams = (Array.isArray(root?.streams) ? root.streams : []).map(record).filter((x) => x !== undefined);
+  const usable = streams.filter((x) => isVideo(x) || x.codec_type === 'audio');
+  return [num(format?.duration), ...usable.map((x) => num(x.duration))].find((d) => d !== undefined && d > 0);
+}
+
+export function interpretProbe(
+  json: unknown,
+  limits: MediaLimits,
+  fileSize: number,
+  scannedDuration?: number,
+): SourceSummary {
   if (fileSize > limits.maxFileSize) {
     throw new SmoothcastError(
       'MEDIA_TOO_LARGE',
@@ -261,18 +330,62 @@ export function interpretProbe(json: unknown, limits: MediaLimits, fileSize: num
   if (!root || !format || !container) throw unreadable('ffprobe found no container format in the file');
   const streams = (Array.isArray(root.streams) ? root.streams : []).map(record).filter((s) => s !== undefined);
 
+  if (NOT_VIDEO_FORMAT.test(container)) {
+    throw new SmoothcastError('MEDIA_NO_VIDEO', 'the file is a still image or text, not a video');
+  }
+  const audioTracks = audioStreams(streams);
+  const subtitles = subtitleStreams(streams);
+  const cover = streams.find((x) => x.codec_type === 'video' && record(x.disposition)?.attached_pic === 1);
   const v = streams.find(isVideo);
-  if (!v || NOT_VIDEO_FORMAT.test(container)) {
-    const hasAudio = streams.some((s) => s.codec_type === 'audio');
+  if (!v && audioTracks.length === 0) {
+    throw new SmoothcastError('MEDIA_NO_VIDEO', 'the file has no decodable video or audio stream');
+  }
+  const duration = checkDuration([v ?? {}, ...streams.filter((x) => x !== v)], format, limits, scannedDuration);
+  const size = num(format.size) ?? fileSize;
+  const summary: SourceSummary = {
+    container,
+    duration: duration.seconds,
+    durationFrom: duration.from,
+    size,
+    bitrate: num(format.bit_rate) ?? Math.round((size * 8) / duration.seconds),
+    audioTracks,
+    subtitles,
+    startTime: num(v?.start_time) ?? num(audioStart(streams, audioTracks)) ?? num(format.start_time) ?? 0,
+  };
+  if (v) summary.video = interpretVideo(v, limits);
+  const a = audioTracks.find((x) => x.default) ?? audioTracks[0];
+  if (a) summary.audio = a;
+  if (cover) summary.coverArt = { index: num(cover.index) ?? 0 };
+  return summary;
+}
+
+/** start_time of the default audio track (what audio-only media is timed from). */
+function audioStart(streams: Json[], tracks: readonly SourceAudio[]): unknown {
+  const a = tracks.find((t) => t.default) ?? tracks[0];
+  return a ? streams.find((s) => num(s.index) === a.index)?.start_time : undefined;
+}
+
+function checkDuration(
+  streams: Json[],
+  format: Json,
+  limits: MediaLimits,
+  scanned: number | undefined,
+): { seconds: number; from: 'header' | 'packets' } {
+  const declared = [num(format.duration), ...streams.map((s) => num(s.duration))].find((d) => d !== undefined && d > 0);
+  const seconds = scanned !== undefined && scanned > 0 ? scanned : declared;
+  if (seconds === undefined) {
+    throw unreadable('no frame could be read to find how long the file is (no duration in any header, no packets)');
+  }
+  if (seconds > limits.maxDuration) {
     throw new SmoothcastError(
-      'MEDIA_NO_VIDEO',
-      hasAudio
-        ? 'the file has audio but no video stream; smoothcast publishes video'
-        : NOT_VIDEO_FORMAT.test(container)
-          ? 'the file is a still image or text, not a video'
-          : 'the file has no decodable video stream',
+      'MEDIA_TOO_LONG',
+      `the media lasts ${seconds.toFixed(1)} s; at most ${limits.maxDuration} s allowed`,
     );
   }
+  return { seconds, from: scanned !== undefined && scanned > 0 ? 'packets' : 'header' };
+}
+
+function interpretVideo(v: Json, limits: MediaLimits): SourceVideo {
   const width = num(v.width) ?? 0;
   const height = num(v.height) ?? 0;
   if (!(width > 0 && height > 0)) throw unreadable('the video stream declares no frame size');
@@ -289,24 +402,11 @@ export function interpretProbe(json: unknown, limits: MediaLimits, fileSize: num
     );
   }
 
-  const streamDurations = [v, ...streams.filter((s) => s !== v)]
-    .map((s) => num(s.duration))
-    .filter((d) => d !== undefined && d > 0);
-  const duration = [num(format.duration), ...streamDurations].find((d) => d !== undefined && d > 0);
-  if (duration === undefined) throw unreadable('the file does not say how long it is (no duration in any header)');
-  if (duration > limits.maxDuration) {
-    throw new SmoothcastError(
-      'MEDIA_TOO_LONG',
-      `the video lasts ${duration.toFixed(1)} s; at most ${limits.maxDuration} s allowed`,
-    );
-  }
-
   const sar = parseFraction(v.sample_aspect_ratio) ?? { num: 1, den: 1 };
   const rotation = rotationOf(v);
   const sarWidth = Math.max(1, Math.round((width * sar.num) / sar.den));
   const quarter = rotation === 90 || rotation === 270;
   const { nominal, vfr } = frameRates(v);
-  const size = num(format.size) ?? fileSize;
   const video: SourceVideo = {
     index: num(v.index) ?? 0,
     codec: str(v.codec_name) ?? 'unknown',
@@ -326,17 +426,7 @@ export function interpretProbe(json: unknown, limits: MediaLimits, fileSize: num
   if (profile) video.profile = profile;
   const vBitrate = num(v.bit_rate);
   if (vBitrate && vBitrate > 0) video.bitrate = vBitrate;
-
-  const summary: SourceSummary = {
-    container,
-    duration,
-    size,
-    bitrate: num(format.bit_rate) ?? Math.round((size * 8) / duration),
-    video,
-  };
-  const a = pickAudio(streams);
-  if (a) summary.audio = a;
-  return summary;
+  return video;
 }
 
 function isVideo(s: Json): boolean {
@@ -351,22 +441,56 @@ function isVideo(s: Json): boolean {
   );
 }
 
-function pickAudio(streams: Json[]): SourceAudio | undefined {
+/** Every usable audio track in file order; when none is flagged default, the first is (ffmpeg's -map 0:a:0). */
+function audioStreams(streams: Json[]): SourceAudio[] {
   const usable = streams.filter(
     (s) => s.codec_type === 'audio' && str(s.codec_name) && (num(s.channels) ?? 0) > 0 && (num(s.sample_rate) ?? 0) > 0,
   );
-  // The stream a player would pick: the one flagged default, else the first (ffmpeg's own -map 0:a:0 choice).
-  const s = usable.find((x) => record(x.disposition)?.default === 1) ?? usable[0];
-  if (!s) return undefined;
-  const audio: SourceAudio = {
-    index: num(s.index) ?? 0,
-    codec: str(s.codec_name) ?? 'unknown',
-    channels: num(s.channels) ?? 0,
-    sampleRate: num(s.sample_rate) ?? 0,
-  };
-  const layout = str(s.channel_layout);
-  if (layout) audio.channelLayout = layout;
-  const bitrate = num(s.bit_rate);
-  if (bitrate && bitrate > 0) audio.bitrate = bitrate;
-  return audio;
+  const flagged = usable.findIndex((x) => record(x.disposition)?.default === 1);
+  return usable.map((s, i): SourceAudio => {
+    const disp = record(s.disposition);
+    const tags = record(s.tags);
+    const audio: SourceAudio = {
+      index: num(s.index) ?? 0,
+      codec: str(s.codec_name) ?? 'unknown',
+      channels: num(s.channels) ?? 0,
+      sampleRate: num(s.sample_rate) ?? 0,
+      default: i === Math.max(0, flagged),
+    };
+    const layout = str(s.channel_layout);
+    if (layout) audio.channelLayout = layout;
+    const bitrate = num(s.bit_rate);
+    if (bitrate && bitrate > 0) audio.bitrate = bitrate;
+    const language = str(tags?.language);
+    if (language) audio.language = language;
+    const title = str(tags?.title);
+    if (title) audio.title = title.slice(0, 200);
+    if (disp?.comment === 1) audio.role = 'commentary';
+    else if (disp?.visual_impaired === 1 || disp?.descriptions === 1) audio.role = 'description';
+    else if (disp?.dub === 1) audio.role = 'dub';
+    return audio;
+  });
+}
+
+function subtitleStreams(streams: Json[]): SourceSubtitle[] {
+  return streams
+    .filter((s) => s.codec_type === 'subtitle')
+    .map((s): SourceSubtitle => {
+      const disp = record(s.disposition);
+      const tags = record(s.tags);
+      const codec = str(s.codec_name) ?? 'unknown';
+      const sub: SourceSubtitle = {
+        index: num(s.index) ?? 0,
+        codec,
+        text: TEXT_SUBTITLE_CODECS.has(codec),
+        default: disp?.default === 1,
+        forced: disp?.forced === 1,
+        hearingImpaired: disp?.hearing_impaired === 1 || disp?.captions === 1,
+      };
+      const language = str(tags?.language);
+      if (language) sub.language = language;
+      const title = str(tags?.title);
+      if (title) sub.title = title.slice(0, 200);
+      return sub;
+    });
 }

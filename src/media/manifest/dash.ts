@@ -2,7 +2,7 @@
 // following DASH-IF IOP. Pure: plain values in, text out.
 import { SmoothcastError } from '../../core/errors.ts';
 import type { SingleFileLayout } from '../bmff/single-file.ts';
-import type { ManifestRendition, Presentation, Segment, UrlScheme } from '../types.ts';
+import type { ManifestRendition, Presentation, Segment, TextRendition, UrlScheme } from '../types.ts';
 import { allIndependent, frameRate } from './common.ts';
 
 export interface MpdOptions {
@@ -71,7 +71,10 @@ export function writeMpd(p: Presentation, urls: UrlScheme, opts: MpdOptions = {}
     ? { shared: false, of: (r, indent) => segmentBase(r, opts.segmentBase!, indent) }
     : { shared: true, of: (r, indent) => segmentTemplate(r, urls, indent) };
   if (video.length > 0) out.push(...videoSet(setId++, video, addressing));
-  if (audio.length > 0) out.push(...audioSet(setId++, audio, addressing));
+  // One AdaptationSet per audio track (language / role): they are alternatives a viewer picks, not a switching
+  // set a player adapts across (§5.3.3.1: Representations of one AdaptationSet are perceptually equivalent).
+  for (const group of audioGroups(audio)) out.push(...audioSet(setId++, group, addressing));
+  for (const t of p.text ?? []) out.push(...textSet(setId++, t, urls));
   out.push('  </Period>', '</MPD>');
   return `${out.join('\n')}\n`;
 }
@@ -125,17 +128,59 @@ function videoSet(id: number, reps: readonly ManifestRendition[], addressing: Ad
   return out;
 }
 
+/** Audio renditions grouped by track: same language, label and roles (our ladder has one rendition per track). */
+function audioGroups(audio: readonly ManifestRendition[]): ManifestRendition[][] {
+  const groups = new Map<string, ManifestRendition[]>();
+  for (const r of audio) {
+    const key = JSON.stringify([r.language ?? 'und', r.label ?? '', r.roles ?? []]);
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  // The default track first: players that take the first AdaptationSet of a type then start with it.
+  return [...groups.values()].sort((a, b) => Number(b.some((r) => r.default)) - Number(a.some((r) => r.default)));
+}
+
+const ROLE_SCHEME = 'urn:mpeg:dash:role:2011';
+
+/** §5.8.4.2 Label and §5.8.5.5 Role (urn:mpeg:dash:role:2011), in the schema's order (Label is in the
+ * RepresentationBase group, which precedes Role). */
+function labelAndRoles(label: string | undefined, roles: readonly string[], indent: string): string[] {
+  const out: string[] = [];
+  if (label) out.push(`${indent}<Label>${escapeXml(label)}</Label>`);
+  for (const value of roles) out.push(`${indent}<Role${attrs({ schemeIdUri: ROLE_SCHEME, value })}/>`);
+  return out;
+}
+
+/**
+ * A text track: one Representation that is the whole WebVTT file (§5.3.9.2 with only a BaseURL; DASH-IF IOP
+ * §6.4.5 "sidecar" WebVTT), which Shaka and dash.js both load.
+ */
+function textSet(id: number, t: TextRendition, urls: UrlScheme): string[] {
+  const file = urls.textFile?.(t);
+  if (!file) throw new SmoothcastError('INTERNAL', 'text tracks need a textFile URL');
+  const roles = [t.kind === 'captions' ? 'caption' : 'subtitle', ...(t.forced ? ['forced-subtitle'] : [])];
+  return [
+    `    <AdaptationSet${attrs({ id: String(id), contentType: 'text', mimeType: 'text/vtt', lang: t.language })}>`,
+    ...labelAndRoles(t.label, roles, '      '),
+    `      <Representation${attrs({ id: t.id, bandwidth: '256' })}>`,
+    `        <BaseURL>${escapeXml(file)}</BaseURL>`,
+    '      </Representation>',
+    '    </AdaptationSet>',
+  ];
+}
+
 function audioSet(id: number, reps: readonly ManifestRendition[], addressing: Addressing): string[] {
   const shared = addressing.shared && sharedTimeline(reps);
+  const first = reps[0]!;
   const out = [
     `    <AdaptationSet${attrs({
       id: String(id),
       contentType: 'audio',
       mimeType: 'audio/mp4',
-      lang: 'und',
+      lang: first.language ?? 'und',
       segmentAlignment: shared ? 'true' : undefined,
       startWithSAP: reps.every(allIndependent) ? '1' : undefined,
     })}>`,
+    ...labelAndRoles(first.label, first.roles?.length ? first.roles : ['main'], '      '),
   ];
   if (shared) out.push(...addressing.of(reps[0]!, '      '));
   for (const r of reps) {

@@ -2,7 +2,8 @@
 // Specification for Apple Devices". Pure: plain values in, text out.
 import { SmoothcastError } from '../../core/errors.ts';
 import type { SingleFileLayout } from '../bmff/single-file.ts';
-import type { ManifestRendition, Presentation, Segment, UrlScheme } from '../types.ts';
+import { subtitleSegmentDurations } from '../captions/index.ts';
+import type { ManifestRendition, Presentation, Segment, TextRendition, UrlScheme } from '../types.ts';
 import { allIndependent, frameRate } from './common.ts';
 
 export interface MediaPlaylistOptions {
@@ -19,6 +20,71 @@ export interface MediaPlaylistOptions {
 }
 
 const AUDIO_GROUP = 'audio';
+const SUBTITLE_GROUP = 'subs';
+
+/** HLS CHARACTERISTICS (RFC 8216bis §4.4.6.1; Apple's UTIs) of a rendition that serves accessibility needs. */
+const DESCRIBES_VIDEO = 'public.accessibility.describes-video';
+const CAPTIONS = 'public.accessibility.transcribes-spoken-dialog,public.accessibility.describes-music-and-sound';
+
+/** NAME must be unique within a group (§4.4.6.1): a repeated label gets its position appended. */
+function uniqueNames(labels: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return labels.map((l) => {
+    const clean = l.replace(/["\r\n]/g, "'");
+    const n = (seen.get(clean) ?? 0) + 1;
+    seen.set(clean, n);
+    return n === 1 ? clean : `${clean} (${n})`;
+  });
+}
+
+/** EXT-X-MEDIA lines of the audio group: one per audio rendition, exactly one DEFAULT=YES. */
+function audioMedia(audio: readonly ManifestRendition[], urls: UrlScheme): string[] {
+  const names = uniqueNames(audio.map((a, i) => a.label ?? (audio.length === 1 ? 'Audio' : `Audio ${i + 1}`)));
+  const def = Math.max(
+    0,
+    audio.findIndex((a) => a.default),
+  );
+  return audio.map((a, i) => {
+    const roles = a.roles ?? [];
+    // §4.4.6.1: AUTOSELECT must be YES where DEFAULT is YES; a commentary is only ever chosen on purpose.
+    const auto = i === def || !roles.includes('commentary');
+    const attrs = [
+      'TYPE=AUDIO',
+      `GROUP-ID=${quoted(AUDIO_GROUP)}`,
+      ...(a.language && a.language !== 'und' ? [`LANGUAGE=${quoted(a.language)}`] : []),
+      `NAME=${quoted(names[i]!)}`,
+      `DEFAULT=${i === def ? 'YES' : 'NO'}`,
+      `AUTOSELECT=${auto ? 'YES' : 'NO'}`,
+      ...(roles.includes('description') ? [`CHARACTERISTICS=${quoted(DESCRIBES_VIDEO)}`] : []),
+      `CHANNELS=${quoted(String(a.track.channels ?? 2))}`,
+      `URI=${quoted(urls.mediaPlaylist(a))}`,
+    ];
+    return `#EXT-X-MEDIA:${attrs.join(',')}`;
+  });
+}
+
+/** EXT-X-MEDIA lines of the subtitles group (§4.4.6.1 TYPE=SUBTITLES: URI required, FORCED only for them). */
+function subtitleMedia(text: readonly TextRendition[], urls: UrlScheme): string[] {
+  const playlist = urls.textPlaylist;
+  if (!playlist) throw new SmoothcastError('INTERNAL', 'text tracks need a textPlaylist URL');
+  const names = uniqueNames(text.map((t) => t.label));
+  return text.map((t, i) => {
+    const attrs = [
+      'TYPE=SUBTITLES',
+      `GROUP-ID=${quoted(SUBTITLE_GROUP)}`,
+      ...(t.language !== 'und' ? [`LANGUAGE=${quoted(t.language)}`] : []),
+      `NAME=${quoted(names[i]!)}`,
+      // Captions are never on unless chosen (or the source flagged the track default); forced ones play when the
+      // viewer has no subtitles on (translations of foreign-language dialogue), so they must be autoselectable.
+      `DEFAULT=${t.default ? 'YES' : 'NO'}`,
+      'AUTOSELECT=YES',
+      `FORCED=${t.forced ? 'YES' : 'NO'}`,
+      ...(t.kind === 'captions' ? [`CHARACTERISTICS=${quoted(CAPTIONS)}`] : []),
+      `URI=${quoted(playlist(t))}`,
+    ];
+    return `#EXT-X-MEDIA:${attrs.join(',')}`;
+  });
+}
 
 /** The multivariant ("master") playlist: RFC 8216 §4.3.4. */
 export function writeMultivariantPlaylist(p: Presentation, urls: UrlScheme): string {
@@ -31,28 +97,25 @@ export function writeMultivariantPlaylist(p: Presentation, urls: UrlScheme): str
   // §4.3.5.1: the tag promises every segment of every media playlist decodes without earlier segments.
   if (p.renditions.every(allIndependent)) lines.push('#EXT-X-INDEPENDENT-SEGMENTS');
 
+  const text = p.complete ? (p.text ?? []) : [];
+  if (text.length > 0) lines.push(...subtitleMedia(text, urls));
+
   if (video.length === 0) {
-    // Audio-only presentation: each audio rendition is a variant stream of its own (§4.3.4.2).
-    for (const a of byPeakDescending(audio)) {
-      lines.push(streamInf(a, [a.track.codec], 0, 0, false), uri(urls.mediaPlaylist(a)));
+    if (audio.length === 1) {
+      // Audio-only presentation: the audio rendition is the variant stream (§4.3.4.2).
+      const a = audio[0]!;
+      lines.push(streamInf(a, [a.track.codec], 0, 0, false, text.length > 0), uri(urls.mediaPlaylist(a)));
+      return `${lines.join('\n')}\n`;
     }
+    // Several languages: one variant (the default track) with every language as an alternative rendition, so a
+    // player switches language by choice, never by bandwidth.
+    lines.push(...audioMedia(audio, urls));
+    const a = audio.find((x) => x.default) ?? audio[0]!;
+    lines.push(streamInf(a, [a.track.codec], 0, 0, true, text.length > 0), uri(urls.mediaPlaylist(a)));
     return `${lines.join('\n')}\n`;
   }
 
-  audio.forEach((a, i) => {
-    // §4.3.4.1: NAME is unique within the group; AUTOSELECT must be YES where DEFAULT is YES.
-    const name = audio.length === 1 ? 'Audio' : `Audio ${i + 1}`;
-    const attrs = [
-      'TYPE=AUDIO',
-      `GROUP-ID=${quoted(AUDIO_GROUP)}`,
-      `NAME=${quoted(name)}`,
-      `DEFAULT=${i === 0 ? 'YES' : 'NO'}`,
-      'AUTOSELECT=YES',
-      `CHANNELS=${quoted(String(a.track.channels ?? 2))}`,
-      `URI=${quoted(urls.mediaPlaylist(a))}`,
-    ];
-    lines.push(`#EXT-X-MEDIA:${attrs.join(',')}`);
-  });
+  lines.push(...audioMedia(audio, urls));
 
   // §4.3.4.2: BANDWIDTH is the peak segment bit rate of the variant including any rendition it may play with, so
   // add the largest audio peak; likewise the largest audio average for AVERAGE-BANDWIDTH.
@@ -62,7 +125,7 @@ export function writeMultivariantPlaylist(p: Presentation, urls: UrlScheme): str
   const audioCodecs = [...new Set(audio.map((a) => a.track.codec))];
   for (const v of video) {
     lines.push(
-      streamInf(v, [v.track.codec, ...audioCodecs], audioPeak, audioAverage, audio.length > 0),
+      streamInf(v, [v.track.codec, ...audioCodecs], audioPeak, audioAverage, audio.length > 0, text.length > 0),
       uri(urls.mediaPlaylist(v)),
     );
   }
@@ -103,6 +166,36 @@ export function writeMediaPlaylist(
     }
   });
   if (p.complete) lines.push('#EXT-X-ENDLIST');
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The media playlist of a text track (RFC 8216bis §3.1.4 WebVTT segments): the presentation cut into windows of
+ * `segmentDuration` — or, with `single`, one segment that is the whole WebVTT file (static hosting, byte-range
+ * variant). Only complete presentations carry text tracks.
+ */
+export function writeTextPlaylist(
+  t: TextRendition,
+  p: Presentation,
+  urls: UrlScheme,
+  opts: { segmentDuration: number; single?: boolean },
+): string {
+  if (!p.complete) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'text tracks are published with the VOD playlists');
+  const durations = opts.single ? [p.duration] : subtitleSegmentDurations(p.duration, opts.segmentDuration);
+  const target = Math.max(1, ...durations.map((d) => Math.round(d)), opts.single ? 1 : Math.ceil(opts.segmentDuration));
+  const lines = [
+    '#EXTM3U',
+    '#EXT-X-VERSION:7',
+    `#EXT-X-TARGETDURATION:${target}`,
+    '#EXT-X-MEDIA-SEQUENCE:0',
+    '#EXT-X-PLAYLIST-TYPE:VOD',
+  ];
+  durations.forEach((d, n) => {
+    const u = opts.single ? urls.textFile?.(t) : urls.textSegment?.(t, n);
+    if (!u) throw new SmoothcastError('INTERNAL', 'text tracks need textSegment/textFile URLs');
+    lines.push(`#EXTINF:${formatMicros(BigInt(Math.round(d * 1e6)))},`, uri(u));
+  });
+  lines.push('#EXT-X-ENDLIST');
   return `${lines.join('\n')}\n`;
 }
 
@@ -166,6 +259,7 @@ function streamInf(
   audioPeak: number,
   audioAverage: number,
   withAudioGroup: boolean,
+  withSubtitles = false,
 ): string {
   // §4.3.4.2: BANDWIDTH and AVERAGE-BANDWIDTH are decimal-integers; round up so they stay upper bounds.
   const attrs = [
@@ -180,6 +274,7 @@ function streamInf(
   // §4.3.4.2 FRAME-RATE: decimal-floating-point; Apple's authoring spec asks for three decimals.
   if (rate !== undefined) attrs.push(`FRAME-RATE=${rate.toFixed(3)}`);
   if (withAudioGroup) attrs.push(`AUDIO=${quoted(AUDIO_GROUP)}`);
+  if (withSubtitles) attrs.push(`SUBTITLES=${quoted(SUBTITLE_GROUP)}`);
   return `#EXT-X-STREAM-INF:${attrs.join(',')}`;
 }
 

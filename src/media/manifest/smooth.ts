@@ -7,8 +7,17 @@ import type { ManifestRendition, Presentation } from '../types.ts';
 import { attrs } from './dash.ts';
 
 /** Fragment URL template ([MS-SSTR] §2.2.2.2 StreamIndex@Url), relative to the manifest. */
-export function smoothUrlTemplate(type: 'video' | 'audio'): string {
-  return `QualityLevels({bitrate})/Fragments(${type}={start time})`;
+export function smoothUrlTemplate(name: string): string {
+  return `QualityLevels({bitrate})/Fragments(${name}={start time})`;
+}
+
+/**
+ * StreamIndex@Name of each audio rendition: 'audio' for the first (as with a single track), `audio_<id>` for the
+ * others — one StreamIndex per language ([MS-SSTR] §2.2.2.3: a client picks among same-type streams by Language),
+ * and the name is what the fragment URL carries, so it must be unique.
+ */
+export function smoothAudioNames(audio: readonly ManifestRendition[]): Map<string, string> {
+  return new Map(audio.map((r, i) => [r.id, i === 0 ? 'audio' : `audio_${r.id}`]));
 }
 
 /** The bitrate that names a QualityLevel in URLs: the rendition's peak, unique within its stream. */
@@ -99,24 +108,25 @@ export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<strin
     });
     out.push(...chunks(ref), '  </StreamIndex>');
   }
-  if (audio.length) {
-    const ref = audio[0]!;
+  const names = smoothAudioNames(audio);
+  for (const r of audio) {
+    const ref = r;
     out.push(
       `  <StreamIndex${attrs({
         Type: 'audio',
-        Name: 'audio',
-        Language: 'und',
+        Name: names.get(r.id)!,
+        Language: r.language ?? 'und',
         Chunks: String(ref.segments.length),
-        QualityLevels: String(audio.length),
-        Url: smoothUrlTemplate('audio'),
+        QualityLevels: '1',
+        Url: smoothUrlTemplate(names.get(r.id)!),
         TimeScale: String(ref.track.timescale),
       })}>`,
     );
-    audio.forEach((r, i) => {
+    {
       const channels = r.track.channels ?? 2;
       out.push(
         `    <QualityLevel${attrs({
-          Index: String(i),
+          Index: '0',
           Bitrate: String(bitrates.get(r.id)),
           FourCC: 'AACL',
           SamplingRate: String(r.track.sampleRate ?? 48000),
@@ -127,7 +137,7 @@ export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<strin
           CodecPrivateData: hex(r.track.codecConfig),
         })}/>`,
       );
-    });
+    }
     out.push(...chunks(ref), '  </StreamIndex>');
   }
   out.push('</SmoothStreamingMedia>');

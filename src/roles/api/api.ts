@@ -1,15 +1,22 @@
 // The JSON HTTP API (docs/openapi.yaml): list, read, delete assets, follow one as Server-Sent Events, health.
 import type { FastifyInstance } from 'fastify';
-import type { AssetRepository } from '../../core/db/assets.ts';
+import type { Asset, AssetRepository } from '../../core/db/assets.ts';
 import { isValidAssetId } from '../../core/db/assets.ts';
+import type { CaptionRepository } from '../../core/db/captions.ts';
 import type { JobQueue } from '../../core/db/queue.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
-import { presentAsset } from './present.ts';
+import { registerCaptionApi } from './captions.ts';
+import { presentAsset, presentCaption } from './present.ts';
 
 export interface ApiOptions {
   assets: AssetRepository;
+  captions: CaptionRepository;
+  /** Largest sidecar caption body, bytes. */
+  captionMaxBytes: number;
+  /** Forgets cached text tracks of an asset (after a caption is added or removed). */
+  evictText: (assetId: string) => void;
   queue: JobQueue;
   storage: Storage;
   publicUrl: string;
@@ -28,7 +35,21 @@ function assetId(raw: string): string {
 }
 
 export function registerApi(app: FastifyInstance, o: ApiOptions): void {
+  const present = (a: Asset) => presentAsset(a, o.publicUrl, o.captions.list(a.id));
   app.get('/healthz', async () => ({ ok: true, ...o.health() }));
+  registerCaptionApi(
+    app,
+    {
+      assets: o.assets,
+      captions: o.captions,
+      storage: o.storage,
+      maxBytes: o.captionMaxBytes,
+      evictText: o.evictText,
+      present: (c) =>
+        presentCaption(c, o.assets.get(c.assetId) ?? { id: c.assetId, status: 'queued', rev: null }, o.publicUrl),
+    },
+    assetId,
+  );
 
   app.get<{ Querystring: { limit?: string; offset?: string } }>('/api/assets', async (req) => {
     const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
@@ -37,7 +58,7 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
       throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
     }
     return {
-      assets: o.assets.list({ limit, offset }).map((a) => presentAsset(a, o.publicUrl)),
+      assets: o.assets.list({ limit, offset }).map((a) => present(a)),
       total: o.assets.count(),
     };
   });
@@ -45,7 +66,7 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
   app.get<{ Params: { id: string } }>('/api/assets/:id', async (req) => {
     const a = o.assets.get(assetId(req.params.id));
     if (!a) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${req.params.id}`);
-    return presentAsset(a, o.publicUrl);
+    return present(a);
   });
 
   app.delete<{ Params: { id: string } }>('/api/assets/:id', async (req, reply) => {
@@ -92,7 +113,7 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
       }
       if (a.updatedAt !== last) {
         last = a.updatedAt;
-        res.write(`id: ${a.updatedAt}\nevent: asset\ndata: ${JSON.stringify(presentAsset(a, o.publicUrl))}\n\n`);
+        res.write(`id: ${a.updatedAt}\nevent: asset\ndata: ${JSON.stringify(present(a))}\n\n`);
       }
       if (a.status === 'ready' || a.status === 'failed') finish();
     };

@@ -1,7 +1,39 @@
 // The JSON shape of an asset, as the API, the SSE stream and `smoothcast import --json` print it.
 import type { Asset } from '../../core/db/assets.ts';
+import type { Caption } from '../../core/db/captions.ts';
 import { progressiveRungs } from '../../media/progressive.ts';
-import { downloadUrl, playbackUrls, smoothUrl, thumbnailsUrl } from '../origin/urls.ts';
+import { captionUrl, downloadUrl, playbackUrls, smoothUrl, thumbnailsUrl } from '../origin/urls.ts';
+
+export interface CaptionJson {
+  id: string;
+  /** BCP 47. */
+  language: string;
+  label: string;
+  kind: 'subtitles' | 'captions';
+  /** 'embedded': from a subtitle track of the source; 'sidecar': added as a file. */
+  source: 'embedded' | 'sidecar';
+  default: boolean;
+  forced: boolean;
+  cues: number;
+  /** The whole WebVTT file on the presentation timeline; null until the asset is ready. */
+  url: string | null;
+  createdAt: string;
+}
+
+export function presentCaption(c: Caption, a: Pick<Asset, 'id' | 'status' | 'rev'>, base: string): CaptionJson {
+  return {
+    id: c.id,
+    language: c.language,
+    label: c.label,
+    kind: c.kind,
+    source: c.origin,
+    default: c.default,
+    forced: c.forced,
+    cues: c.cues,
+    url: a.status === 'ready' && a.rev ? captionUrl(base, a.id, a.rev, c.id) : null,
+    createdAt: new Date(c.createdAt).toISOString(),
+  };
+}
 
 export interface AssetJson {
   id: string;
@@ -12,6 +44,10 @@ export interface AssetJson {
   error: Asset['error'];
   duration: number | null;
   source: Asset['source'];
+  /** 'audio' for audio-only media (music, podcasts); null until probed. */
+  mediaType: Asset['mediaType'];
+  /** What the encode left out or found (e.g. an image subtitle track skipped). */
+  notes: string[];
   renditions: {
     id: string;
     type: 'video' | 'audio';
@@ -20,7 +56,14 @@ export interface AssetJson {
     bitrate: number;
     codecs: string | null;
     frameRate: number | null;
+    /** Audio: BCP 47 language, label, DASH roles, the default track. */
+    language: string | null;
+    label: string | null;
+    roles: string[];
+    default: boolean;
   }[];
+  /** Text tracks (subtitles and captions), in the manifests once the asset is ready. */
+  captions: CaptionJson[];
   playback: {
     hls: string | null;
     dash: string | null;
@@ -39,16 +82,18 @@ export interface AssetJson {
 }
 
 function downloads(a: Asset, base: string, rev: string): AssetJson['playback']['downloads'] {
-  const audio = a.renditions.find((r) => r.type === 'audio');
+  const audio =
+    a.renditions.find((r) => r.type === 'audio' && r.default) ?? a.renditions.find((r) => r.type === 'audio');
   const rate = (r: Asset['renditions'][number] | undefined) => (r ? (r.averageBitrate ?? r.bitrate) : 0);
   return progressiveRungs(a.renditions).map((rid) => {
     const r = a.renditions.find((x) => x.id === rid)!;
-    return { url: downloadUrl(base, a.id, rev, rid), width: r.width, height: r.height, bitrate: rate(r) + rate(audio) };
+    const bitrate = r.type === 'audio' ? rate(r) : rate(r) + rate(audio);
+    return { url: downloadUrl(base, a.id, rev, rid), width: r.width, height: r.height, bitrate };
   });
 }
 
 /** `base`: '' for server-relative URLs, or the configured public URL. */
-export function presentAsset(a: Asset, base: string): AssetJson {
+export function presentAsset(a: Asset, base: string, captions: readonly Caption[] = []): AssetJson {
   const urls = playbackUrls(base, a.id);
   return {
     id: a.id,
@@ -59,6 +104,9 @@ export function presentAsset(a: Asset, base: string): AssetJson {
     error: a.error,
     duration: a.duration,
     source: a.source,
+    mediaType: a.mediaType,
+    notes: a.notes,
+    captions: captions.map((c) => presentCaption(c, a, base)),
     renditions: a.renditions.map((r) => ({
       id: r.id,
       type: r.type,
@@ -67,6 +115,10 @@ export function presentAsset(a: Asset, base: string): AssetJson {
       bitrate: r.averageBitrate ?? r.bitrate,
       codecs: r.codecs,
       frameRate: r.frameRate,
+      language: r.language,
+      label: r.label,
+      roles: r.roles,
+      default: r.default,
     })),
     playback: {
       hls: a.playable ? urls.hls : null,

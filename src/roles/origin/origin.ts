@@ -8,14 +8,24 @@ import { keys } from '../../core/storage/storage.ts';
 import { addTfxd } from '../../media/bmff/piff.ts';
 import { mapRange } from '../../media/bmff/single-file.ts';
 import { writeMpd } from '../../media/manifest/dash.ts';
-import { writeMediaPlaylist, writeMultivariantPlaylist } from '../../media/manifest/hls.ts';
+import { writeMediaPlaylist, writeMultivariantPlaylist, writeTextPlaylist } from '../../media/manifest/hls.ts';
 import { writeSmoothManifest } from '../../media/manifest/smooth.ts';
-import type { ManifestRendition, Presentation } from '../../media/types.ts';
+import type { ManifestRendition, Presentation, TextRendition } from '../../media/types.ts';
 import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
 import { IndexCache, type RenditionIndex } from './index-cache.ts';
 import { ReadyRevision } from './ready-revision.ts';
-import { ASSET_ID, byteRangeUrls, manifestUrls, RENDITION_ID, REV, singleFileUrl } from './urls.ts';
+import { TextTracks } from './text-tracks.ts';
+import {
+  ASSET_ID,
+  byteRangeUrls,
+  CAPTION_ID,
+  manifestUrls,
+  RENDITION_ID,
+  REV,
+  singleFileUrl,
+  singleTextUrls,
+} from './urls.ts';
 
 /** What the origin needs to know of an asset (each consumer declares its own narrow view). */
 export interface PlaybackState {
@@ -24,7 +34,18 @@ export interface PlaybackState {
   playable: boolean;
   rev: string | null;
   segmentDuration: number;
-  renditions: readonly { id: string; type: 'video' | 'audio' }[];
+  renditions: readonly {
+    id: string;
+    type: 'video' | 'audio';
+    language?: string | null;
+    label?: string | null;
+    roles?: readonly string[];
+    default?: boolean;
+  }[];
+  /** Text tracks of the asset (published with the complete presentation). */
+  text: readonly TextRendition[];
+  /** Seconds at which the source's t = 0 is presented in this rev (text cues are shifted by it). */
+  presentationOffset: number;
 }
 
 export interface OriginCatalog {
@@ -49,6 +70,7 @@ const SMOOTH_CACHE_BYTES = 64 * 2 ** 20;
 
 export class Origin {
   readonly cache: IndexCache;
+  readonly text: TextTracks;
   private readonly opts: OriginOptions;
   private readonly pool: BufferPool | undefined;
 
@@ -58,11 +80,13 @@ export class Origin {
       ? new BufferPool({ maxIdleBytes: opts.bufferPoolBytes, maxBuffer: 16 << 20 })
       : undefined;
     this.cache = new IndexCache(opts.reader, { maxEntries: opts.indexCacheEntries });
+    this.text = new TextTracks(opts.reader, { maxEntries: opts.indexCacheEntries });
   }
 
   /** Drops what is cached of an asset (after delete or re-encode). */
   evict(assetId: string): void {
     this.cache.evictPrefix(`${keys.assetPrefix(assetId)}/`);
+    this.text.evict(assetId);
     for (const k of this.revisions.keys()) if (k.startsWith(`${assetId}/`)) this.revisions.delete(k);
   }
 
@@ -99,14 +123,14 @@ export class Origin {
 
     // Byte-range addressing of the same files (complete assets): HLS EXT-X-BYTERANGE and DASH SegmentBase.
     app.get<{ Params: { id: string } }>('/v/:id/byterange.m3u8', async (req, reply) => {
-      const { rev, ready } = await this.ready(req.params.id);
-      const text = writeMultivariantPlaylist(ready.p, byteRangeUrls(rev));
+      const { rev, ready, state } = await this.ready(req.params.id);
+      const text = writeMultivariantPlaylist({ ...ready.p, text: state.text }, byteRangeUrls(rev));
       return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/ondemand.mpd', async (req, reply) => {
-      const { rev, ready } = await this.ready(req.params.id);
-      const text = writeMpd(ready.p, manifestUrls(rev), {
+      const { rev, ready, state } = await this.ready(req.params.id);
+      const text = writeMpd({ ...ready.p, text: state.text }, manifestUrls(rev), {
         segmentBase: { uri: (r) => singleFileUrl(rev, r), layout: (r) => ready.layout(r) },
       });
       return this.sendManifest(reply, text, 'application/dash+xml', true);
@@ -127,6 +151,8 @@ export class Origin {
     });
 
     app.get<{ Params: { id: string; rev: string; file: string } }>('/v/:id/:rev/:file', async (req, reply) => {
+      const caption = /^(c[a-z2-7]{12})(\.vtt|\.m3u8|-br\.m3u8)$/.exec(req.params.file);
+      if (caption) return this.textFile(req, reply, caption[1]!, caption[2]!);
       const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
       if (ism && req.params.file === 'Manifest') {
         const { ready } = await this.ready(req.params.id, ism[1]);
@@ -135,8 +161,8 @@ export class Origin {
       }
       const single = /^([va][0-9]{1,2})\.mp4$/.exec(req.params.file);
       if (single) return this.singleFile(req, reply, single[1]!);
-      const download = /^download-(v[0-9]{1,2})\.mp4$/.exec(req.params.file);
-      if (download) return this.download(req, reply, download[1]!);
+      const download = /^download-(v[0-9]{1,2}\.mp4|a[0-9]{1,2}\.m4a)$/.exec(req.params.file);
+      if (download) return this.download(req, reply, download[1]!.slice(0, -4));
       if (/^thumbs(\.vtt|-\d{3}\.jpg)$/.test(req.params.file)) return this.thumbnailFile(req, reply);
       const br = /^([va][0-9]{1,2})-br\.m3u8$/.exec(req.params.file);
       if (br) {
@@ -162,6 +188,7 @@ export class Origin {
       async (req, reply) => {
         const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
         if (ism) return this.smoothFragment(req, reply, ism[1]!);
+        if (CAPTION_ID.test(req.params.rid)) return this.textSegment(req, reply);
         return this.segment(req, reply);
       },
     );
@@ -211,6 +238,53 @@ export class Origin {
     });
   }
 
+  /** A text track's playlist, or its whole WebVTT file (presentation timeline). */
+  private async textFile(
+    req: FastifyRequest<{ Params: { id: string; rev: string; file: string } }>,
+    reply: FastifyReply,
+    cid: string,
+    kind: string,
+  ) {
+    const { id, rev, ready, state } = await this.ready(req.params.id, req.params.rev);
+    const t = state.text.find((x) => x.id === cid);
+    if (!t) throw new SmoothcastError('CAPTION_NOT_FOUND', `no text track ${cid}`);
+    if (kind !== '.vtt') {
+      const p = { ...ready.p, text: state.text };
+      const single = kind === '-br.m3u8';
+      const text = writeTextPlaylist(t, p, single ? singleTextUrls(rev) : manifestUrls(rev), {
+        segmentDuration: state.segmentDuration,
+        single,
+      });
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
+    }
+    const track = await this.text.get(id, rev, cid, state.presentationOffset);
+    return sendBytes(req, reply, {
+      size: track.whole.length,
+      etag: `"${rev}.${cid}.${track.whole.length}"`,
+      contentType: 'text/vtt; charset=utf-8',
+      cacheControl: IMMUTABLE,
+      read: async (o, n) => track.whole.subarray(o, o + n),
+    });
+  }
+
+  /** Segment n of a text track: the cues overlapping its window, with X-TIMESTAMP-MAP (RFC 8216bis §3.1.4). */
+  private async textSegment(
+    req: FastifyRequest<{ Params: { id: string; rev: string; rid: string; seg: string } }>,
+    reply: FastifyReply,
+  ) {
+    const m = /^(\d{1,6})\.vtt$/.exec(req.params.seg);
+    if (!m) throw new SmoothcastError('NOT_FOUND', 'no such text segment');
+    const { id, rev, rid } = req.params;
+    const body = await this.text.segment(checkId(id), rev, rid, Number(m[1]), () => this.ready(id, rev));
+    return sendBytes(req, reply, {
+      size: body.length,
+      etag: `"${rev}.${rid}.${m[1]}.${body.length}"`,
+      contentType: 'text/vtt; charset=utf-8',
+      cacheControl: IMMUTABLE,
+      read: async (o, n) => body.subarray(o, o + n),
+    });
+  }
+
   /** Ready revisions by `${id}/${rev}` (bounded, LRU). */
   private readonly revisions = new Map<string, ReadyRevision>();
 
@@ -218,7 +292,10 @@ export class Origin {
    * The ready revision of an asset for a manifest: the catalog is asked each time (a deleted or re-encoded asset
    * stops being described at once); what is derived from the revision is built once.
    */
-  private async ready(rawId: string, rev?: string): Promise<{ id: string; rev: string; ready: ReadyRevision }> {
+  private async ready(
+    rawId: string,
+    rev?: string,
+  ): Promise<{ id: string; rev: string; ready: ReadyRevision; state: PlaybackState }> {
     const id = checkId(rawId);
     if (rev !== undefined && !REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
     const state = this.opts.catalog.playbackState(id);
@@ -237,7 +314,7 @@ export class Origin {
         this.revisions.delete(this.revisions.keys().next().value!);
     }
     this.revisions.set(key, ready);
-    return { id, rev: state.rev, ready };
+    return { id, rev: state.rev, ready, state };
   }
 
   /**
@@ -260,7 +337,7 @@ export class Origin {
     rev: string,
   ) {
     const q = /^QualityLevels\((\d{1,10})\)$/.exec(req.params.rid);
-    const f = /^Fragments\((video|audio)=(\d{1,20})\)$/.exec(req.params.seg);
+    const f = /^Fragments\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
     if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
     const { ready } = await this.readyBytes(req.params.id, rev);
     const { r, n } = ready.smoothFragment(f[1]!, Number(q[1]), Number(f[2]));
@@ -324,7 +401,7 @@ export class Origin {
     return sendBytes(req, reply, {
       size,
       etag: `"${rev}.${rid}.download.${size}"`,
-      contentType: 'video/mp4',
+      contentType: rid.startsWith('a') ? 'audio/mp4' : 'video/mp4',
       cacheControl: IMMUTABLE,
       ...(this.pool ? { pool: this.pool } : {}),
       ...(t && bytesPerSecondOfMedia > 0
@@ -409,7 +486,7 @@ export async function readPresentation(
   cache: IndexCache,
   id: string,
   rev: string,
-  state: Pick<PlaybackState, 'status' | 'renditions'>,
+  state: Pick<PlaybackState, 'status' | 'renditions'> & Partial<Pick<PlaybackState, 'text'>>,
 ): Promise<Presentation> {
   const complete = state.status === 'ready';
   const renditions: ManifestRendition[] = [];
@@ -429,7 +506,15 @@ export async function readPresentation(
       averageBitrate: summary.averageBitrate,
       ...(summary.frameRate === undefined ? {} : { frameRate: summary.frameRate }),
       ...(ix.track.width === undefined ? {} : { width: ix.track.width, height: ix.track.height }),
+      ...(r.type === 'audio'
+        ? {
+            language: r.language ?? 'und',
+            ...(r.label ? { label: r.label } : {}),
+            roles: r.roles ?? [],
+            default: r.default ?? false,
+          }
+        : {}),
     });
   }
-  return { complete, renditions, duration };
+  return { complete, renditions, duration, text: complete ? (state.text ?? []) : [] };
 }

@@ -5,7 +5,7 @@
 import { SmoothcastError } from '../../core/errors.ts';
 import type { MediaReader } from '../../core/storage/storage.ts';
 import { type SingleFileLayout, singleFileLayout } from '../../media/bmff/single-file.ts';
-import { smoothBitrates } from '../../media/manifest/smooth.ts';
+import { smoothAudioNames, smoothBitrates } from '../../media/manifest/smooth.ts';
 import type { ManifestRendition, Presentation } from '../../media/types.ts';
 
 export class ReadyRevision {
@@ -39,9 +39,16 @@ export class ReadyRevision {
     return l;
   }
 
-  /** The rendition and segment number a Smooth fragment URL names: `QualityLevels(bitrate)/Fragments(kind=time)`. */
-  smoothFragment(kind: string, bitrate: number, time: number): { r: ManifestRendition; n: number } {
-    const r = this.p.renditions.find((x) => x.track.kind === kind && this.smoothBitrates.get(x.id) === bitrate);
+  /** The rendition and segment number a Smooth fragment URL names: `QualityLevels(bitrate)/Fragments(name=time)`. */
+  smoothFragment(name: string, bitrate: number, time: number): { r: ManifestRendition; n: number } {
+    const kind = name === 'video' ? 'video' : 'audio';
+    const names = smoothAudioNames(this.p.renditions.filter((x) => x.track.kind === 'audio'));
+    const r = this.p.renditions.find(
+      (x) =>
+        x.track.kind === kind &&
+        this.smoothBitrates.get(x.id) === bitrate &&
+        (kind === 'video' || names.get(x.id) === name),
+    );
     if (!r) throw new SmoothcastError('NOT_FOUND', `no ${kind} quality level ${bitrate}`);
     let times = this.fragmentTimes.get(r.id);
     if (!times) {

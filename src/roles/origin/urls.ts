@@ -15,13 +15,21 @@
 //   /v/{asset}/{rev}/thumbs.vtt, thumbs-001.jpg …   WebVTT thumbnail track + sprite sheets  (immutable)
 //   /v/{asset}/{rev}.ism/Manifest          Smooth Streaming (MS-SSTR) client manifest        (once ready)
 //   /v/{asset}/{rev}.ism/QualityLevels({bitrate})/Fragments({video|audio}={time})  a fragment + tfxd (immutable)
+//   /v/{asset}/{rev}/{caption}.m3u8        HLS media playlist of a text track (caption ids: c + 12 base32)
+//   /v/{asset}/{rev}/{caption}/{n}.vtt     its WebVTT segment n, with X-TIMESTAMP-MAP (immutable)
+//   /v/{asset}/{rev}/{caption}.vtt         the whole WebVTT file, presentation timeline (DASH, export; immutable)
+//   /v/{asset}/{rev}/{caption}-br.m3u8     byte-range variant's text playlist: one segment, the whole file
+//
+// A caption id is never reused and its cues never change, and {rev} fixes where they sit on the frames, so the
+// text URLs are as immutable as the media ones: adding or removing a track only changes the manifests.
 //
 // {rev} names one encode of the asset: a re-encode gets a new rev, so an immutable URL never changes content.
-import type { ManifestRendition, UrlScheme } from '../../media/types.ts';
+import type { ManifestRendition, TextRendition, UrlScheme } from '../../media/types.ts';
 
 export const ASSET_ID = /^[a-z0-9]{8,32}$/;
 export const REV = /^r[0-9a-z-]{1,40}$/;
 export const RENDITION_ID = /^[va][0-9]{1,2}$/;
+export const CAPTION_ID = /^c[a-z2-7]{12}$/;
 
 export interface PlaybackUrls {
   hls: string;
@@ -51,7 +59,15 @@ export function manifestUrls(rev: string): UrlScheme {
     hlsSegment: (r: ManifestRendition, n: number) => `${r.id}/${n}.m4s`,
     dashInitTemplate: `${rev}/$RepresentationID$/init.mp4`,
     dashMediaTemplate: `${rev}/$RepresentationID$/$Number$.m4s`,
+    textPlaylist: (t: TextRendition) => `${rev}/${t.id}.m3u8`,
+    textSegment: (t: TextRendition, n: number) => `${t.id}/${n}.vtt`,
+    textFile: (t: TextRendition) => `${rev}/${t.id}.vtt`,
   };
+}
+
+/** Text playlists of the byte-range variant (and of an export): one segment, the whole file beside the playlist. */
+export function singleTextUrls(rev: string): UrlScheme {
+  return { ...manifestUrls(rev), textFile: (t: TextRendition) => `${t.id}.vtt` };
 }
 
 /** The single file of a rendition, relative to the asset's manifests (byte-range HLS and SegmentBase DASH). */
@@ -61,12 +77,21 @@ export function singleFileUrl(rev: string, r: ManifestRendition): string {
 
 /** Byte-range HLS: media playlists of their own; segment URIs are the single file (relative to the playlist). */
 export function byteRangeUrls(rev: string): UrlScheme {
-  return { ...manifestUrls(rev), mediaPlaylist: (r: ManifestRendition) => `${rev}/${r.id}-br.m3u8` };
+  return {
+    ...manifestUrls(rev),
+    mediaPlaylist: (r: ManifestRendition) => `${rev}/${r.id}-br.m3u8`,
+    textPlaylist: (t: TextRendition) => `${rev}/${t.id}-br.m3u8`,
+  };
 }
 
-/** A progressive download (a plain MP4 for `<video src>`). */
+/** A progressive download (a plain MP4 for `<video src>`; an M4A for audio-only media). */
 export function downloadUrl(base: string, assetId: string, rev: string, renditionId: string): string {
-  return `${base}/v/${assetId}/${rev}/download-${renditionId}.mp4`;
+  return `${base}/v/${assetId}/${rev}/download-${renditionId}.${renditionId.startsWith('a') ? 'm4a' : 'mp4'}`;
+}
+
+/** The whole WebVTT file of a text track, as played with the given encode revision. */
+export function captionUrl(base: string, assetId: string, rev: string, captionId: string): string {
+  return `${base}/v/${assetId}/${rev}/${captionId}.vtt`;
 }
 
 /** The Smooth Streaming client manifest of an encode revision. */

@@ -1,33 +1,28 @@
 // One encode job: probe → plan → ONE ffmpeg writing every rendition as a CMAF file (published as fragments land)
-// → verify → ready. Every failure ends as a stable error code; bad input is never retried.
-import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+// → verify → text tracks, poster, downloads, thumbnails → ready. Every failure ends as a stable error code; bad
+// input is never retried.
 import type { Config } from '../../core/config.ts';
 import type { Asset, AssetRepository, FinalRendition, PlannedRendition } from '../../core/db/assets.ts';
+import type { CaptionRepository } from '../../core/db/captions.ts';
 import type { Job, JobQueue } from '../../core/db/queue.ts';
 import { asSmoothcastError, SmoothcastError } from '../../core/errors.ts';
 import { runProcess } from '../../core/process.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
-import { buildEncodeArgs, buildPosterArgs } from '../../media/encode/ffmpeg-args.ts';
-import { type LadderPlan, planLadder } from '../../media/encode/ladder.ts';
-import {
-  ffprobeArgs,
-  interpretProbe,
-  type MediaLimits,
-  probeFailure,
-  type SourceSummary,
-} from '../../media/encode/probe.ts';
+import { languageLabel, normalizeLanguage } from '../../media/captions/index.ts';
+import { buildEncodeArgs, presentationDelay } from '../../media/encode/ffmpeg-args.ts';
+import { type AudioRendition, type LadderPlan, planLadder } from '../../media/encode/ladder.ts';
+import type { SourceSummary } from '../../media/encode/probe.ts';
 import { ProgressParser, progressFigures } from '../../media/encode/progress.ts';
-import { buildRemuxArgs, progressiveRungs } from '../../media/progressive.ts';
-import { buildThumbnailArgs, planThumbnails, sheetName, writeThumbnailVtt } from '../../media/thumbnails.ts';
-import type { TrackInfo } from '../../media/types.ts';
+import { makeDownloads, makePoster, makeThumbnails } from './finishing.ts';
 import { OutputWatcher } from './outputs.ts';
+import { probeSource, scanDuration } from './probe-source.ts';
+import { extractSubtitles, subtitleNotes } from './subtitles.ts';
 
 export interface EncodeContext {
   config: Config;
   assets: AssetRepository;
+  captions: CaptionRepository;
   queue: JobQueue;
   storage: Storage;
   owner: string;
@@ -44,6 +39,27 @@ function truncationSlack(duration: number): number {
   return Math.max(1, duration * 0.05);
 }
 
+/** What an audio rendition is called and how players should treat it (HLS NAME/LANGUAGE, DASH lang/Role). */
+export function audioMetadata(plan: LadderPlan): Pick<PlannedRendition, 'language' | 'label' | 'roles' | 'default'>[] {
+  const langs = plan.audio.map((a) => normalizeLanguage(a.language));
+  const base = plan.audio.map((a: AudioRendition, i) => {
+    if (a.title) return a.title;
+    const name = langs[i] === 'und' ? 'Audio' : languageLabel(langs[i]!);
+    return a.role ? `${name} (${a.role})` : name;
+  });
+  return plan.audio.map((a, i) => {
+    const same = base.filter((b) => b === base[i]).length;
+    const nth = base.slice(0, i + 1).filter((b) => b === base[i]).length;
+    const roles = a.role ? [a.role] : [a.default ? 'main' : 'alternate'];
+    return {
+      language: langs[i]!,
+      label: same > 1 ? `${base[i]} ${nth}` : base[i]!,
+      roles,
+      default: a.default,
+    };
+  });
+}
+
 export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> {
   const { config, assets, storage } = ctx;
   const asset = assets.get(job.assetId);
@@ -52,13 +68,13 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   const st = await storage.stat(asset.sourcePath);
   if (!st) throw new SmoothcastError('MEDIA_NOT_FOUND', `the source file of asset ${asset.id} is missing`);
 
-  const limits: MediaLimits = config.limits;
-  const source = await probe(asset.sourcePath, st.size, limits, ctx);
+  const source = await probeSource(asset.sourcePath, st.size, ctx);
   const plan = planLadder(source, {
     segmentDuration: config.encode.segmentDuration,
     firstSegmentDuration: config.encode.firstSegmentDuration,
   });
   const rev = `r${job.id}-${job.attempts}`;
+  const audioMeta = audioMetadata(plan);
   const renditions: PlannedRendition[] = [
     ...plan.video.map((v) => ({
       id: v.id,
@@ -66,17 +82,29 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
       width: v.width,
       height: v.height,
       bitrate: v.bitrate,
-      frameRate: plan.frameRate ? plan.frameRate.num / plan.frameRate.den : source.video.frameRate,
+      frameRate: plan.frameRate ? plan.frameRate.num / plan.frameRate.den : (source.video?.frameRate ?? null),
     })),
-    ...(plan.audio ? [{ id: plan.audio.id, type: 'audio' as const, bitrate: plan.audio.bitrate }] : []),
+    ...plan.audio.map((a, i) => ({ id: a.id, type: 'audio' as const, bitrate: a.bitrate, ...audioMeta[i] })),
   ];
+  const notes = subtitleNotes(source);
+  if (source.durationFrom === 'packets') {
+    notes.push('the file did not say how long it is; its duration was found by reading it');
+  }
   assets.setProcessing(asset.id, {
     source: source as unknown as Record<string, unknown>,
     duration: source.duration,
     rev,
     renditions,
+    mediaType: plan.video.length > 0 ? 'video' : 'audio',
+    notes,
+    presentationOffset: presentationDelay(plan),
   });
-  ctx.log('encode start', { asset: asset.id, rev, rungs: plan.video.map((v) => `${v.width}x${v.height}`) });
+  ctx.log('encode start', {
+    asset: asset.id,
+    rev,
+    rungs: plan.video.map((v) => `${v.width}x${v.height}`),
+    audio: plan.audio.length,
+  });
   // An earlier attempt whose worker died (its lease expired) never cleaned its partial files; the asset now points
   // at this attempt's rev, so nothing serves them any more. A worker that was only slow cleans its own on abort.
   for (let a = 1; a < job.attempts; a++) {
@@ -88,7 +116,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   // The poster waits for the first published segments: until then every core goes to the encode.
   let posterDone: Promise<void> | null = null;
   const startPoster = () => {
-    posterDone ??= makePoster(asset, sourcePath, plan, ctx).catch((err) =>
+    posterDone ??= makePoster(asset, sourcePath, source, plan, ctx).catch((err) =>
       ctx.log('poster failed', { asset: asset.id, error: String(err) }),
     );
     return posterDone;
@@ -97,16 +125,20 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
     const finished = await encode(asset, sourcePath, source, plan, outputs, ctx, startPoster);
     const video = finished.filter((f) => f.track.kind === 'video');
     const duration = Math.max(...(video.length ? video : finished).map((f) => f.summary.duration));
-    if (source.duration && duration < source.duration - truncationSlack(source.duration)) {
-      throw new SmoothcastError(
-        'MEDIA_TRUNCATED',
-        `the source declares ${source.duration.toFixed(2)} s but only ${duration.toFixed(2)} s could be decoded; ` +
-          'the file is probably truncated (an interrupted copy or upload)',
-      );
-    }
+    await checkComplete(asset, source, duration, ctx);
     await startPoster();
-    await makeDownloads(asset, rev, finished, outputs, duration, ctx);
+    const defaultAudio = plan.audio.find((a) => a.default)?.id;
+    await makeDownloads(asset, rev, finished, defaultAudio, duration, ctx);
     await makeThumbnails(asset, rev, finished, duration, ctx);
+    notes.push(
+      ...(await extractSubtitles(asset.id, sourcePath, source, {
+        storage,
+        captions: ctx.captions,
+        signal: ctx.signal,
+        maxPixels: config.limits.maxPixels,
+        log: ctx.log,
+      })),
+    );
     const final: FinalRendition[] = finished.map((f) => ({
       id: f.id,
       codecs: f.track.codec,
@@ -116,7 +148,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
       width: f.track.width ?? null,
       height: f.track.height ?? null,
     }));
-    assets.setReady(asset.id, { duration, renditions: final });
+    assets.setReady(asset.id, { duration, renditions: final, notes });
     ctx.log('encode ready', { asset: asset.id, duration });
     if (!ctx.config.storage.keepSources) {
       // As the seed's encoder did: once the renditions exist, the source is not needed to play.
@@ -130,24 +162,27 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   }
 }
 
-async function probe(key: string, size: number, limits: MediaLimits, ctx: EncodeContext): Promise<SourceSummary> {
-  const path = ctx.storage.localPath(key);
-  const r = await runProcess('ffprobe', ffprobeArgs(path, limits), {
-    timeoutMs: ctx.config.encode.probeTimeoutSeconds * 1000,
-    stderrTail: 4096,
-    signal: ctx.signal,
-  });
-  if (r.aborted) throw new SmoothcastError('JOB_CANCELLED');
-  if (r.timedOut)
-    throw new SmoothcastError('PROBE_TIMEOUT', 'ffprobe did not finish in time', { detail: r.stderrTail });
-  let json: unknown;
-  try {
-    json = JSON.parse(r.stdout || '{}');
-  } catch {
-    throw new SmoothcastError('PROBE_FAILED', 'ffprobe printed no valid JSON', { detail: r.stderrTail });
-  }
-  if (r.code !== 0) throw probeFailure(r.stderrTail, await ctx.storage.read(key, 0, 16));
-  return interpretProbe(json, limits, size);
+/**
+ * The renditions hold less than the header declared: a truncated file, or a header that is wrong. MP4/MOV sample
+ * tables ARE the file's index, so there a shortfall means the samples are missing. Other containers' durations are
+ * advisory (Matroska's Duration, FLV's onMetaData, an estimate for MPEG-TS): read the packets, and if they end
+ * cleanly where the renditions end, the header was wrong and the asset is what the renditions hold.
+ */
+async function checkComplete(asset: Asset, source: SourceSummary, duration: number, ctx: EncodeContext) {
+  if (source.durationFrom !== 'header' || duration >= source.duration - truncationSlack(source.duration)) return;
+  const truncated = () =>
+    new SmoothcastError(
+      'MEDIA_TRUNCATED',
+      `the source declares ${source.duration.toFixed(2)} s but only ${duration.toFixed(2)} s could be decoded; ` +
+        'the file is probably truncated (an interrupted copy or upload)',
+    );
+  if (/\bmov\b|mp4/.test(source.container)) throw truncated();
+  const scan = await scanDuration(asset.sourcePath, ctx, [
+    ...(source.video ? [source.video.index] : []),
+    ...source.audioTracks.map((a) => a.index),
+  ]);
+  if (!scan.clean || scan.seconds > duration + truncationSlack(duration)) throw truncated();
+  ctx.log('declared duration wrong', { asset: asset.id, declared: source.duration, packets: scan.seconds, duration });
 }
 
 /** Removes our own temp path from ffmpeg's messages: clients see the reason, not the server's folders. */
@@ -156,85 +191,6 @@ function clean(line: string): string {
     .replace(/(?:file:)?\/\S*\/(source|v\d+|a\d+)(\.[a-z0-9]+)?/g, '$1$2')
     .trim()
     .slice(0, 300);
-}
-
-/** A poster frame from the source; a seek past the real end writes nothing, so fall back to the first frame. */
-/** Remuxes the progressive downloads (top and phone-sized rendition, audio muxed in, moov first) from our files. */
-async function makeDownloads(
-  asset: Asset,
-  rev: string,
-  finished: readonly { id: string; track: TrackInfo }[],
-  outputs: readonly { id: string; key: string }[],
-  duration: number,
-  ctx: EncodeContext,
-): Promise<void> {
-  const { storage } = ctx;
-  const audio = outputs.find((o) => o.id.startsWith('a'));
-  const rungs = progressiveRungs(
-    finished.map((f) => ({ id: f.id, type: f.track.kind, height: f.track.height ?? null })),
-  );
-  for (const rid of rungs) {
-    const out = storage.localPath(keys.download(asset.id, rev, rid));
-    const tmp = `${out}.tmp.mp4`;
-    const args = buildRemuxArgs(
-      storage.localPath(keys.rendition(asset.id, rev, rid)),
-      audio ? storage.localPath(audio.key) : null,
-      tmp,
-    );
-    await runFinishingStep(args, `remuxing the progressive download of ${rid}`, duration, ctx);
-    await rename(tmp, out);
-  }
-}
-
-/**
- * One ffmpeg step after the encode, working from our renditions (a stream copy, a small decode): far faster than
- * real time, so the limit only stops a hung process.
- */
-async function runFinishingStep(args: string[], what: string, duration: number, ctx: EncodeContext): Promise<void> {
-  const r = await runProcess('ffmpeg', args, { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal });
-  if (r.aborted) throw new SmoothcastError('JOB_CANCELLED');
-  if (r.code !== 0) throw new SmoothcastError('ENCODE_FAILED', `${what} failed`, { detail: r.stderrTail });
-}
-
-/** Sprite sheets + a WebVTT track for scrubbing, from a small rendition (cheap to decode). */
-async function makeThumbnails(
-  asset: Asset,
-  rev: string,
-  finished: readonly { id: string; track: TrackInfo }[],
-  duration: number,
-  ctx: EncodeContext,
-): Promise<void> {
-  const video = finished
-    .filter((f) => f.track.kind === 'video' && f.track.width && f.track.height)
-    .sort((a, b) => (a.track.height ?? 0) - (b.track.height ?? 0));
-  const from = video.find((f) => (f.track.height ?? 0) >= 180) ?? video.at(-1);
-  if (!from || !(duration > 0)) return;
-  const plan = planThumbnails(duration, from.track.width!, from.track.height!);
-  const { storage } = ctx;
-  const vttKey = keys.thumbnails(asset.id, rev, 'thumbs.vtt');
-  const pattern = storage.localPath(vttKey).replace(/thumbs\.vtt$/, 'thumbs-%03d.jpg');
-  const input = storage.localPath(keys.rendition(asset.id, rev, from.id));
-  await runFinishingStep(buildThumbnailArgs(input, plan, pattern), 'making the thumbnail sprites', duration, ctx);
-  await writeFile(storage.localPath(vttKey), writeThumbnailVtt(plan, duration, sheetName));
-}
-
-async function makePoster(asset: Asset, sourcePath: string, plan: LadderPlan, ctx: EncodeContext): Promise<void> {
-  const key = keys.poster(asset.id);
-  await ctx.storage.prepare(key);
-  const tmp = `${ctx.storage.localPath(key)}.tmp${extname(key)}`;
-  const opts = { videoStream: plan.streams.video, maxPixels: ctx.config.limits.maxPixels };
-  for (const time of plan.poster.time > 0 ? [plan.poster.time, 0] : [0]) {
-    const r = await runProcess('ffmpeg', buildPosterArgs(sourcePath, time, tmp, 1280, opts), {
-      timeoutMs: 60_000,
-      signal: ctx.signal,
-    });
-    if (r.aborted) return;
-    if (r.code === 0 && existsSync(tmp)) {
-      await rename(tmp, ctx.storage.localPath(key));
-      return;
-    }
-  }
-  ctx.log('poster failed', { asset: asset.id });
 }
 
 async function encode(
@@ -247,12 +203,11 @@ async function encode(
   onPlayable: () => void,
 ) {
   const { assets, storage, config } = ctx;
-  const videoOutputs = outputs.filter((o) => o.id.startsWith('v')).map((o) => storage.localPath(o.key));
-  const audioOutput = outputs.find((o) => o.id.startsWith('a'));
+  const pathOf = (id: string) => storage.localPath(outputs.find((o) => o.id === id)!.key);
   const args = buildEncodeArgs(
     sourcePath,
     plan,
-    { video: videoOutputs, ...(audioOutput ? { audio: storage.localPath(audioOutput.key) } : {}) },
+    { video: plan.video.map((v) => pathOf(v.id)), audio: plan.audio.map((a) => pathOf(a.id)) },
     {
       preset: config.encode.preset,
       maxPixels: config.limits.maxPixels,

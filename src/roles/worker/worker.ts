@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import type { Config } from '../../core/config.ts';
 import type { AssetRepository } from '../../core/db/assets.ts';
+import type { CaptionRepository } from '../../core/db/captions.ts';
 import type { Job, JobQueue } from '../../core/db/queue.ts';
 import { asSmoothcastError } from '../../core/errors.ts';
 import type { Storage } from '../../core/storage/storage.ts';
@@ -12,6 +13,7 @@ import { runEncodeJob } from './encode-job.ts';
 export interface WorkerOptions {
   config: Config;
   assets: AssetRepository;
+  captions: CaptionRepository;
   queue: JobQueue;
   storage: Storage;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
@@ -88,7 +90,7 @@ export class Worker {
   }
 
   private startJob(job: Job, owner: string): void {
-    const { config, queue, assets, storage } = this.opts;
+    const { config, queue, assets, captions, storage } = this.opts;
     const abort = new AbortController();
     const leaseMs = config.worker.leaseSeconds * 1000;
     const heartbeat = setInterval(
@@ -107,6 +109,7 @@ export class Worker {
         await runEncodeJob(job, {
           config,
           assets,
+          captions,
           queue,
           storage,
           owner,

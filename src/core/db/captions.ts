@@ -1,0 +1,133 @@
+// Text tracks (captions and subtitles) of an asset. Each has its own random id that is never reused, so every URL
+// derived from it can be immutable: adding or removing a track changes the manifests, never the bytes behind a URL.
+// `embedded` tracks come from the source file and are replaced by each encode; `sidecar` ones are added by people.
+import { randomBytes } from 'node:crypto';
+import { SmoothcastError } from '../errors.ts';
+import { type Db, int, num, type Row, text } from './database.ts';
+
+export type CaptionKind = 'subtitles' | 'captions';
+export type CaptionOrigin = 'embedded' | 'sidecar';
+
+export interface Caption {
+  id: string;
+  assetId: string;
+  /** BCP 47. */
+  language: string;
+  label: string;
+  kind: CaptionKind;
+  origin: CaptionOrigin;
+  default: boolean;
+  forced: boolean;
+  /** Number of cues and bytes of the stored WebVTT file. */
+  cues: number;
+  size: number;
+  createdAt: number;
+}
+
+export type NewCaption = Omit<Caption, 'id' | 'createdAt'> & { id?: string };
+
+export interface CaptionRepository {
+  /** In the order they were added (embedded ones first, as the source lists them). */
+  list(assetId: string): Caption[];
+  get(assetId: string, id: string): Caption | null;
+  add(c: NewCaption): Caption;
+  /** False when it did not exist. */
+  remove(assetId: string, id: string): boolean;
+  /** Replaces every embedded track of the asset with `tracks` (one transaction); returns the removed ones. */
+  replaceEmbedded(assetId: string, tracks: readonly NewCaption[]): Caption[];
+}
+
+export const CAPTION_ID = /^c[a-z2-7]{12}$/;
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+export function newCaptionId(): string {
+  let id = 'c';
+  for (const byte of randomBytes(12)) id += BASE32[byte & 31];
+  return id;
+}
+
+export class SqliteCaptionRepository implements CaptionRepository {
+  readonly #db: Db;
+  readonly #now: () => number;
+
+  constructor(db: Db, options: { now?: () => number } = {}) {
+    this.#db = db;
+    this.#now = options.now ?? Date.now;
+  }
+
+  list(assetId: string): Caption[] {
+    return this.#db.raw
+      .prepare('SELECT * FROM captions WHERE asset_id = ? ORDER BY created_at, rowid')
+      .all(assetId)
+      .map(toCaption);
+  }
+
+  get(assetId: string, id: string): Caption | null {
+    if (!CAPTION_ID.test(id)) return null;
+    const row = this.#db.raw.prepare('SELECT * FROM captions WHERE asset_id = ? AND id = ?').get(assetId, id);
+    return row === undefined ? null : toCaption(row);
+  }
+
+  add(c: NewCaption): Caption {
+    const id = c.id ?? newCaptionId();
+    if (!CAPTION_ID.test(id)) throw new SmoothcastError('INVALID_ID', `invalid caption id ${JSON.stringify(id)}`);
+    this.#db.write(() => {
+      const exists = this.#db.raw.prepare('SELECT 1 AS one FROM assets WHERE id = ?').get(c.assetId);
+      if (exists === undefined) throw new SmoothcastError('ASSET_NOT_FOUND', `asset ${c.assetId} not found`);
+      this.#insert(id, c);
+    });
+    return this.get(c.assetId, id)!;
+  }
+
+  remove(assetId: string, id: string): boolean {
+    if (!CAPTION_ID.test(id)) return false;
+    return this.#db.raw.prepare('DELETE FROM captions WHERE asset_id = ? AND id = ?').run(assetId, id).changes === 1;
+  }
+
+  replaceEmbedded(assetId: string, tracks: readonly NewCaption[]): Caption[] {
+    return this.#db.write(() => {
+      const old = this.list(assetId).filter((c) => c.origin === 'embedded');
+      this.#db.raw.prepare("DELETE FROM captions WHERE asset_id = ? AND origin = 'embedded'").run(assetId);
+      for (const t of tracks) this.#insert(t.id ?? newCaptionId(), { ...t, origin: 'embedded' });
+      return old;
+    });
+  }
+
+  #insert(id: string, c: NewCaption): void {
+    if (c.kind !== 'subtitles' && c.kind !== 'captions') throw new SmoothcastError('BAD_REQUEST', 'invalid kind');
+    this.#db.raw
+      .prepare(
+        `INSERT INTO captions (asset_id, id, language, label, kind, origin, is_default, forced, cues, size, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        c.assetId,
+        id,
+        c.language,
+        c.label.slice(0, 200),
+        c.kind,
+        c.origin,
+        c.default ? 1 : 0,
+        c.forced ? 1 : 0,
+        c.cues,
+        c.size,
+        this.#now(),
+      );
+  }
+}
+
+function toCaption(row: Row): Caption {
+  return {
+    id: text(row, 'id'),
+    assetId: text(row, 'asset_id'),
+    language: text(row, 'language'),
+    label: text(row, 'label'),
+    kind: text(row, 'kind') as CaptionKind,
+    origin: text(row, 'origin') as CaptionOrigin,
+    default: int(row, 'is_default') === 1,
+    forced: int(row, 'forced') === 1,
+    cues: int(row, 'cues'),
+    size: num(row, 'size'),
+    createdAt: int(row, 'created_at'),
+  };
+}
