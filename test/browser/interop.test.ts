@@ -3,17 +3,21 @@
 // (with its MSS module for Smooth Streaming), Shaka Player 5, and a plain <video src>. Each cell starts,
 // plays ≥ 5 s, seeks to the middle and plays on, switches rendition when the quality is forced, and reports no
 // player error. Outside the browser: ffmpeg and GStreamer decode whole streams. The static export, served by
-// nginx, plays in hls.js and dash.js. The run writes docs/interop.md.
+// nginx, plays in hls.js and dash.js. On a second asset, imported from an MKV with two audio languages and two
+// subtitle tracks, each player's own API turns English captions on (the active cue is checked at two times, against
+// the served video's first frame time) and switches audio to French while playing. The run writes docs/interop.md.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { launchChromium } from '../helpers/browser.ts';
+import { ffprobeJson } from '../helpers/media.ts';
 import { type Nginx, startNginx } from '../helpers/nginx.ts';
 import { cli, importSettled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
 import { h264Clip } from '../helpers/sources.ts';
@@ -35,6 +39,39 @@ interface Cell {
   note: string;
 }
 const results: Cell[] = [];
+/** The captions and alternate-audio columns, per client and format: 'pass', 'FAIL: …' or '—' (not applicable). */
+const features = new Map<string, { captions: string; audio: string }>();
+const rowKey = (client: string, format: string) => `${client}\u0000${format}`;
+
+/** The captioned, bilingual source: MKV with English (default) and French audio and subtitle tracks. */
+const CAPTION_ONE = 'Interop caption one';
+const CAPTION_TWO = 'Interop caption two';
+async function bilingualSource(dir: string): Promise<string> {
+  const en = join(dir, 'en.srt');
+  const fr = join(dir, 'fr.srt');
+  writeFileSync(
+    en,
+    `1\n00:00:01,000 --> 00:00:04,000\n${CAPTION_ONE}\n\n2\n00:00:05,000 --> 00:00:08,000\n${CAPTION_TWO}\n`,
+  );
+  writeFileSync(fr, '1\n00:00:01,000 --> 00:00:04,000\nSous-titre un\n');
+  const out = join(dir, 'bilingual.mkv');
+  // biome-ignore format: ffmpeg arguments read best in their groups
+  await run('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25:duration=10',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=10',
+    '-f', 'lavfi', '-i', 'sine=frequency=880:sample_rate=48000:duration=10',
+    '-i', en, '-i', fr,
+    '-map', '0:v', '-map', '1:a', '-map', '2:a', '-map', '3:s', '-map', '4:s',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k',
+    '-c:s', 'srt',
+    '-metadata:s:a:0', 'language=eng', '-metadata:s:a:1', 'language=fre',
+    '-metadata:s:s:0', 'language=eng', '-metadata:s:s:1', 'language=fre',
+    '-disposition:a:0', 'default', '-disposition:a:1', '0',
+    out,
+  ], { timeout: 120_000 });
+  return out;
+}
 
 /** The lab origin: the page, its script and the player libraries, on its own port (so: another origin). */
 function labServer(): Promise<{ url: string; server: Server }> {
@@ -69,6 +106,10 @@ describe('interoperability matrix', { concurrency: false }, () => {
   let lab: { url: string; server: Server };
   let nginx: Nginx;
   let exportUrl = '';
+  let bilingual: AssetJson;
+  let sourceDir = '';
+  /** Presentation time of the served video's first frame (our fMP4 timeline starts at 0; B-frames delay it). */
+  let firstFrame = 0;
   const abs = (u: string) => new URL(u, p.url).href;
 
   before(async () => {
@@ -81,30 +122,68 @@ describe('interoperability matrix', { concurrency: false }, () => {
     assert.equal(ex.code, 0, ex.stderr);
     nginx = await startNginx(dir, join(p.dataDir, 'nginx'), { cors: true });
     exportUrl = nginx.url;
+    sourceDir = mkdtempSync(join(tmpdir(), 'smoothcast-interop-'));
+    bilingual = await importSettled(p, await bilingualSource(sourceDir));
+    assert.equal(bilingual.status, 'ready', JSON.stringify(bilingual.error));
+    firstFrame = await firstVideoFrameTime(abs(bilingual.playback.hls!));
     lab = await labServer();
     browser = await launchChromium();
   });
+
+  /** The earliest presentation time in the first segment of the first HLS variant, by ffprobe of init + segment. */
+  async function firstVideoFrameTime(master: string): Promise<number> {
+    const text = async (u: string) => (await fetch(u)).text();
+    const variant = new URL(/^#EXT-X-STREAM-INF:.*\n(.+)$/m.exec(await text(master))![1]!, master).href;
+    const playlist = await text(variant);
+    const init = new URL(/#EXT-X-MAP:URI="([^"]+)"/.exec(playlist)![1]!, variant);
+    const first = new URL(/^#EXTINF:.*\n(.+)$/m.exec(playlist)![1]!, variant);
+    const bytes = await Promise.all([init, first].map(async (u) => Buffer.from(await (await fetch(u)).arrayBuffer())));
+    const file = join(sourceDir, 'first-segment.mp4');
+    writeFileSync(file, Buffer.concat(bytes));
+    const probe = (await ffprobeJson(file, ['-select_streams', 'v:0', '-show_entries', 'packet=pts_time'])) as {
+      packets: { pts_time: string }[];
+    };
+    return Math.min(...probe.packets.map((x) => Number(x.pts_time)));
+  }
 
   after(async () => {
     await browser?.close();
     lab?.server.close();
     await nginx?.stop();
     await p?.stop();
+    if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
+    const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
     const lines = [
-      '| client | version | format | result |',
-      '|---|---|---|---|',
-      ...results.map((c) => `| ${c.client} | ${c.version} | ${c.format} | ${c.pass ? 'pass' : `FAIL: ${c.note}`} |`),
+      '| client | version | format | result | captions | alternate audio |',
+      '|---|---|---|---|---|---|',
+      ...results.map((c) => {
+        const f = features.get(rowKey(c.client, c.format));
+        return `| ${c.client} | ${c.version} | ${c.format} | ${cell(c.pass ? 'pass' : `FAIL: ${c.note}`)} | ${cell(f?.captions ?? '—')} | ${cell(f?.audio ?? '—')} |`;
+      }),
     ];
     writeFileSync(
       join(root, 'docs/interop.md'),
       `# Interoperability matrix\n\nWritten by \`test/browser/interop.test.ts\` (part of \`npm test\`) on its last run. Browser cells: ` +
         'headless Debian chromium via playwright-core, the player page on another origin than the media; each cell ' +
         'starts, plays ≥ 5 s, seeks to the middle and plays on, switches to the forced rendition, and reports no player ' +
-        `error. Outside the browser: the whole stream decoded.\n\n${lines.join('\n')}\n\n` +
+        'error. Outside the browser: the whole stream decoded.\n\n' +
+        'The captions and alternate audio columns come from a second asset, imported from an MKV with English ' +
+        '(default) and French AAC tracks and English and French SRT subtitles. Captions: English turned on through ' +
+        "the player's own API, the video paused at 2.5 s and at 6 s, and `video.textTracks` must show exactly the " +
+        'cue of the source at that time, starting within one frame (0.04 s) of its source time plus the first ' +
+        `video frame's presentation time (${firstFrame.toFixed(3)} s, by ffprobe of the served segment); then ` +
+        'playback goes on. Alternate audio: the player must offer `en` and `fr`, switch to French while playing, ' +
+        'report French as active, fetch the French rendition and play on ≥ 1 s with no player error. — means not ' +
+        `applicable or not part of that check.\n\n${lines.join('\n')}\n\n` +
         'Not in the matrix: Shaka Player 4.16 on Smooth Streaming. Its MSS parser reads only the manifest-level ' +
         "TimeScale and ignores StreamIndex@TimeScale ([MS-SSTR] §2.2.2.3), while our fragments keep each track's own " +
         'timescale (rescaling sample durations to 100 ns units is not exact for 1/30 s frames); it buffers one frame and ' +
-        'stops. dash.js and GStreamer, which honour StreamIndex@TimeScale, play it.\n',
+        'stops. dash.js and GStreamer, which honour StreamIndex@TimeScale, play it.\n\n' +
+        '## Smooth Streaming text\n\n' +
+        'Not served: the Smooth Streaming manifest has no text StreamIndex. [MS-SSTR] text streams carry TTML in ' +
+        'fMP4 fragments (Type="text", FourCC TTML), which smoothcast does not build; the subtitle and caption tracks ' +
+        'are served as WebVTT in HLS (segmented) and DASH (sidecar). Alternate audio languages are in the Smooth ' +
+        'manifest (one audio StreamIndex per language).\n',
     );
   });
 
@@ -208,6 +287,143 @@ describe('interoperability matrix', { concurrency: false }, () => {
     browserCell('hls.js', 'hls.js', 'export on nginx: HLS byte-range', `${exportUrl}/master.m3u8`));
   it('dash.js plays the static export from nginx', () =>
     browserCell('dash.js', 'dash.js', 'export on nginx: DASH SegmentBase', `${exportUrl}/manifest.mpd`));
+
+  /**
+   * Captions and alternate audio on the bilingual asset, in one page: audio first (switch to French while playing),
+   * then captions (English on, paused at 2.5 s and 6 s, then playing on). Each column gets its own verdict.
+   */
+  async function featureCell(client: string, player: string, format: string, url: string, captions: boolean) {
+    const row = { captions: captions ? '' : '— (not served)', audio: '' };
+    features.set(rowKey(client, format), row);
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    type Lab = {
+      state: string;
+      errors: string[];
+    };
+    type Win = {
+      lab: Lab;
+      labTracks: {
+        text(): { lang: string; label: string }[];
+        selectText(lang: string): void;
+        audio(): { lang: string; label: string }[];
+        selectAudio(lang: string): void;
+        activeAudio(): string;
+      };
+      labCues(): { text: string; startTime: number; endTime: number; track: string }[];
+    };
+    const errors = async () => [...(await page.evaluate(() => (window as unknown as Win).lab.errors)), ...pageErrors];
+    const time = () => page.evaluate(() => document.querySelector('video')!.currentTime);
+    const failures: unknown[] = [];
+    const verdict = async (err: unknown) => {
+      failures.push(err);
+      const errs = await errors().catch(() => []);
+      return `FAIL: ${`${String(err).split('\n')[0]} ${errs.join('; ')}`.trim().slice(0, 300)}`;
+    };
+    const french = bilingual.renditions.find((r) => r.type === 'audio' && r.language === 'fr')?.id;
+    try {
+      await page.goto(`${lab.url}/lab.html?player=${player}&url=${encodeURIComponent(url)}`);
+      await page.waitForFunction(() => (window as unknown as Win).lab.state !== 'loading', null, { timeout: 30_000 });
+      assert.equal(await page.evaluate(() => (window as unknown as Win).lab.state), 'playing', 'player started');
+
+      try {
+        const langs = (await page.evaluate(() => (window as unknown as Win).labTracks.audio())).map((t) => t.lang);
+        assert.ok(langs.includes('en') && langs.includes('fr'), `audio tracks offered: ${JSON.stringify(langs)}`);
+        assert.ok(french, 'the asset has a French audio rendition');
+        const seen = requests.length;
+        await page.evaluate(() => (window as unknown as Win).labTracks.selectAudio('fr'));
+        await page.waitForFunction(() => (window as unknown as Win).labTracks.activeAudio() === 'fr', null, {
+          timeout: 15_000,
+        });
+        const at = await time();
+        await page.waitForFunction((t) => document.querySelector('video')!.currentTime >= t + 1, at, {
+          timeout: 20_000,
+        });
+        // The switch is real: a French audio resource (init or media segment, not a playlist) was fetched.
+        const id = new RegExp(`[/_(]${french}[/.=]`);
+        const fetched = requests.slice(seen).filter((u) => id.test(new URL(u).pathname) && !u.endsWith('.m3u8'));
+        assert.ok(fetched.length > 0, 'a French audio segment was fetched after the switch');
+        assert.deepEqual(await errors(), [], 'no player errors');
+        row.audio = 'pass';
+      } catch (err) {
+        row.audio = await verdict(err);
+      }
+
+      if (captions) {
+        try {
+          const langs = (await page.evaluate(() => (window as unknown as Win).labTracks.text())).map((t) => t.lang);
+          assert.ok(langs.includes('en') && langs.includes('fr'), `text tracks offered: ${JSON.stringify(langs)}`);
+          await page.evaluate(() => {
+            document.querySelector('video')!.pause();
+            (window as unknown as Win).labTracks.selectText('en');
+          });
+          for (const [at, text, start] of [
+            [2.5, CAPTION_ONE, 1],
+            [6, CAPTION_TWO, 5],
+          ] as const) {
+            await page.evaluate((t) => {
+              document.querySelector('video')!.currentTime = t;
+            }, at);
+            const handle = await page
+              .waitForFunction(
+                (want) => {
+                  const v = document.querySelector('video')!;
+                  const cues = (window as unknown as Win).labCues();
+                  return !v.seeking && cues.some((c) => c.text === want) ? { cues, time: v.currentTime } : undefined;
+                },
+                text,
+                { timeout: 20_000 },
+              )
+              .catch(async () => {
+                const cues = await page.evaluate(() => (window as unknown as Win).labCues());
+                throw new Error(`no cue "${text}" at ${at} s; active cues: ${JSON.stringify(cues)}`);
+              });
+            const { cues, time: now } = (await handle.jsonValue())!;
+            assert.ok(Math.abs(now - at) < 0.1, `paused at ${now} s, not ${at} s`);
+            assert.deepEqual(
+              cues.map((c) => c.text),
+              [text],
+              `active cues at ${at} s`,
+            );
+            const want = start + firstFrame;
+            assert.ok(
+              Math.abs(cues[0]!.startTime - want) <= 0.04,
+              `cue "${text}" starts at ${cues[0]!.startTime} s, want ${want.toFixed(3)} s ± 0.04`,
+            );
+          }
+          await page.evaluate(() => document.querySelector('video')!.play());
+          await page.waitForFunction(() => document.querySelector('video')!.currentTime >= 6.5, null, {
+            timeout: 20_000,
+          });
+          assert.deepEqual(await errors(), [], 'no player errors');
+          row.captions = 'pass';
+        } catch (err) {
+          row.captions = await verdict(err);
+        }
+      }
+    } catch (err) {
+      const v = await verdict(err);
+      if (!row.audio) row.audio = v;
+      if (!row.captions) row.captions = v;
+    } finally {
+      await page.close();
+    }
+    if (failures.length > 0) throw failures[0];
+  }
+
+  it('hls.js: captions and alternate audio on HLS', () =>
+    featureCell('hls.js', 'hls.js', 'HLS', abs(bilingual.playback.hls!), true));
+  it('dash.js: captions and alternate audio on DASH (SegmentTemplate)', () =>
+    featureCell('dash.js', 'dash.js', 'DASH template', abs(bilingual.playback.dash!), true));
+  it('dash.js (MSS): alternate audio on Smooth Streaming', () =>
+    featureCell('dash.js', 'dash.js', 'Smooth Streaming', abs(bilingual.playback.smooth!), false));
+  it('Shaka Player 5: captions and alternate audio on HLS', () =>
+    featureCell('Shaka Player', 'shaka', 'HLS', abs(bilingual.playback.hls!), true));
+  it('Shaka Player 5: captions and alternate audio on DASH', () =>
+    featureCell('Shaka Player', 'shaka', 'DASH template', abs(bilingual.playback.dash!), true));
 
   async function decodes(
     client: string,

@@ -1,6 +1,8 @@
 // The player lab: one page per matrix cell, loaded from another origin than the media. ?player=…&url=…&type=…
 // Loads one player library, plays the URL, and exposes window.lab = { state, errors, heights, … } plus
-// window.labForce(height) for the test to drive. Plain browser JavaScript (no build).
+// window.labForce(height) for the test to drive, and window.labTracks for text and audio tracks through each
+// player's own API (the cues themselves are read from video.textTracks: all three render natively here).
+// Plain browser JavaScript (no build).
 const q = new URLSearchParams(location.search);
 const player = q.get('player');
 const url = q.get('url');
@@ -36,6 +38,23 @@ async function start() {
     window.labForce = (h) => {
       hls.currentLevel = hls.levels.findIndex((l) => l.height === h);
     };
+    let audioSwitched = '';
+    hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_e, d) => {
+      audioSwitched = hls.audioTracks[d.id]?.lang ?? '';
+    });
+    window.labTracks = {
+      text: () => hls.subtitleTracks.map((t) => ({ lang: t.lang ?? '', label: t.name })),
+      selectText(lang) {
+        hls.subtitleTrack = hls.subtitleTracks.findIndex((t) => t.lang === lang);
+        hls.subtitleDisplay = true;
+      },
+      audio: () => hls.audioTracks.map((t) => ({ lang: t.lang ?? '', label: t.name })),
+      selectAudio(lang) {
+        hls.audioTrack = hls.audioTracks.findIndex((t) => t.lang === lang);
+      },
+      // The language of the track hls.js has switched to (AUDIO_TRACK_SWITCHED), not just the one asked for.
+      activeAudio: () => (hls.audioTracks[hls.audioTrack]?.lang === audioSwitched ? audioSwitched : ''),
+    };
   } else if (player === 'dash.js') {
     await load('/lib/dash.all.min.js');
     // The Smooth Streaming module registers itself with the player when loaded after it.
@@ -58,6 +77,25 @@ async function start() {
         true,
       );
     };
+    // setTextTrack takes an index into the text tracks dash.js announced (TEXT_TRACKS_ADDED), in that order.
+    let textInfos = [];
+    p.on(dashjs.MediaPlayer.events.TEXT_TRACKS_ADDED, (e) => {
+      textInfos = e.tracks;
+    });
+    const lang = (m) => m.lang ?? '';
+    const label = (m) => m.labels?.[0]?.text ?? '';
+    window.labTracks = {
+      text: () => textInfos.map((m) => ({ lang: lang(m), label: label(m) })),
+      selectText(l) {
+        p.enableText(true);
+        p.setTextTrack(textInfos.findIndex((m) => lang(m) === l));
+      },
+      audio: () => p.getTracksFor('audio').map((m) => ({ lang: lang(m), label: label(m) })),
+      selectAudio(l) {
+        p.setCurrentTrack(p.getTracksFor('audio').find((m) => lang(m) === l));
+      },
+      activeAudio: () => lang(p.getCurrentTrackFor('audio') ?? {}),
+    };
   } else if (player === 'shaka') {
     await load('/lib/shaka5.js');
     shaka.polyfill.installAll();
@@ -74,6 +112,20 @@ async function start() {
         p.getVariantTracks().find((t) => t.height === h),
         true,
       );
+    };
+    // Without a UI video container Shaka displays text through NativeTextDisplayer (video.textTracks).
+    window.labTracks = {
+      text: () => p.getTextTracks().map((t) => ({ lang: t.language, label: t.label ?? '' })),
+      selectText(lang) {
+        p.selectTextTrack(p.getTextTracks().find((t) => t.language === lang));
+        // Shaka 5 shows a track once it is selected; 4.x also needed the visibility switched on.
+        p.setTextTrackVisibility?.(true);
+      },
+      audio: () => p.getAudioTracks().map((t) => ({ lang: t.language, label: t.label ?? '' })),
+      selectAudio(lang) {
+        p.selectAudioTrack(p.getAudioTracks().find((t) => t.language === lang));
+      },
+      activeAudio: () => p.getAudioTracks().find((t) => t.active)?.language ?? '',
     };
   } else if (player === 'video') {
     // Progressive download(s): url is a comma-separated list of MP4s; "switching" loads another at the same time.
@@ -99,6 +151,19 @@ async function start() {
   video.playbackRate = 2;
   lab.state = 'playing';
 }
+
+/** Active cues of the text tracks the page shows (or keeps hidden for a script), as plain data. */
+window.labCues = () =>
+  [...video.textTracks]
+    .filter((t) => t.mode !== 'disabled')
+    .flatMap((t) =>
+      [...(t.activeCues ?? [])].map((c) => ({
+        text: c.text,
+        startTime: c.startTime,
+        endTime: c.endTime,
+        track: `${t.kind}:${t.language}:${t.label}:${t.mode}`,
+      })),
+    );
 
 start().catch((e) => {
   lab.errors.push(`start: ${e?.message ?? e} ${e?.data ? JSON.stringify(e.data).slice(0, 400) : ''}`);

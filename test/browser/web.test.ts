@@ -302,13 +302,6 @@ describe('web app in chromium', () => {
   });
 });
 
-/** The asset fields this suite reads that `AssetJson` may not declare yet (the server gains them). */
-type AssetX = Omit<AssetJson, 'renditions'> & {
-  mediaType?: 'video' | 'audio';
-  captions?: { language: string; label: string; kind: string; url: string }[];
-  renditions: (AssetJson['renditions'][number] & { language?: string | null; roles?: string[] })[];
-};
-
 /** What the watch page's player (`window.smoothcastPlayer`) is asked in these tests. */
 interface PagePlayer {
   getAudioTracks(): { active: boolean; language: string }[];
@@ -367,10 +360,10 @@ describe('captions, audio languages and audio-only assets in chromium', () => {
       ...['-metadata:s:s:0', 'language=eng', '-metadata:s:s:1', 'language=fre'],
       source,
     ]);
-    const asset = (await importSettled(p, source)) as AssetX;
+    const asset = await importSettled(p, source);
     assert.equal(asset.status, 'ready', JSON.stringify(asset.error));
     assert.deepEqual(
-      (asset.captions ?? []).map((c) => c.language),
+      asset.captions.map((c) => c.language),
       ['en', 'fr'],
       `API captions: ${JSON.stringify(asset.captions)}`,
     );
@@ -403,14 +396,24 @@ describe('captions, audio languages and audio-only assets in chromium', () => {
     const cue = page.locator('.player').getByText(CUE);
     await cue.waitFor({ state: 'visible', timeout: 30_000 });
     await page.evaluate(() => (document.querySelector('video') as HTMLVideoElement).pause());
-    // Drawn over the picture: inside the video's box, above the control bar.
-    const inside = async () => {
-      const c = (await cue.boundingBox())!;
-      const v = (await page.locator('video').boundingBox())!;
-      const bar = (await page.locator('.controls').boundingBox())!;
-      return c.y >= v.y && c.y + c.height <= v.y + v.height && c.y + c.height <= bar.y && c.x >= v.x && c.width > 0;
-    };
-    assert.ok(await inside(), 'the cue is over the video, above the controls');
+    // Drawn over the picture: inside the video's box, above the control bar (polled: entering fullscreen, the
+    // boxes are briefly re-laid out).
+    const inside = () =>
+      page.waitForFunction(
+        (text) => {
+          const cueEl = [...document.querySelectorAll('.player span')].find((e) => e.textContent === text);
+          const video = document.querySelector('.player video');
+          const bar = document.querySelector('.player .controls');
+          if (!cueEl || !video || !bar) return false;
+          const c = cueEl.getBoundingClientRect();
+          const v = video.getBoundingClientRect();
+          const b = bar.getBoundingClientRect();
+          return c.width > 0 && c.top >= v.top && c.bottom <= v.bottom && c.bottom <= b.top && c.left >= v.left;
+        },
+        CUE,
+        { timeout: 10_000 },
+      );
+    await inside();
     assert.ok(await cue.isVisible());
     // The whole player in the picture, the title above it.
     await page.locator('.player').evaluate((f) => f.scrollIntoView({ block: 'end' }));
@@ -419,7 +422,7 @@ describe('captions, audio languages and audio-only assets in chromium', () => {
     await page.click('.fullscreen');
     await page.waitForFunction(() => document.fullscreenElement?.classList.contains('player'));
     await cue.waitFor({ state: 'visible' });
-    assert.ok(await inside(), 'the cue is over the video in fullscreen too');
+    await inside();
     await page.evaluate(() => document.exitFullscreen());
     await page.waitForFunction(() => !document.fullscreenElement);
 
@@ -471,6 +474,22 @@ describe('captions, audio languages and audio-only assets in chromium', () => {
       return s?.checkVisibility() && s.selectedOptions[0]?.textContent === 'French';
     });
     await page.close();
+
+    // The HLS delivery (segmented WebVTT, RFC 8216 §3.5): the remembered English captions show there too.
+    const hls = await open(`/watch/${asset.id}?format=hls`);
+    await hls.locator('button.play').click();
+    await hls.waitForFunction(() => (document.querySelector('video')?.currentTime ?? 0) > 0.5, null, {
+      timeout: 60_000,
+    });
+    await hls.evaluate(() => {
+      (document.querySelector('video') as HTMLVideoElement).currentTime = 3;
+    });
+    await hls.locator('.player').getByText(CUE).waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(
+      await hls.locator('select.captions').inputValue(),
+      await hls.locator('select.captions option', { hasText: 'English' }).getAttribute('value'),
+    );
+    await hls.close();
   });
 
   it('plays an audio-only MP3 as an audio player under its cover art', async () => {
@@ -481,7 +500,7 @@ describe('captions, audio languages and audio-only assets in chromium', () => {
       ...['-disposition:v', 'attached_pic', '-id3v2_version', '3'],
       source,
     ]);
-    const asset = (await importSettled(p, source)) as AssetX;
+    const asset = await importSettled(p, source);
     assert.equal(asset.status, 'ready', JSON.stringify(asset.error));
     assert.equal(asset.mediaType, 'audio');
     assert.deepEqual(
@@ -510,6 +529,18 @@ describe('captions, audio languages and audio-only assets in chromium', () => {
     assert.equal(await page.locator('.message').textContent(), '');
     assert.match((await page.locator('.downloads').first().textContent()) ?? '', /Audio \(M4A\)/);
     await page.screenshot({ path: join(SHOTS, 'audio.png') });
+    // The song's own cover art (orange), not the waveform drawn for audio without one.
+    const centre = await page.evaluate(() => {
+      const img = document.querySelector('.player img.cover') as HTMLImageElement;
+      const canvas = document.createElement('canvas');
+      canvas.width = img.naturalWidth;
+      canvas.height = img.naturalHeight;
+      const g = canvas.getContext('2d')!;
+      g.drawImage(img, 0, 0);
+      return [...g.getImageData(img.naturalWidth >> 1, img.naturalHeight >> 1, 1, 1).data.slice(0, 3)];
+    });
+    const [r = 0, g = 0, b = 0] = centre;
+    assert.ok(r > 200 && g > 120 && g < 200 && b < 80, `the cover art is orange at its centre: rgb(${centre})`);
     await page.close();
   });
 

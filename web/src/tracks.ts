@@ -149,10 +149,21 @@ const audioKey = (t: AudioTrack) => `${t.language}|${t.label ?? ''}|${t.roles.jo
 const audioRole = (t: AudioTrack) => t.roles.find((r) => r !== 'main') ?? '';
 const ROLE_NAMES: Record<string, string> = { description: 'audio description', alternate: 'alternative' };
 
-export function audioTrackName(t: AudioTrack): string {
-  const role = audioRole(t);
-  const base = t.label || languageName(t.language);
-  return role ? `${base} — ${ROLE_NAMES[role] ?? role}` : base;
+/**
+ * 'French', 'English — commentary'. The role (DASH ISO/IEC 23009-1 §5.8.5.5) is said when it describes the content;
+ * 'alternate' only marks a track as not the default one (a dub in another language), so it is said only when the
+ * name alone would not tell two tracks apart.
+ */
+function audioNames(tracks: readonly AudioTrack[]): Map<AudioTrack, string> {
+  const base = (t: AudioTrack) => t.label || languageName(t.language);
+  const count = (name: string) => tracks.filter((t) => base(t) === name).length;
+  const names = new Map<AudioTrack, string>();
+  for (const t of tracks) {
+    const role = audioRole(t);
+    const say = role && (role !== 'alternate' || count(base(t)) > 1);
+    names.set(t, say ? `${base(t)} — ${ROLE_NAMES[role] ?? role}` : base(t));
+  }
+  return names;
 }
 
 export interface AudioMenu {
@@ -186,8 +197,9 @@ export function audioMenu(player: shaka.Player, adorn: Node): AudioMenu {
   };
   const draw = () => {
     list = tracks();
+    const names = audioNames(list);
     select.replaceChildren(
-      ...list.map((t) => el('option', { value: audioKey(t), text: audioTrackName(t), lang: t.language })),
+      ...list.map((t) => el('option', { value: audioKey(t), text: names.get(t) ?? t.language, lang: t.language })),
     );
     control.hidden = list.length < 2;
     sync();

@@ -9,17 +9,21 @@ import { audioMenu, captionsMenu, languageName } from './tracks.ts';
 
 type Track = shaka.extern.Track;
 
-/** A WebVTT file converted from one of the source's text subtitle tracks. */
+/** A WebVTT file converted from one of the source's text subtitle tracks, or added as a sidecar file. */
 interface CaptionJson {
   id: string;
   language: string;
   label: string;
   kind: 'subtitles' | 'captions';
-  source: 'embedded' | 'sidecar';
-  url: string;
+  /** The whole WebVTT file; null until the asset is ready. */
+  url: string | null;
 }
-/** Fields the API is gaining; read defensively so the page works against a server with or without them. */
-type AssetX = Asset & { mediaType?: 'video' | 'audio'; captions?: CaptionJson[]; notes?: string[] };
+/** The fields read defensively (absent from an older server's JSON; `mediaType` null until probed). */
+type AssetX = Omit<Asset, 'mediaType' | 'captions' | 'notes'> & {
+  mediaType?: 'video' | 'audio' | null;
+  captions?: CaptionJson[];
+  notes?: string[];
+};
 
 const SVG = 'http://www.w3.org/2000/svg';
 /** A 24×24 icon from one path (no icon font: Debian's chromium has no emoji glyphs). */
@@ -84,7 +88,7 @@ function shareSection(asset: AssetX, abs: (u: string | null) => string): HTMLEle
         el('a', { href: d.href, download: '', text: d.text, ...(d.lang ? { hreflang: d.lang } : {}) }),
       ]),
     );
-  const captions = asset.captions ?? [];
+  const captions = (asset.captions ?? []).filter((c): c is CaptionJson & { url: string } => !!c.url);
   return el(
     'section',
     { class: 'share', 'aria-label': 'Share' },
@@ -226,6 +230,7 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   // A delivery whose manifest carries no text tracks (one that cannot, or an older revision): the WebVTT files.
   if (!player.getTextTracks().length) {
     for (const c of asset.captions ?? []) {
+      if (!c.url) continue;
       const kind = c.kind === 'captions' ? 'caption' : 'subtitle';
       await player.addTextTrackAsync(abs(c.url), c.language, kind, 'text/vtt', undefined, c.label).catch(() => {});
     }

@@ -60,6 +60,9 @@ test('create → queued; get returns camelCase objects; bad and duplicate ids ar
     sourcePath: `sources/${id}`,
     sourceName: 'match.mov',
     rev: null,
+    mediaType: null,
+    notes: [],
+    presentationOffset: null,
     renditions: [],
     createdAt: 1_000,
     updatedAt: 1_000,
@@ -98,6 +101,10 @@ test('full life cycle: processing, progress, playable, ready', () => {
     frameRate: 30,
     averageBitrate: null,
     peakBitrate: null,
+    language: null,
+    label: null,
+    roles: [],
+    default: false,
   });
   a = s.assets.setProgress(id, { percent: 42.5, speed: 3.1, etaSeconds: 4 });
   assert.deepEqual(a.progress, { percent: 42.5, speed: 3.1, etaSeconds: 4 });
@@ -136,6 +143,10 @@ test('full life cycle: processing, progress, playable, ready', () => {
     frameRate: 29.97,
     averageBitrate: 790_000,
     peakBitrate: 1_100_000,
+    language: null,
+    label: null,
+    roles: [],
+    default: false,
   });
   assert.equal(a.renditions[1]?.averageBitrate, 2_900_000);
   assert.equal(a.renditions[1]?.frameRate, 30, 'planned figure kept when none measured');
@@ -291,4 +302,28 @@ test('setRetrying: processing → queued and not playable (the failed attempt’
   assert.equal(r.progress, null);
   assert.throws(() => s.assets.setRetrying(id), isCode('ASSET_STATE_CONFLICT'));
   assert.equal(s.assets.setProcessing(id, { ...processing, rev: 'r2' }).status, 'processing');
+});
+
+test('audio renditions keep language, label, roles and default; notes and media type are stored', () => {
+  using s = setup();
+  const id = newAssetId();
+  s.assets.create({ id, title: 't', sourcePath: 'p', sourceName: 'n.mkv' });
+  const a = s.assets.setProcessing(id, {
+    source: {},
+    duration: 4,
+    rev: 'r1',
+    renditions: [
+      { id: 'v0', type: 'video', width: 640, height: 360, bitrate: 800_000 },
+      { id: 'a0', type: 'audio', bitrate: 128_000, language: 'en', label: 'English', roles: ['main'], default: true },
+      { id: 'a1', type: 'audio', bitrate: 128_000, language: 'fr', label: 'Commentaire', roles: ['commentary'] },
+    ],
+    notes: ['subtitle track 3 (hdmv_pgs_subtitle) skipped'],
+    presentationOffset: 0.08,
+  });
+  assert.equal(a.mediaType, 'video');
+  assert.deepEqual(a.notes, ['subtitle track 3 (hdmv_pgs_subtitle) skipped']);
+  assert.equal(a.presentationOffset, 0.08);
+  const [a0, a1] = a.renditions.filter((r) => r.type === 'audio');
+  assert.deepEqual([a0?.language, a0?.label, a0?.roles, a0?.default], ['en', 'English', ['main'], true]);
+  assert.deepEqual([a1?.language, a1?.label, a1?.roles, a1?.default], ['fr', 'Commentaire', ['commentary'], false]);
 });

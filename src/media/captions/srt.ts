@@ -45,9 +45,8 @@ export function parseSrt(text: string, limits: ParseLimits = DEFAULT_PARSE_LIMIT
     }
     let end = timingAt + 1;
     while (end < lines.length && !isBlank(lines[end]!) && !startsCue(lines, end)) end++;
-    const text = srtTextToWebVtt(lines.slice(timingAt + 1, end), limits.maxCueTextLength);
-    const cue: Cue = { start: timing.start, end: timing.end, text };
-    addCue(cues, cue, limits);
+    const cueText = srtTextToWebVtt(lines.slice(timingAt + 1, end), limits.maxCueTextLength);
+    addCue(cues, { start: timing.start, end: timing.end, text: cueText }, limits);
     i = end;
   }
   return { cues, blocks: [] };

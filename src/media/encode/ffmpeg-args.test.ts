@@ -3,13 +3,19 @@
 // even planned sizes, one fragment per segment, AAC-LC stereo 48 kHz audio in sync with the video.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ffmpegFixture, ffprobeJson, testSource } from '../../../test/helpers/media.ts';
-import { buildEncodeArgs, buildPosterArgs, presentationDelay } from './ffmpeg-args.ts';
+import {
+  buildEncodeArgs,
+  buildPosterArgs,
+  buildSubtitleArgs,
+  buildWaveformArgs,
+  presentationDelay,
+} from './ffmpeg-args.ts';
 import { type LadderPlan, planLadder } from './ladder.ts';
 import { ffprobeArgs, interpretProbe, type MediaLimits, type SourceSummary } from './probe.ts';
 import { ProgressParser } from './progress.ts';
@@ -326,6 +332,118 @@ describe('real encode', { concurrency: false }, () => {
     assert.ok(Math.abs(beep - flash) < 0.005, `beep at ${beep}, flash at ${flash}`);
   });
 
+  it('(j) three audio languages: one AAC rendition per track, each from its own track', async () => {
+    // Each track at its own level (x4 apart: 12 dB), so an output shows which track it was made from.
+    const amplitudes = [0.05, 0.2, 0.8];
+    const f = await ffmpegFixture(
+      [
+        ...['-f', 'lavfi', '-i', 'testsrc2=s=160x90:r=30:d=3'],
+        ...amplitudes.flatMap((a) => ['-f', 'lavfi', '-i', `aevalsrc=${a}*sin(2*PI*440*t):s=48000:d=3`]),
+        ...['-map', '0', '-map', '1', '-map', '2', '-map', '3', ...x264, ...aac],
+        ...['-metadata:s:a:0', 'language=eng', '-metadata:s:a:1', 'language=fre', '-metadata:s:a:2', 'language=spa'],
+        ...['-disposition:a:0', '0', '-disposition:a:1', 'default', '-disposition:a:2', 'comment'],
+      ],
+      'mkv',
+    );
+    const e = await encode(f, 'j');
+    assert.deepEqual(
+      e.plan.audio.map((a) => [a.id, a.stream, a.language, a.default, a.role]),
+      [
+        ['a0', 1, 'eng', false, undefined],
+        ['a1', 2, 'fre', true, undefined],
+        ['a2', 3, 'spa', false, 'commentary'],
+      ],
+    );
+    const args = buildEncodeArgs(f, e.plan, { video: e.video, audio: e.audio });
+    const outs = args.filter((a) => a.startsWith('file:') && a.endsWith('.mp4'));
+    assert.deepEqual(outs, [...e.video, ...e.audio].map((p) => `file:${p}`));
+    e.audio.forEach((path, i) => {
+      const out = args.indexOf(`file:${path}`);
+      const map = args.lastIndexOf('-map', out);
+      assert.equal(args[map + 1], `0:${i + 1}`, `${path} maps its own track`);
+      assert.ok(map > (i === 0 ? args.indexOf(`file:${e.video.at(-1)}`) : args.indexOf(`file:${e.audio[i - 1]}`)));
+    });
+    await check(e);
+    const levels = await Promise.all(e.audio.map(meanVolume));
+    for (let i = 1; i < levels.length; i++) {
+      const step = levels[i]! - levels[i - 1]!;
+      assert.ok(Math.abs(step - 20 * Math.log10(4)) < 1.5, `levels ${levels.join(', ')} dB`);
+    }
+  });
+
+  it('(k) audio only (FLAC): no video graph, one fragmented AAC file, the source timed by the AAC priming', async () => {
+    const f = await audioOnlySource();
+    const e = await encode(f, 'k');
+    assert.deepEqual([e.plan.video, e.plan.streams.video, e.video], [[], null, []]);
+    const args = buildEncodeArgs(f, e.plan, { video: [], audio: e.audio });
+    for (const flag of ['-filter_complex', '-c:v', '-force_key_frames']) assert.ok(!args.includes(flag), flag);
+    assert.equal(args[args.indexOf('-map') + 1], '0:0');
+    await check(e);
+    const j = await ffprobeJson(e.audio[0]!, ['-show_streams', '-show_format']);
+    const streams = j.streams as Record<string, unknown>[];
+    assert.deepEqual(
+      streams.map((x) => [x.codec_type, x.codec_name]),
+      [['audio', 'aac']],
+    );
+    assert.equal((j.format as Record<string, unknown>).format_name, 'mov,mp4,m4a,3gp,3g2,mj2');
+    const boxes = topBoxes(e.audio[0]!);
+    assert.deepEqual(boxes.slice(0, 3), ['ftyp', 'moov', 'moof']);
+    // The tone starts at 1 s in the source: presented at 1 s + presentationDelay (1024 / 48000 s).
+    assert.equal(presentationDelay(e.plan), 1024 / 48000);
+    const beep = await beepTime(e.audio[0]!);
+    assert.ok(Math.abs(beep - 1 - presentationDelay(e.plan)) < 0.005, `tone at ${beep}`);
+  });
+
+  it('subtitles: both SubRip tracks of an MKV are extracted as SubRip text in one run, on the source timeline', async () => {
+    const srt = (name: string, a: string, b: string) => {
+      const file = join(work, name);
+      writeFileSync(file, `1\n00:00:00,500 --> 00:00:01,500\n${a}\n\n2\n00:00:02,000 --> 00:00:02,800\n${b}\n`);
+      return file;
+    };
+    const mkv = join(work, 'subs.mkv');
+    await run('ffmpeg', [
+      ...['-hide_banner', '-loglevel', 'error', '-y', ...testSource({ seconds: 3, audio: false })],
+      ...['-i', srt('en.srt', 'Hello there', 'Second line'), '-i', srt('fr.srt', 'Bonjour', 'Deuxième ligne')],
+      // Timestamps from 5 s (as a cut from a broadcast recording has): -copyts must keep them.
+      ...['-map', '0', '-map', '1', '-map', '2', ...x264, '-c:s', 'srt', '-output_ts_offset', '5', mkv],
+    ]);
+    const src = await summarize(mkv);
+    assert.equal(src.startTime, 5);
+    assert.deepEqual(
+      src.subtitles.map((t) => [t.index, t.text]),
+      [
+        [1, true],
+        [2, true],
+      ],
+    );
+    const tracks = src.subtitles.map((t) => ({ stream: t.index, output: join(work, `subs-${t.index}.srt`) }));
+    const args = buildSubtitleArgs(mkv, tracks, limits.maxPixels);
+    assert.equal(args.filter((a) => a === '-i').length, 1);
+    // SubRip, not ffmpeg's webvtt muxer (it does not escape cue text): the captions module writes the WebVTT.
+    assert.deepEqual(
+      tracks.map((t) => args[args.indexOf(`file:${t.output}`) - 1]),
+      ['srt', 'srt'],
+    );
+    await run('ffmpeg', args);
+    const [en, fr] = tracks.map((t) => readFileSync(t.output, 'utf8'));
+    assert.match(en!, /^1\r?\n00:00:05,500 --> 00:00:06,500\r?\nHello there\r?\n/);
+    assert.match(en!, /\n2\r?\n00:00:07,000 --> 00:00:07,800\r?\nSecond line\r?\n/);
+    assert.match(fr!, /^1\r?\n00:00:05,500 --> 00:00:06,500\r?\nBonjour\r?\n/);
+    assert.match(fr!, /\n2\r?\n00:00:07,000 --> 00:00:07,800\r?\nDeuxième ligne\r?\n/);
+    assert.ok(!fr!.includes('Hello'));
+  });
+
+  it('waveform poster for audio-only media: one 1280x720 JPEG', async () => {
+    const out = join(work, 'waveform.jpg');
+    await run('ffmpeg', buildWaveformArgs(await audioOnlySource(), 0, out, limits.maxPixels));
+    const j = await ffprobeJson(out, ['-show_streams']);
+    const streams = j.streams as Record<string, unknown>[];
+    assert.deepEqual(
+      streams.map((x) => [x.codec_name, x.width, x.height]),
+      [['mjpeg', 1280, 720]],
+    );
+  });
+
   it('poster: one JPEG frame, rotation applied, never wider than asked', async () => {
     const f = await ffmpegFixture(['-i', await landscape(), '-c', 'copy', '-metadata:s:v:0', 'rotate=90'], 'mp4');
     const out = join(work, 'poster.jpg');
@@ -334,6 +452,19 @@ describe('real encode', { concurrency: false }, () => {
     assert.deepEqual([s.codec_name, s.width, s.height], ['mjpeg', 200, 354]);
   });
 });
+
+/** 3 s of FLAC (44.1 kHz mono): silence, then a tone from 1 s. */
+function audioOnlySource(): Promise<string> {
+  return ffmpegFixture(['-f', 'lavfi', '-i', "aevalsrc='if(gte(t,1),sin(2*PI*440*t),0)':s=44100:d=3", '-c:a', 'flac'], 'flac');
+}
+
+/** volumedetect's mean volume of a file's audio, dB. */
+async function meanVolume(file: string): Promise<number> {
+  const { stderr } = await run('ffmpeg', ['-hide_banner', '-nostats', '-i', file, '-af', 'volumedetect', '-f', 'null', '-']);
+  const m = /mean_volume: (-?[\d.]+) dB/.exec(stderr);
+  if (!m) throw new Error('no volume found');
+  return Number(m[1]);
+}
 
 /** Presentation time (file timeline, -copyts) of the first bright frame. */
 async function flashTime(file: string): Promise<number> {

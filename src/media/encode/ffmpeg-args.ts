@@ -226,9 +226,11 @@ export function buildEncodeArgs(
 }
 
 /**
- * Text subtitle tracks of the source, each converted to a WebVTT file by ffmpeg's decoders (SubRip, ASS/SSA,
- * mov_text, …) and webvtt encoder, in ONE demuxing pass. `-copyts` keeps the source's own timestamps, so the
- * caller can place cues against the video's start (SourceSummary.startTime) exactly as the encode did.
+ * Text subtitle tracks of the source, each converted by ffmpeg's decoders (SubRip, ASS/SSA, mov_text, …) to a
+ * SubRip file, in ONE demuxing pass; our own parser then writes the WebVTT. SubRip rather than ffmpeg's webvtt
+ * encoder: ffmpeg 5.1 writes cue text into WebVTT unescaped (a `<` or a line starting `-->` breaks the file),
+ * while its SubRip output is what our SubRip reader escapes and converts. `-copyts` keeps the source's own
+ * timestamps, so the caller can place cues against the video's start (SourceSummary.startTime) as the encode did.
  */
 export function buildSubtitleArgs(
   input: string,
@@ -238,7 +240,7 @@ export function buildSubtitleArgs(
   if (tracks.length === 0) throw new RangeError('no subtitle track to convert');
   const args = [...common(), '-copyts', ...inputArgs(input, maxPixels)];
   for (const t of tracks) {
-    args.push('-map', `0:${t.stream}`, '-c:s', 'webvtt', '-map_metadata', '-1', '-f', 'webvtt', fileUrl(t.output));
+    args.push('-map', `0:${t.stream}`, '-c:s', 'srt', '-map_metadata', '-1', '-f', 'srt', fileUrl(t.output));
   }
   return args;
 }

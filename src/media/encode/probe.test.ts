@@ -1,14 +1,21 @@
 // interpretProbe on ffprobe JSON we write by hand (edge cases), then on REAL ffprobe output of lavfi fixtures.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { ffmpegFixture, testSource } from '../../../test/helpers/media.ts';
 import { SmoothcastError } from '../../core/errors.ts';
-import { ffprobeArgs, interpretProbe, type MediaLimits, probeFailure, snapFrameRate } from './probe.ts';
+import {
+  declaredDuration,
+  ffprobeArgs,
+  interpretProbe,
+  type MediaLimits,
+  probeFailure,
+  snapFrameRate,
+} from './probe.ts';
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'smoothcast-probe-'));
@@ -135,12 +142,10 @@ describe('interpretProbe (hand-written JSON)', () => {
     assert.throws(() => interpretProbe(probe([video()], { duration: 'N/A' }), limits, 1), code('MEDIA_UNREADABLE'));
   });
 
-  it('ignores cover art and refuses audio-only files with a precise message', () => {
+  it('ignores cover art and takes audio-only files as audio-only media', () => {
     const cover = video({ index: 1, codec_name: 'mjpeg', disposition: { attached_pic: 1 } });
-    assert.throws(
-      () => interpretProbe(probe([audio({ index: 0 }), cover]), limits, 1),
-      (e: unknown) => code('MEDIA_NO_VIDEO')(e) && /has audio but no video stream/.test((e as Error).message),
-    );
+    const music = interpretProbe(probe([audio({ index: 0 }), cover]), limits, 1);
+    assert.deepEqual([music.video, music.audio?.index, music.coverArt], [undefined, 0, { index: 1 }]);
     assert.throws(() => interpretProbe(probe([]), limits, 1), code('MEDIA_NO_VIDEO'));
     assert.throws(
       () => interpretProbe(probe([video()], { format_name: 'png_pipe' }), limits, 1),
@@ -171,6 +176,173 @@ describe('interpretProbe (hand-written JSON)', () => {
   });
 });
 
+describe('interpretProbe: audio tracks, subtitles, cover art, start and duration (hand-written JSON)', () => {
+  it('lists every usable audio track in file order, with language, title, role and the default one', () => {
+    const s = interpretProbe(
+      probe([
+        video(),
+        audio({ index: 1, disposition: { default: 0 }, tags: { language: 'eng' } }),
+        audio({ index: 2, tags: { language: 'fre', title: 'Version française' } }),
+        audio({ index: 3, disposition: { default: 0, comment: 1 }, tags: { language: 'spa', title: 'x'.repeat(300) } }),
+        audio({ index: 4, disposition: { default: 0, visual_impaired: 1 } }),
+        audio({ index: 5, disposition: { default: 0, dub: 1 }, tags: { language: 'und' } }),
+        audio({ index: 6, channels: 0 }), // not decodable: no channels
+        audio({ index: 7, codec_name: 'unknown' }),
+        { index: 8, codec_type: 'data', codec_name: 'bin_data' },
+      ]),
+      limits,
+      1,
+    );
+    assert.deepEqual(
+      s.audioTracks.map((a) => [a.index, a.language, a.default, a.role]),
+      [
+        [1, 'eng', false, undefined],
+        [2, 'fre', true, undefined],
+        [3, 'spa', false, 'commentary'],
+        [4, undefined, false, 'description'],
+        [5, 'und', false, 'dub'],
+      ],
+    );
+    assert.equal(s.audioTracks[1]!.title, 'Version française');
+    assert.equal(s.audioTracks[2]!.title, 'x'.repeat(200), 'titles are cut at 200 characters');
+    assert.equal(s.audioTracks[0]!.title, undefined);
+    // The summary's audio is the default track, the very same entry.
+    assert.equal(s.audio, s.audioTracks[1]);
+    assert.deepEqual(s.subtitles, []);
+    assert.equal(s.coverArt, undefined);
+  });
+
+  it('makes the first audio track the default when none is flagged', () => {
+    const s = interpretProbe(
+      probe([video(), audio({ index: 1, disposition: { default: 0 } }), audio({ index: 2, disposition: {} })]),
+      limits,
+      1,
+    );
+    assert.deepEqual(
+      s.audioTracks.map((a) => a.default),
+      [true, false],
+    );
+    assert.equal(s.audio?.index, 1);
+    const silent = interpretProbe(probe([video()]), limits, 1);
+    assert.deepEqual([silent.audio, silent.audioTracks], [undefined, []]);
+  });
+
+  it('lists subtitle tracks, text or image, with their flags', () => {
+    const sub = (index: number, codec_name: string, extra: Record<string, unknown> = {}) => ({
+      index,
+      codec_type: 'subtitle',
+      codec_name,
+      ...extra,
+    });
+    const s = interpretProbe(
+      probe([
+        video(),
+        sub(1, 'subrip', { tags: { language: 'eng', title: 'English' }, disposition: { default: 1 } }),
+        sub(2, 'ass', { tags: { language: 'fre' }, disposition: { forced: 1 } }),
+        sub(3, 'mov_text', { disposition: { hearing_impaired: 1 } }),
+        sub(4, 'webvtt', { disposition: { captions: 1 } }),
+        sub(5, 'hdmv_pgs_subtitle', { tags: { language: 'ger' } }),
+        sub(6, 'dvd_subtitle'),
+        sub(7, 'dvb_subtitle'),
+      ]),
+      limits,
+      1,
+    );
+    assert.deepEqual(s.subtitles, [
+      {
+        index: 1,
+        codec: 'subrip',
+        text: true,
+        language: 'eng',
+        title: 'English',
+        default: true,
+        forced: false,
+        hearingImpaired: false,
+      },
+      { index: 2, codec: 'ass', text: true, language: 'fre', default: false, forced: true, hearingImpaired: false },
+      { index: 3, codec: 'mov_text', text: true, default: false, forced: false, hearingImpaired: true },
+      { index: 4, codec: 'webvtt', text: true, default: false, forced: false, hearingImpaired: true },
+      {
+        index: 5,
+        codec: 'hdmv_pgs_subtitle',
+        text: false,
+        language: 'ger',
+        default: false,
+        forced: false,
+        hearingImpaired: false,
+      },
+      { index: 6, codec: 'dvd_subtitle', text: false, default: false, forced: false, hearingImpaired: false },
+      { index: 7, codec: 'dvb_subtitle', text: false, default: false, forced: false, hearingImpaired: false },
+    ]);
+  });
+
+  it("takes the video's start time, else the default audio track's, else the container's", () => {
+    const start = (streams: unknown[], format: Record<string, unknown> = {}) =>
+      interpretProbe(probe(streams, format), limits, 1).startTime;
+    assert.equal(start([video({ start_time: '1.500000' }), audio({ start_time: '1.400000' })]), 1.5);
+    // The source's own timeline, as ffmpeg -copyts sees it: a start before 0 is kept.
+    assert.equal(start([video({ start_time: '-0.042000' })]), -0.042);
+    assert.equal(start([video(), audio()], { start_time: '0.250000' }), 0.25);
+    assert.equal(start([video({ start_time: 'N/A' })]), 0);
+    // Audio only: timed from the default track.
+    const music = [
+      audio({ index: 0, start_time: '0.100000', disposition: { default: 0 } }),
+      audio({ index: 1, start_time: '0.025057' }),
+    ];
+    assert.equal(start(music, { start_time: '0.010000' }), 0.025057);
+    assert.equal(start([audio({ index: 0 })], { start_time: '0.010000' }), 0.01);
+  });
+
+  it('refuses files with neither video nor audio, and still images or text even with audio', () => {
+    const sub = { index: 0, codec_type: 'subtitle', codec_name: 'subrip' };
+    assert.throws(() => interpretProbe(probe([sub]), limits, 1), code('MEDIA_NO_VIDEO'));
+    assert.throws(() => interpretProbe(probe([audio({ index: 0, channels: 0 })]), limits, 1), code('MEDIA_NO_VIDEO'));
+    const cover = video({ index: 0, codec_name: 'mjpeg', disposition: { attached_pic: 1 } });
+    assert.throws(() => interpretProbe(probe([cover]), limits, 1), code('MEDIA_NO_VIDEO'));
+    for (const format_name of ['tty', 'image2', 'jpeg_pipe']) {
+      assert.throws(
+        () => interpretProbe(probe([video(), audio()], { format_name }), limits, 1),
+        code('MEDIA_NO_VIDEO'),
+        format_name,
+      );
+    }
+  });
+
+  it('says where the duration came from; a scanned duration wins and is held to the limit', () => {
+    const header = interpretProbe(probe([video(), audio()]), limits, 1);
+    assert.deepEqual([header.duration, header.durationFrom], [10, 'header']);
+    const none = probe([video(), audio()], { duration: 'N/A', bit_rate: 'N/A', size: '2000000' });
+    assert.throws(() => interpretProbe(none, limits, 2_000_000), code('MEDIA_UNREADABLE'));
+    const scanned = interpretProbe(none, limits, 2_000_000, 16);
+    assert.deepEqual([scanned.duration, scanned.durationFrom], [16, 'packets']);
+    assert.equal(scanned.bitrate, 1_000_000, 'size / scanned duration');
+    // The packets say more than a header that does declare one (the header is the one that lies).
+    assert.deepEqual(
+      [interpretProbe(probe([video()]), limits, 1, 12.5).duration, interpretProbe(probe([video()]), limits, 1, 12.5).durationFrom],
+      [12.5, 'packets'],
+    );
+    // A scan that found nothing is no duration.
+    assert.equal(interpretProbe(probe([video()]), limits, 1, 0).durationFrom, 'header');
+    assert.throws(() => interpretProbe(none, limits, 1, 0), code('MEDIA_UNREADABLE'));
+    assert.throws(() => interpretProbe(none, limits, 1, 3601), code('MEDIA_TOO_LONG'));
+    assert.throws(() => interpretProbe(probe([audio({ index: 0 })]), limits, 1, 3601), code('MEDIA_TOO_LONG'));
+  });
+
+  it('declaredDuration: the first positive duration of the container or an audio/video stream', () => {
+    assert.equal(declaredDuration(probe([video({ duration: '9' })])), 10);
+    assert.equal(declaredDuration(probe([video({ duration: '9' })], { duration: 'N/A' })), 9);
+    assert.equal(declaredDuration(probe([video(), audio({ duration: '8.5' })], { duration: '0' })), 8.5);
+    assert.equal(declaredDuration(probe([video(), audio()], { duration: 'N/A' })), undefined);
+    // Subtitle, data and cover art streams do not say how long the media is.
+    const sub = { index: 2, codec_type: 'subtitle', codec_name: 'subrip', duration: '30' };
+    const cover = video({ index: 3, codec_name: 'mjpeg', disposition: { attached_pic: 1 }, duration: '30' });
+    assert.equal(declaredDuration(probe([video(), audio(), sub, cover], { duration: 'N/A' })), undefined);
+    for (const junk of [null, 42, 'x', [], {}, { format: 'x', streams: 'y' }]) {
+      assert.equal(declaredDuration(junk), undefined, JSON.stringify(junk));
+    }
+  });
+});
+
 async function ffprobe(
   file: string,
   l: MediaLimits = limits,
@@ -188,6 +360,55 @@ async function summarize(file: string, l: MediaLimits = limits) {
   const r = await ffprobe(file, l);
   if (r.code !== 0) throw probeFailure(r.stderr);
   return interpretProbe(JSON.parse(r.stdout), l, statSync(file).size);
+}
+
+async function probeJson(file: string): Promise<unknown> {
+  const r = await ffprobe(file);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as unknown;
+}
+
+/** 10 s of testsrc2 at 30 fps + a sine, Matroska written to a pipe (stdout is the file): no Duration anywhere. */
+async function pipeMatroska(path: string): Promise<string> {
+  const fd = openSync(path, 'w');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn(
+        'ffmpeg',
+        [
+          ...['-hide_banner', '-nostdin', '-loglevel', 'error'],
+          ...testSource({ seconds: 10, width: 160, height: 90 }),
+          ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac'],
+          ...['-f', 'matroska', 'pipe:1'],
+        ],
+        { stdio: ['ignore', fd, 'pipe'] },
+      );
+      let stderr = '';
+      p.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      p.on('error', reject);
+      p.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`ffmpeg exited ${c}: ${stderr}`))));
+    });
+  } finally {
+    closeSync(fd);
+  }
+  return path;
+}
+
+/** ffmpeg into the test's own folder (for fixtures made from files of this run, which ffmpegFixture cannot key). */
+async function ffmpegHere(args: readonly string[], name: string): Promise<string> {
+  const out = join(work, name);
+  await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', ...args, out], { timeout: 60_000 });
+  return out;
+}
+
+/** SubRip files for the subtitle fixtures. */
+function srtFile(name: string, cues: readonly string[]): string {
+  const f = join(work, name);
+  const at = (s: number) => `00:00:0${Math.floor(s)},${String(Math.round((s % 1) * 1000)).padStart(3, '0')}`;
+  writeFileSync(f, cues.map((text, i) => `${i + 1}\n${at(0.5 + i * 1.5)} --> ${at(1.5 + i * 1.5)}\n${text}\n`).join('\n'));
+  return f;
 }
 
 describe('ffprobe + interpretProbe (real files)', () => {
@@ -249,7 +470,7 @@ describe('ffprobe + interpretProbe (real files)', () => {
     assert.deepEqual([v.variableFrameRate, v.frameRateFraction], [true, { num: 30, den: 1 }]);
   });
 
-  it('an MP3 with cover art is refused as audio-only', async () => {
+  it('an MP3 with cover art is audio-only media', async () => {
     const f = await ffmpegFixture(
       [
         ...['-f', 'lavfi', '-i', 'sine=duration=1', '-f', 'lavfi', '-i', 'testsrc2=s=64x64:d=0.04'],
@@ -257,7 +478,144 @@ describe('ffprobe + interpretProbe (real files)', () => {
       ],
       'mp3',
     );
-    await assert.rejects(summarize(f), code('MEDIA_NO_VIDEO'));
+    const s = await summarize(f);
+    assert.deepEqual([s.video, s.audio?.codec, s.coverArt], [undefined, 'mp3', { index: 1 }]);
+  });
+
+  it('an MKV with three audio languages: every track, the flagged default, the commentary', async () => {
+    const f = await ffmpegFixture(
+      [
+        ...['-f', 'lavfi', '-i', 'testsrc2=s=160x90:r=30:d=2'],
+        ...[440, 550, 660].flatMap((hz) => ['-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=2`]),
+        ...['-map', '0', '-map', '1', '-map', '2', '-map', '3', ...x264, '-c:a', 'aac'],
+        ...['-metadata:s:a:0', 'language=eng', '-metadata:s:a:1', 'language=fre', '-metadata:s:a:2', 'language=spa'],
+        ...['-metadata:s:a:2', 'title=Director commentary'],
+        ...['-disposition:a:0', '0', '-disposition:a:1', 'default', '-disposition:a:2', 'comment'],
+      ],
+      'mkv',
+    );
+    const s = await summarize(f);
+    assert.equal(s.video?.index, 0);
+    assert.deepEqual(
+      s.audioTracks.map((a) => [a.index, a.codec, a.language, a.default, a.role, a.title]),
+      [
+        [1, 'aac', 'eng', false, undefined, undefined],
+        [2, 'aac', 'fre', true, undefined, undefined],
+        [3, 'aac', 'spa', false, 'commentary', 'Director commentary'],
+      ],
+    );
+    assert.equal(s.audio?.index, 2);
+    assert.deepEqual(s.subtitles, []);
+  });
+
+  it('text subtitles: two SubRip tracks in Matroska, mov_text in MP4', async () => {
+    const en = srtFile('en.srt', ['Hello there', 'Second line']);
+    const fr = srtFile('fr.srt', ['Bonjour', 'Deuxième ligne']);
+    const mkv = await ffmpegHere(
+      [
+        ...testSource({ seconds: 3, audio: false }),
+        ...['-i', en, '-i', fr, '-map', '0', '-map', '1', '-map', '2', ...x264, '-c:s', 'srt'],
+        ...['-metadata:s:s:0', 'language=eng', '-metadata:s:s:0', 'title=English'],
+        ...['-metadata:s:s:1', 'language=fre', '-metadata:s:s:1', 'title=Français'],
+        ...['-disposition:s:0', 'hearing_impaired', '-disposition:s:1', 'default+forced'],
+      ],
+      'subs.mkv',
+    );
+    const s = await summarize(mkv);
+    assert.deepEqual(s.subtitles, [
+      {
+        index: 1,
+        codec: 'subrip',
+        text: true,
+        language: 'eng',
+        title: 'English',
+        default: false,
+        forced: false,
+        hearingImpaired: true,
+      },
+      {
+        index: 2,
+        codec: 'subrip',
+        text: true,
+        language: 'fre',
+        title: 'Français',
+        default: true,
+        forced: true,
+        hearingImpaired: false,
+      },
+    ]);
+    assert.deepEqual([s.video?.index, s.audioTracks], [0, []]);
+    const mp4 = await ffmpegHere(
+      [
+        ...testSource({ seconds: 3 }),
+        ...['-i', en, '-map', '0', '-map', '1', '-map', '2', ...x264, '-c:a', 'aac', '-c:s', 'mov_text'],
+        ...['-metadata:s:s:0', 'language=eng'],
+      ],
+      'subs.mp4',
+    );
+    const m = await summarize(mp4);
+    assert.equal(m.subtitles.length, 1);
+    const sub = m.subtitles[0]!;
+    // ffmpeg 5.1's MP4 muxer writes no track title; its handler name ('SubtitleHandler') is not taken for one.
+    assert.deepEqual(
+      [sub.index, sub.codec, sub.text, sub.language, sub.title, sub.forced, sub.hearingImpaired],
+      [2, 'mov_text', true, 'eng', undefined, false, false],
+    );
+    assert.deepEqual([m.video?.index, m.audio?.index], [0, 1]);
+  });
+
+  it('an MP3 with cover art: audio, the cover, no video', async () => {
+    const f = await ffmpegFixture(
+      [
+        ...['-f', 'lavfi', '-i', 'sine=duration=3', '-f', 'lavfi', '-i', 'color=c=red:s=64x64:d=1'],
+        ...['-map', '0:a', '-map', '1:v', '-c:a', 'libmp3lame', '-c:v', 'mjpeg', '-frames:v', '1'],
+        ...['-disposition:v', 'attached_pic'],
+      ],
+      'mp3',
+    );
+    const s = await summarize(f);
+    assert.equal(s.container, 'mp3');
+    assert.equal(s.video, undefined);
+    assert.deepEqual(s.coverArt, { index: 1 });
+    assert.deepEqual(
+      s.audioTracks.map((a) => [a.index, a.codec, a.channels, a.sampleRate, a.default]),
+      [[0, 'mp3', 1, 44100, true]],
+    );
+    assert.equal(s.audio, s.audioTracks[0]);
+    assert.ok(Math.abs(s.duration - 3) < 0.1, `${s.duration} s`);
+    assert.equal(s.durationFrom, 'header');
+  });
+
+  it('a FLAC file is audio-only media', async () => {
+    const f = await ffmpegFixture(['-f', 'lavfi', '-i', 'sine=duration=3:sample_rate=44100', '-c:a', 'flac'], 'flac');
+    const s = await summarize(f);
+    assert.equal(s.container, 'flac');
+    assert.deepEqual([s.video, s.coverArt, s.subtitles], [undefined, undefined, []]);
+    assert.deepEqual(
+      [s.audio?.index, s.audio?.codec, s.audio?.channels, s.audio?.sampleRate, s.audio?.default],
+      [0, 'flac', 1, 44100, true],
+    );
+    assert.equal(s.audioTracks.length, 1);
+    assert.deepEqual([s.duration, s.durationFrom, s.startTime], [3, 'header', 0]);
+    assert.ok(s.bitrate > 0);
+  });
+
+  it('a Matroska written to a pipe declares no duration: the scanned one is needed, and held to the limit', async () => {
+    const f = await pipeMatroska(join(work, 'piped.mkv'));
+    const json = await probeJson(f);
+    const size = statSync(f).size;
+    assert.equal(declaredDuration(json), undefined);
+    assert.throws(() => interpretProbe(json, limits, size), code('MEDIA_UNREADABLE'));
+    const s = interpretProbe(json, limits, size, 10.02);
+    assert.deepEqual([s.duration, s.durationFrom], [10.02, 'packets']);
+    assert.equal(s.container, 'matroska,webm');
+    assert.deepEqual([s.video?.width, s.video?.height, s.video?.frameRate, s.audio?.codec], [160, 90, 30, 'aac']);
+    assert.equal(s.bitrate, Math.round((size * 8) / 10.02));
+    assert.throws(() => interpretProbe(json, { ...limits, maxDuration: 10 }, size, 10.02), code('MEDIA_TOO_LONG'));
+    // A file that does declare one.
+    const mkv = await ffmpegFixture([...testSource({ seconds: 2 }), ...x264, '-c:a', 'aac'], 'mkv');
+    const declared = declaredDuration(await probeJson(mkv));
+    assert.ok(declared !== undefined && Math.abs(declared - 2) < 0.1, `${declared}`);
   });
 
   it('a frame larger than maxPixels is refused before any decoding', async () => {

@@ -57,6 +57,7 @@ describe('writeMpd', () => {
       <Representation id="v0" bandwidth="4000000" codecs="avc1.64001F" width="1280" height="720" frameRate="30000/1001" sar="1:1"/>
     </AdaptationSet>
     <AdaptationSet id="1" contentType="audio" mimeType="audio/mp4" lang="und" segmentAlignment="true" startWithSAP="1">
+      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"/>
       <SegmentTemplate timescale="48000" initialization="$RepresentationID$/init.mp4" media="$RepresentationID$/$Number$.m4s" startNumber="0">
         <SegmentTimeline>
           <S t="0" d="96256" r="2"/>
@@ -189,5 +190,49 @@ describe('frameRateFraction', () => {
     for (const [rate, text] of cases) assert.equal(frameRateFraction(rate), text, String(rate));
     assert.throws(() => frameRateFraction(0), { code: 'INTERNAL' });
     assert.throws(() => frameRateFraction(Number.NaN), { code: 'INTERNAL' });
+  });
+});
+
+describe('alternate audio and text tracks', () => {
+  const en: ManifestRendition = {
+    ...audio,
+    id: 'a0',
+    language: 'en',
+    label: 'English',
+    roles: ['main'],
+    default: true,
+  };
+  const fr: ManifestRendition = { ...audio, id: 'a1', language: 'fr', label: 'Français', roles: ['commentary'] };
+  const textUrls = { ...urls, textFile: (t: { id: string }) => `r1/${t.id}.vtt` };
+  const mpd = writeMpd(
+    {
+      ...full,
+      renditions: [...full.renditions.filter((r) => r.track.kind === 'video'), fr, en],
+      text: [
+        { id: 'caaaaaaaaaaaa', language: 'pt-BR', label: 'Português', kind: 'captions', default: false, forced: false },
+      ],
+    },
+    textUrls,
+  );
+
+  it('writes one audio AdaptationSet per language with lang, Label and Role, the default first (§5.8.5.5)', () => {
+    const sets = mpd.split('<AdaptationSet').slice(1);
+    const audioSets = sets.filter((s) => s.includes('contentType="audio"'));
+    assert.equal(audioSets.length, 2);
+    assert.match(
+      audioSets[0]!,
+      /lang="en"[\s\S]*<Label>English<\/Label>\s*<Role schemeIdUri="urn:mpeg:dash:role:2011" value="main"\/>[\s\S]*id="a0"/,
+    );
+    assert.match(
+      audioSets[1]!,
+      /lang="fr"[\s\S]*<Label>Français<\/Label>\s*<Role [^>]*value="commentary"\/>[\s\S]*id="a1"/,
+    );
+  });
+
+  it('writes a text AdaptationSet whose one Representation is the whole WebVTT file', () => {
+    assert.match(
+      mpd,
+      /<AdaptationSet id="\d" contentType="text" mimeType="text\/vtt" lang="pt-BR">\n\s*<Label>Português<\/Label>\n\s*<Role schemeIdUri="urn:mpeg:dash:role:2011" value="caption"\/>\n\s*<Representation id="caaaaaaaaaaaa" bandwidth="256">\n\s*<BaseURL>r1\/caaaaaaaaaaaa.vtt<\/BaseURL>/,
+    );
   });
 });

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ManifestRendition, Presentation, UrlScheme } from '../types.ts';
-import { extinfDurations, targetDuration, writeMediaPlaylist, writeMultivariantPlaylist } from './hls.ts';
+import {
+  extinfDurations,
+  targetDuration,
+  writeMediaPlaylist,
+  writeMultivariantPlaylist,
+  writeTextPlaylist,
+} from './hls.ts';
 import { testSegments as segments, testTrack as track } from './testing.ts';
 
 // Media playlists one folder down, as the origin lays them out.
@@ -207,5 +213,109 @@ describe('writeMediaPlaylist', () => {
       }
     }
     assert.equal(previous, 3);
+  });
+});
+
+describe('alternate audio and text tracks', () => {
+  const en: ManifestRendition = {
+    ...audio,
+    id: 'a0',
+    language: 'en',
+    label: 'English',
+    roles: ['main'],
+    default: true,
+  };
+  const fr: ManifestRendition = { ...audio, id: 'a1', language: 'fr', label: 'French', roles: ['alternate'] };
+  const es: ManifestRendition = { ...audio, id: 'a2', language: 'es', label: 'English', roles: ['commentary'] };
+  const textUrls: UrlScheme = {
+    ...urls,
+    textPlaylist: (t) => `${t.id}.m3u8`,
+    textSegment: (t, n) => `${t.id}/${n}.vtt`,
+    textFile: (t) => `${t.id}.vtt`,
+  };
+  const subs = [
+    {
+      id: 'caaaaaaaaaaaa',
+      language: 'en',
+      label: 'English',
+      kind: 'subtitles' as const,
+      default: false,
+      forced: false,
+    },
+    {
+      id: 'cbbbbbbbbbbbb',
+      language: 'de',
+      label: 'Deutsch (SDH)',
+      kind: 'captions' as const,
+      default: false,
+      forced: true,
+    },
+  ];
+  const p: Presentation = {
+    complete: true,
+    renditions: [video('v0', 1280, 720, 4e6, 3e6), en, fr, es],
+    duration: 7.007,
+    text: subs,
+  };
+
+  it('lists every audio language in one group, one DEFAULT, commentary not autoselected, names unique', () => {
+    const text = writeMultivariantPlaylist(p, textUrls);
+    const media = text.split('\n').filter((l) => l.startsWith('#EXT-X-MEDIA:TYPE=AUDIO'));
+    assert.equal(media.length, 3);
+    assert.match(media[0]!, /LANGUAGE="en",NAME="English",DEFAULT=YES,AUTOSELECT=YES/);
+    assert.match(media[1]!, /LANGUAGE="fr",NAME="French",DEFAULT=NO,AUTOSELECT=YES/);
+    assert.match(media[2]!, /LANGUAGE="es",NAME="English \(2\)",DEFAULT=NO,AUTOSELECT=NO/);
+    assert.equal(media.filter((l) => l.includes('DEFAULT=YES')).length, 1);
+  });
+
+  it('adds a SUBTITLES group referenced by every variant (RFC 8216bis §4.4.6.1)', () => {
+    const text = writeMultivariantPlaylist(p, textUrls);
+    const s = text.split('\n').filter((l) => l.startsWith('#EXT-X-MEDIA:TYPE=SUBTITLES'));
+    assert.equal(s.length, 2);
+    assert.match(
+      s[0]!,
+      /GROUP-ID="subs",LANGUAGE="en",NAME="English",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI="caaaaaaaaaaaa.m3u8"/,
+    );
+    assert.match(s[1]!, /FORCED=YES,CHARACTERISTICS="public.accessibility.transcribes-spoken-dialog/);
+    for (const l of text.split('\n').filter((x) => x.startsWith('#EXT-X-STREAM-INF'))) {
+      assert.match(l, /AUDIO="audio",SUBTITLES="subs"$/);
+    }
+    // A growing presentation has no text tracks yet (they are published with the VOD playlists).
+    assert.doesNotMatch(writeMultivariantPlaylist({ ...p, complete: false }, textUrls), /SUBTITLES/);
+  });
+
+  it('writes a text playlist of segment windows, or one whole-file segment', () => {
+    const t = subs[0]!;
+    const seg = writeTextPlaylist(t, p, textUrls, { segmentDuration: 2 });
+    assert.equal(
+      seg,
+      [
+        '#EXTM3U',
+        '#EXT-X-VERSION:7',
+        '#EXT-X-TARGETDURATION:2',
+        '#EXT-X-MEDIA-SEQUENCE:0',
+        '#EXT-X-PLAYLIST-TYPE:VOD',
+        '#EXTINF:2,',
+        'caaaaaaaaaaaa/0.vtt',
+        '#EXTINF:2,',
+        'caaaaaaaaaaaa/1.vtt',
+        '#EXTINF:2,',
+        'caaaaaaaaaaaa/2.vtt',
+        '#EXTINF:1.007,',
+        'caaaaaaaaaaaa/3.vtt',
+        '#EXT-X-ENDLIST',
+        '',
+      ].join('\n'),
+    );
+    const single = writeTextPlaylist(t, p, textUrls, { segmentDuration: 2, single: true });
+    assert.match(single, /#EXT-X-TARGETDURATION:7\n[\s\S]*#EXTINF:7.007,\ncaaaaaaaaaaaa.vtt\n#EXT-X-ENDLIST/);
+  });
+
+  it('an audio-only presentation with several languages is one variant with the others as alternatives', () => {
+    const text = writeMultivariantPlaylist({ complete: true, renditions: [en, fr], duration: 7 }, textUrls);
+    const inf = text.split('\n').filter((l) => l.startsWith('#EXT-X-STREAM-INF'));
+    assert.equal(inf.length, 1);
+    assert.match(inf[0]!, /CODECS="mp4a.40.2",AUDIO="audio"$/);
+    assert.equal(text.split('\n')[text.split('\n').indexOf(inf[0]!) + 1], 'a0/index.m3u8');
   });
 });

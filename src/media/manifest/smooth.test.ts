@@ -61,3 +61,27 @@ describe('Smooth Streaming', () => {
     assert.throws(() => avcCodecPrivateData(track.codecConfig.subarray(0, 8)));
   });
 });
+
+describe('several audio languages', () => {
+  it('writes one audio StreamIndex per language, each with its own fragment name', async () => {
+    const file = await cmafFixture('audio', 4, 2);
+    const { track, segments } = indexBuffer(readFileSync(file));
+    const r = (id: string, language: string) => ({
+      id,
+      track,
+      segments,
+      peakBitrate: 130_000,
+      averageBitrate: 128_000,
+      language,
+    });
+    const reps = [r('a0', 'en'), r('a1', 'fr')];
+    const xml = writeSmoothManifest({ complete: true, renditions: reps, duration: 4 }, smoothBitrates(reps));
+    const streams = xml.split('<StreamIndex').slice(1);
+    assert.equal(streams.length, 2);
+    assert.match(
+      streams[0]!,
+      /Name="audio" Language="en"[^>]*Url="QualityLevels\(\{bitrate\}\)\/Fragments\(audio=\{start time\}\)"/,
+    );
+    assert.match(streams[1]!, /Name="audio_a1" Language="fr"[^>]*Fragments\(audio_a1=\{start time\}\)/);
+  });
+});

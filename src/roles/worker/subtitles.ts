@@ -1,5 +1,5 @@
-// Text subtitle tracks of a source become WebVTT text tracks of the asset: converted by ffmpeg in one pass, then
-// read back through our own parser (so what is stored is what a sidecar upload would have to be), placed on the
+// Text subtitle tracks of a source become WebVTT text tracks of the asset: converted by ffmpeg to SubRip in one
+// pass, then read back through our own parser (so what is stored is what a sidecar upload would have to be), placed on the
 // source's timeline (the video starts at 0) and stored one file per track. Image subtitles (PGS, DVB, VobSub) are
 // skipped with a note: turning pictures into text needs OCR.
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -64,7 +64,7 @@ export async function extractSubtitles(
   if (subs.length > 0) {
     const dir = await mkdtemp(join(tmpdir(), 'smoothcast-subs-'));
     try {
-      const outputs = subs.map((s, i) => ({ stream: s.index, output: join(dir, `${i}.vtt`) }));
+      const outputs = subs.map((s, i) => ({ stream: s.index, output: join(dir, `${i}.srt`) }));
       const r = await runProcess('ffmpeg', buildSubtitleArgs(sourcePath, outputs, ctx.maxPixels), {
         timeoutMs: Math.max(60_000, source.duration * 1000),
         signal: ctx.signal,
@@ -77,7 +77,13 @@ export async function extractSubtitles(
       const names = labels(subs);
       for (const [i, s] of subs.entries()) {
         try {
-          const doc = parseCaptionFile(await readFile(outputs[i]!.output), 'vtt');
+          const raw = await readFile(outputs[i]!.output);
+          // An empty track converts to an empty file: no cue, nothing to publish.
+          if (raw.length === 0) {
+            notes.push(`subtitle track ${s.index} (${s.codec}) has no cue; left out`);
+            continue;
+          }
+          const doc = parseCaptionFile(raw, 'srt');
           // -copyts kept the source's timestamps: the video starts at source.startTime.
           const shifted = shiftCues(doc, -source.startTime);
           const text = writeWebVtt(shifted);
