@@ -61,6 +61,15 @@ export function openData(config: Config) {
   };
 }
 
+/**
+ * Assets encoded before the offset was recorded: the same rule the encoder follows (presentationDelay: 2 frames
+ * of B-frame delay at the output rate; none for audio).
+ */
+function legacyOffset(renditions: readonly { type: string; frameRate: number | null }[]): number {
+  const fps = renditions.find((r) => r.type === 'video')?.frameRate;
+  return fps ? 2 / fps : 0;
+}
+
 /** A caption track as the manifest writers see it. */
 export function textRendition(c: Caption): TextRendition {
   return { id: c.id, language: c.language, label: c.label, kind: c.kind, default: c.default, forced: c.forced };
@@ -92,7 +101,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         segmentDuration: config.encode.segmentDuration,
         renditions: a.renditions,
         text: a.status === 'ready' ? captions.list(a.id).map(textRendition) : [],
-        presentationOffset: a.presentationOffset ?? 0,
+        presentationOffset: a.presentationOffset ?? legacyOffset(a.renditions),
       };
     },
   };

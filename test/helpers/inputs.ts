@@ -340,3 +340,8 @@ export async function subtitledSources(): Promise<SubtitledSource[]> {
     },
   ];
 }
+
+/** A plain 8 s, 25 fps H.264/AAC clip with no subtitles (for sidecar tracks). */
+export function plainClip(): Promise<string> {
+  return ffmpegFixture([...lavfiVideo(8, 25), ...lavfiTone(8), ...x264, ...aac, '-shortest'], 'mp4');
+}

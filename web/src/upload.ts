@@ -137,12 +137,12 @@ class FileUpload {
 }
 
 export function renderUpload(app: HTMLElement): void {
-  const input = el('input', { type: 'file', id: 'file-input', multiple: '', accept: 'video/*,.mkv,.mov,.ts,.flv' });
+  const input = el('input', { type: 'file', id: 'file-input', multiple: '', accept: 'video/*,audio/*,.mkv,.mov,.ts,.flv,.flac,.opus' });
   const zone = el(
     'label',
     { class: 'dropzone', for: 'file-input' },
     el('strong', { text: 'Drop videos here' }),
-    el('span', { text: ' or choose files' }),
+    el('span', { text: ' or choose files (video, or audio such as music and podcasts)' }),
     input,
   );
   const list = el('ul', { class: 'uploads', 'aria-label': 'Uploads' });

@@ -128,7 +128,16 @@ describe('buildEncodeArgs (shape): several audio tracks, audio only', () => {
     deinterlace: false,
     streams: { video: 0 },
     video: [
-      { id: 'v0', width: 640, height: 360, bitrate: 7e5, maxrate: 7.7e5, bufsize: 1.26e6, profile: 'main', level: '3.0' },
+      {
+        id: 'v0',
+        width: 640,
+        height: 360,
+        bitrate: 7e5,
+        maxrate: 7.7e5,
+        bufsize: 1.26e6,
+        profile: 'main',
+        level: '3.0',
+      },
     ],
     audio: [rendition(0, 2, { language: 'eng' }), rendition(1, 4, { language: 'fre' }), rendition(2, 5)],
     poster: { time: 1 },
@@ -208,10 +217,7 @@ describe('buildSubtitleArgs and buildWaveformArgs (shape)', () => {
     assert.equal(args[args.indexOf('-protocol_whitelist') + 1], 'file');
     const s3 = args.slice(args.indexOf('-i') + 2, args.indexOf('file:/o/s3'));
     const s5 = args.slice(args.indexOf('file:/o/s3') + 1, args.indexOf('file:/o/s5'));
-    assert.deepEqual(
-      [s3[s3.indexOf('-map') + 1], s5[s5.indexOf('-map') + 1]],
-      ['0:3', '0:5'],
-    );
+    assert.deepEqual([s3[s3.indexOf('-map') + 1], s5[s5.indexOf('-map') + 1]], ['0:3', '0:5']);
     // The same codec and format for every track, and no source metadata carried over.
     for (const own of [s3, s5]) {
       assert.equal(own[own.indexOf('-c:s') + 1], s3[s3.indexOf('-c:s') + 1]);

@@ -356,7 +356,10 @@ describe('real encode', { concurrency: false }, () => {
     );
     const args = buildEncodeArgs(f, e.plan, { video: e.video, audio: e.audio });
     const outs = args.filter((a) => a.startsWith('file:') && a.endsWith('.mp4'));
-    assert.deepEqual(outs, [...e.video, ...e.audio].map((p) => `file:${p}`));
+    assert.deepEqual(
+      outs,
+      [...e.video, ...e.audio].map((p) => `file:${p}`),
+    );
     e.audio.forEach((path, i) => {
       const out = args.indexOf(`file:${path}`);
       const map = args.lastIndexOf('-map', out);
@@ -455,12 +458,25 @@ describe('real encode', { concurrency: false }, () => {
 
 /** 3 s of FLAC (44.1 kHz mono): silence, then a tone from 1 s. */
 function audioOnlySource(): Promise<string> {
-  return ffmpegFixture(['-f', 'lavfi', '-i', "aevalsrc='if(gte(t,1),sin(2*PI*440*t),0)':s=44100:d=3", '-c:a', 'flac'], 'flac');
+  return ffmpegFixture(
+    ['-f', 'lavfi', '-i', "aevalsrc='if(gte(t,1),sin(2*PI*440*t),0)':s=44100:d=3", '-c:a', 'flac'],
+    'flac',
+  );
 }
 
 /** volumedetect's mean volume of a file's audio, dB. */
 async function meanVolume(file: string): Promise<number> {
-  const { stderr } = await run('ffmpeg', ['-hide_banner', '-nostats', '-i', file, '-af', 'volumedetect', '-f', 'null', '-']);
+  const { stderr } = await run('ffmpeg', [
+    '-hide_banner',
+    '-nostats',
+    '-i',
+    file,
+    '-af',
+    'volumedetect',
+    '-f',
+    'null',
+    '-',
+  ]);
   const m = /mean_volume: (-?[\d.]+) dB/.exec(stderr);
   if (!m) throw new Error('no volume found');
   return Number(m[1]);

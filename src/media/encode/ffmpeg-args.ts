@@ -300,8 +300,8 @@ export function buildPosterArgs(
   return [
     ...common(),
     // Input-side seek: jumps to the keyframe before `time`, then decodes to exactly `time` (accurate_seek default).
-    '-ss',
-    Math.max(0, time).toFixed(3),
+    // None at 0: ffmpeg 5.1 seeking an MP3 skips its ID3 cover picture (the one frame of an attached_pic stream).
+    ...(time > 0 ? ['-ss', time.toFixed(3)] : []),
     ...inputArgs(input, opts.maxPixels ?? DEFAULT_MAX_PIXELS),
     '-map',
     opts.videoStream === undefined ? '0:V:0' : `0:${opts.videoStream}`,

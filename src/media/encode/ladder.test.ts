@@ -182,6 +182,96 @@ describe('planLadder', () => {
   });
 });
 
+describe('planLadder: audio tracks and audio-only media', () => {
+  const track = (index: number, extra: Partial<SourceAudio> = {}): SourceAudio => ({
+    index,
+    codec: 'aac',
+    channels: 2,
+    sampleRate: 48000,
+    default: false,
+    ...extra,
+  });
+
+  it('plans one AAC rendition per source audio track, keeping language, title, role and the default', () => {
+    const tracks = [
+      track(1, { language: 'eng' }),
+      track(2, { language: 'fre', default: true, channels: 6 }),
+      track(4, { language: 'spa', title: 'Director commentary', role: 'commentary' }),
+    ];
+    const p = planLadder(source({}, { audio: tracks[1], audioTracks: tracks }), { audioBitrate: 96000 });
+    assert.deepEqual(p.audio, [
+      {
+        id: 'a0',
+        stream: 1,
+        language: 'eng',
+        default: false,
+        bitrate: 96000,
+        channels: 2,
+        sampleRate: 48000,
+        fragmentDuration: 1,
+      },
+      {
+        id: 'a1',
+        stream: 2,
+        language: 'fre',
+        default: true,
+        bitrate: 96000,
+        channels: 2,
+        sampleRate: 48000,
+        fragmentDuration: 1,
+      },
+      {
+        id: 'a2',
+        stream: 4,
+        language: 'spa',
+        title: 'Director commentary',
+        role: 'commentary',
+        default: false,
+        bitrate: 96000,
+        channels: 2,
+        sampleRate: 48000,
+        fragmentDuration: 1,
+      },
+    ]);
+    assert.equal(p.video.length, 6, 'the video ladder is unchanged');
+  });
+
+  it("subtracts every audio track's bitrate from the container's to cap the video", () => {
+    const tracks = [track(1, { bitrate: 64_000 }), track(2), track(3, { bitrate: 192_000 })];
+    // 2 384 000 − (64 000 + 128 000 assumed + 192 000) = 2 000 000 for the video: as in the single-track case.
+    const p = planLadder(source({}, { bitrate: 2_384_000, audioTracks: tracks }));
+    assert.equal(p.video[0]!.bitrate, 3_000_000);
+  });
+
+  it('gives audio-only media no video rung, on a plain segment grid', () => {
+    const a = track(0, { default: true, codec: 'flac', channels: 1, sampleRate: 44100 });
+    const music: SourceSummary = { ...source(), video: undefined, audio: a, audioTracks: [a], duration: 200 };
+    const p = planLadder(music, { segmentDuration: 4, firstSegmentDuration: 1 });
+    assert.deepEqual(p.video, []);
+    assert.deepEqual(p.streams, { video: null });
+    assert.equal(p.segmentDuration, 4);
+    assert.equal(p.firstSegmentDuration, p.segmentDuration, 'no short first segment without video');
+    assert.deepEqual(
+      p.audio.map((r) => [r.id, r.stream, r.default, r.channels, r.sampleRate, r.fragmentDuration]),
+      [['a0', 0, true, 2, 48000, 4]],
+    );
+    assert.equal(p.frameRate, null);
+    assert.equal(p.deinterlace, false);
+    assert.equal(planLadder(music).firstSegmentDuration, 2);
+    assert.equal(planLadder(music).audio[0]!.fragmentDuration, 2);
+    const two = planLadder({ ...music, audioTracks: [a, track(3, { language: 'ger' })] });
+    assert.deepEqual(
+      two.audio.map((r) => [r.id, r.stream, r.language]),
+      [
+        ['a0', 0, undefined],
+        ['a1', 3, 'ger'],
+      ],
+    );
+    assert.throws(() => planLadder({ ...music, audio: undefined, audioTracks: [] }), RangeError);
+    assert.throws(() => planLadder(music, { segmentDuration: 0 }), RangeError);
+  });
+});
+
 describe('tableBitrate and h264Level', () => {
   it('interpolates between table rows by pixel count', () => {
     assert.equal(Math.round(tableBitrate(1920 * 1080)), 6_000_000);

@@ -318,7 +318,10 @@ describe('interpretProbe: audio tracks, subtitles, cover art, start and duration
     assert.equal(scanned.bitrate, 1_000_000, 'size / scanned duration');
     // The packets say more than a header that does declare one (the header is the one that lies).
     assert.deepEqual(
-      [interpretProbe(probe([video()]), limits, 1, 12.5).duration, interpretProbe(probe([video()]), limits, 1, 12.5).durationFrom],
+      [
+        interpretProbe(probe([video()]), limits, 1, 12.5).duration,
+        interpretProbe(probe([video()]), limits, 1, 12.5).durationFrom,
+      ],
       [12.5, 'packets'],
     );
     // A scan that found nothing is no duration.
@@ -407,7 +410,10 @@ async function ffmpegHere(args: readonly string[], name: string): Promise<string
 function srtFile(name: string, cues: readonly string[]): string {
   const f = join(work, name);
   const at = (s: number) => `00:00:0${Math.floor(s)},${String(Math.round((s % 1) * 1000)).padStart(3, '0')}`;
-  writeFileSync(f, cues.map((text, i) => `${i + 1}\n${at(0.5 + i * 1.5)} --> ${at(1.5 + i * 1.5)}\n${text}\n`).join('\n'));
+  writeFileSync(
+    f,
+    cues.map((text, i) => `${i + 1}\n${at(0.5 + i * 1.5)} --> ${at(1.5 + i * 1.5)}\n${text}\n`).join('\n'),
+  );
   return f;
 }
 
