@@ -40,11 +40,29 @@ interface Cell {
 }
 const results: Cell[] = [];
 /** The captions and alternate-audio columns, per client and format: 'pass', 'FAIL: …' or '—' (not applicable). */
-const features = new Map<string, { captions: string; audio: string }>();
+const features = new Map<
+  string,
+  { client: string; version: string; format: string; captions: string; audio: string }
+>();
+/** Player bugs a feature cell ran into (and worked around to check the rest); explained under the matrix. */
+const knownIssues = new Set<string>();
 const rowKey = (client: string, format: string) => `${client}\u0000${format}`;
 
 /** The captioned, bilingual source: MKV with English (default) and French audio and subtitle tracks. */
 const CAPTION_ONE = 'Interop caption one';
+const SHAKA_HLS_LATE_TEXT = 'Shaka HLS text waits for a video append (see below)';
+const SHAKA_HLS_LATE_TEXT_NOTE =
+  '## Shaka Player on HLS: captions turned on once the video is buffered\n\n' +
+  'Shaka Player 5 (HLS only) shows no cue when a text track is selected after the whole video is already ' +
+  'buffered, as on the 10 s test asset: the track is listed, its WebVTT segments are fetched, and nothing is ' +
+  'displayed. Its TextEngine is created on the first text selection and defers every append until it has a ' +
+  'timestamp offset for that discontinuity (`lib/text/text_engine.js`, `appendBuffer`); on HLS that offset is ' +
+  'only passed on when a video segment is appended (`lib/media/media_source_engine.js`, `appendBuffer` → ' +
+  '`textEngine_.setTimestampOffset`; `StreamingEngine.setProperties_` sets `ignoreTimestampOffset` for HLS). ' +
+  'With nothing left to append the cues wait forever; on a long video they appear after the next video ' +
+  'segment. Chosen at load (`preferredText`), the same track shows the right cues at the right times, which is ' +
+  'what the cell then checks. DASH (sidecar WebVTT, an "external" text stream) is not affected. Nothing in ' +
+  'the playlists can change this: it is a player bug.\n\n';
 const CAPTION_TWO = 'Interop caption two';
 async function bilingualSource(dir: string): Promise<string> {
   const en = join(dir, 'en.srt');
@@ -153,6 +171,7 @@ describe('interoperability matrix', { concurrency: false }, () => {
     await p?.stop();
     if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });
     const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+    const matched = new Set(results.map((c) => rowKey(c.client, c.format)));
     const lines = [
       '| client | version | format | result | captions | alternate audio |',
       '|---|---|---|---|---|---|',
@@ -160,6 +179,10 @@ describe('interoperability matrix', { concurrency: false }, () => {
         const f = features.get(rowKey(c.client, c.format));
         return `| ${c.client} | ${c.version} | ${c.format} | ${cell(c.pass ? 'pass' : `FAIL: ${c.note}`)} | ${cell(f?.captions ?? '—')} | ${cell(f?.audio ?? '—')} |`;
       }),
+      // Rows whose playback cell did not run (a filtered run): the feature columns alone.
+      ...[...features]
+        .filter(([k]) => !matched.has(k))
+        .map(([, f]) => `| ${f.client} | ${f.version} | ${f.format} | — | ${cell(f.captions)} | ${cell(f.audio)} |`),
     ];
     writeFileSync(
       join(root, 'docs/interop.md'),
@@ -179,6 +202,7 @@ describe('interoperability matrix', { concurrency: false }, () => {
         "TimeScale and ignores StreamIndex@TimeScale ([MS-SSTR] §2.2.2.3), while our fragments keep each track's own " +
         'timescale (rescaling sample durations to 100 ns units is not exact for 1/30 s frames); it buffers one frame and ' +
         'stops. dash.js and GStreamer, which honour StreamIndex@TimeScale, play it.\n\n' +
+        (knownIssues.has(SHAKA_HLS_LATE_TEXT) ? SHAKA_HLS_LATE_TEXT_NOTE : '') +
         '## Smooth Streaming text\n\n' +
         'Not served: the Smooth Streaming manifest has no text StreamIndex. [MS-SSTR] text streams carry TTML in ' +
         'fMP4 fragments (Type="text", FourCC TTML), which smoothcast does not build; the subtitle and caption tracks ' +
@@ -288,120 +312,153 @@ describe('interoperability matrix', { concurrency: false }, () => {
   it('dash.js plays the static export from nginx', () =>
     browserCell('dash.js', 'dash.js', 'export on nginx: DASH SegmentBase', `${exportUrl}/manifest.mpd`));
 
-  /**
-   * Captions and alternate audio on the bilingual asset, in one page: audio first (switch to French while playing),
-   * then captions (English on, paused at 2.5 s and 6 s, then playing on). Each column gets its own verdict.
-   */
-  async function featureCell(client: string, player: string, format: string, url: string, captions: boolean) {
-    const row = { captions: captions ? '' : '— (not served)', audio: '' };
-    features.set(rowKey(client, format), row);
+  type Win = {
+    lab: { state: string; errors: string[]; version: string };
+    labTracks: {
+      text(): { lang: string; label: string }[];
+      selectText(lang: string): void;
+      audio(): { lang: string; label: string }[];
+      selectAudio(lang: string): void;
+      activeAudio(): string;
+    };
+    labCues(): { text: string; startTime: number; endTime: number; track: string }[];
+  };
+
+  /** A lab page on the bilingual asset, with what the caption and audio checks need to drive and read it. */
+  async function featurePage(player: string, url: string, extra = '') {
     const page = await browser.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (e) => pageErrors.push(e.message));
     const requests: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
-    type Lab = {
-      state: string;
-      errors: string[];
-    };
-    type Win = {
-      lab: Lab;
-      labTracks: {
-        text(): { lang: string; label: string }[];
-        selectText(lang: string): void;
-        audio(): { lang: string; label: string }[];
-        selectAudio(lang: string): void;
-        activeAudio(): string;
-      };
-      labCues(): { text: string; startTime: number; endTime: number; track: string }[];
-    };
+    await page.goto(`${lab.url}/lab.html?player=${player}&url=${encodeURIComponent(url)}${extra}`);
+    await page.waitForFunction(() => (window as unknown as Win).lab.state !== 'loading', null, { timeout: 30_000 });
     const errors = async () => [...(await page.evaluate(() => (window as unknown as Win).lab.errors)), ...pageErrors];
-    const time = () => page.evaluate(() => document.querySelector('video')!.currentTime);
+    const version = await page.evaluate(() => (window as unknown as Win).lab.version);
+    assert.equal(await page.evaluate(() => (window as unknown as Win).lab.state), 'playing', 'player started');
+    return { page, requests, errors, version };
+  }
+  type FeaturePage = Awaited<ReturnType<typeof featurePage>>;
+
+  /** Offers en and fr, switches to French while playing; French is reported active, fetched, and plays on ≥ 1 s. */
+  async function checkAudio({ page, requests, errors }: FeaturePage) {
+    const langs = (await page.evaluate(() => (window as unknown as Win).labTracks.audio())).map((t) => t.lang);
+    assert.ok(langs.includes('en') && langs.includes('fr'), `audio tracks offered: ${JSON.stringify(langs)}`);
+    const french = bilingual.renditions.find((r) => r.type === 'audio' && r.language === 'fr')?.id;
+    assert.ok(french, 'the asset has a French audio rendition');
+    const seen = requests.length;
+    await page.evaluate(() => (window as unknown as Win).labTracks.selectAudio('fr'));
+    await page.waitForFunction(() => (window as unknown as Win).labTracks.activeAudio() === 'fr', null, {
+      timeout: 15_000,
+    });
+    const at = await page.evaluate(() => document.querySelector('video')!.currentTime);
+    await page.waitForFunction((t) => document.querySelector('video')!.currentTime >= t + 1, at, { timeout: 20_000 });
+    // The switch is real: a French audio resource (init or media segment, not a playlist) was fetched.
+    const id = new RegExp(`[/_(]${french}[/.=]`);
+    const fetched = requests.slice(seen).filter((u) => id.test(new URL(u).pathname) && !u.endsWith('.m3u8'));
+    assert.ok(fetched.length > 0, 'a French audio segment was fetched after the switch');
+    assert.deepEqual(await errors(), [], 'no player errors');
+  }
+
+  /**
+   * English captions through the player's API (unless the page chose them at load), then paused at 2.5 s and at
+   * 6 s: exactly the source's cue is active, starting within a frame of its source time + the first frame's time.
+   */
+  async function checkCaptions({ page, errors }: FeaturePage, select = true) {
+    const langs = (await page.evaluate(() => (window as unknown as Win).labTracks.text())).map((t) => t.lang);
+    assert.ok(langs.includes('en') && langs.includes('fr'), `text tracks offered: ${JSON.stringify(langs)}`);
+    await page.evaluate((sel) => {
+      document.querySelector('video')!.pause();
+      if (sel) (window as unknown as Win).labTracks.selectText('en');
+    }, select);
+    for (const [at, text, start] of [
+      [2.5, CAPTION_ONE, 1],
+      [6, CAPTION_TWO, 5],
+    ] as const) {
+      await page.evaluate((t) => {
+        document.querySelector('video')!.currentTime = t;
+      }, at);
+      const handle = await page
+        .waitForFunction(
+          (want) => {
+            const v = document.querySelector('video')!;
+            const cues = (window as unknown as Win).labCues();
+            return !v.seeking && cues.some((c) => c.text === want) ? { cues, time: v.currentTime } : undefined;
+          },
+          text,
+          { timeout: 15_000 },
+        )
+        .catch(async () => {
+          const cues = await page.evaluate(() => (window as unknown as Win).labCues());
+          throw new Error(`no cue "${text}" at ${at} s; active cues: ${JSON.stringify(cues)}`);
+        });
+      const { cues, time: now } = (await handle.jsonValue())!;
+      assert.ok(Math.abs(now - at) < 0.1, `paused at ${now} s, not ${at} s`);
+      assert.deepEqual(
+        cues.map((c) => c.text),
+        [text],
+        `active cues at ${at} s`,
+      );
+      const want = start + firstFrame;
+      assert.ok(
+        Math.abs(cues[0]!.startTime - want) <= 0.04,
+        `cue "${text}" starts at ${cues[0]!.startTime} s, want ${want.toFixed(3)} s ± 0.04`,
+      );
+    }
+    await page.evaluate(() => document.querySelector('video')!.play());
+    await page.waitForFunction(() => document.querySelector('video')!.currentTime >= 6.5, null, { timeout: 20_000 });
+    assert.deepEqual(await errors(), [], 'no player errors');
+  }
+
+  /**
+   * The captions and alternate audio columns of one row, from one page: audio first (switching to French while
+   * playing), then captions (by then the short asset is wholly buffered, which is where Shaka's HLS text fails, see
+   * SHAKA_HLS_LATE_TEXT_NOTE). `knownIssue` names a player bug that makes captions fail with no cue at all: the cell then
+   * says so, and passes only if captions chosen at load (the page's &text=en) show the right cues.
+   */
+  async function featureCell(
+    client: string,
+    player: string,
+    format: string,
+    url: string,
+    o: { captions: boolean; knownIssue?: string },
+  ) {
+    const row = { client, version: '', format, captions: o.captions ? '' : '— (not served)', audio: '' };
+    features.set(rowKey(client, format), row);
     const failures: unknown[] = [];
-    const verdict = async (err: unknown) => {
+    let fp: FeaturePage | undefined;
+    const verdict = async (err: unknown, page = fp) => {
       failures.push(err);
-      const errs = await errors().catch(() => []);
+      const errs = page ? await page.errors().catch(() => []) : [];
       return `FAIL: ${`${String(err).split('\n')[0]} ${errs.join('; ')}`.trim().slice(0, 300)}`;
     };
-    const french = bilingual.renditions.find((r) => r.type === 'audio' && r.language === 'fr')?.id;
     try {
-      await page.goto(`${lab.url}/lab.html?player=${player}&url=${encodeURIComponent(url)}`);
-      await page.waitForFunction(() => (window as unknown as Win).lab.state !== 'loading', null, { timeout: 30_000 });
-      assert.equal(await page.evaluate(() => (window as unknown as Win).lab.state), 'playing', 'player started');
-
+      fp = await featurePage(player, url);
+      row.version = fp.version;
       try {
-        const langs = (await page.evaluate(() => (window as unknown as Win).labTracks.audio())).map((t) => t.lang);
-        assert.ok(langs.includes('en') && langs.includes('fr'), `audio tracks offered: ${JSON.stringify(langs)}`);
-        assert.ok(french, 'the asset has a French audio rendition');
-        const seen = requests.length;
-        await page.evaluate(() => (window as unknown as Win).labTracks.selectAudio('fr'));
-        await page.waitForFunction(() => (window as unknown as Win).labTracks.activeAudio() === 'fr', null, {
-          timeout: 15_000,
-        });
-        const at = await time();
-        await page.waitForFunction((t) => document.querySelector('video')!.currentTime >= t + 1, at, {
-          timeout: 20_000,
-        });
-        // The switch is real: a French audio resource (init or media segment, not a playlist) was fetched.
-        const id = new RegExp(`[/_(]${french}[/.=]`);
-        const fetched = requests.slice(seen).filter((u) => id.test(new URL(u).pathname) && !u.endsWith('.m3u8'));
-        assert.ok(fetched.length > 0, 'a French audio segment was fetched after the switch');
-        assert.deepEqual(await errors(), [], 'no player errors');
+        await checkAudio(fp);
         row.audio = 'pass';
       } catch (err) {
         row.audio = await verdict(err);
       }
-
-      if (captions) {
+      if (o.captions) {
         try {
-          const langs = (await page.evaluate(() => (window as unknown as Win).labTracks.text())).map((t) => t.lang);
-          assert.ok(langs.includes('en') && langs.includes('fr'), `text tracks offered: ${JSON.stringify(langs)}`);
-          await page.evaluate(() => {
-            document.querySelector('video')!.pause();
-            (window as unknown as Win).labTracks.selectText('en');
-          });
-          for (const [at, text, start] of [
-            [2.5, CAPTION_ONE, 1],
-            [6, CAPTION_TWO, 5],
-          ] as const) {
-            await page.evaluate((t) => {
-              document.querySelector('video')!.currentTime = t;
-            }, at);
-            const handle = await page
-              .waitForFunction(
-                (want) => {
-                  const v = document.querySelector('video')!;
-                  const cues = (window as unknown as Win).labCues();
-                  return !v.seeking && cues.some((c) => c.text === want) ? { cues, time: v.currentTime } : undefined;
-                },
-                text,
-                { timeout: 20_000 },
-              )
-              .catch(async () => {
-                const cues = await page.evaluate(() => (window as unknown as Win).labCues());
-                throw new Error(`no cue "${text}" at ${at} s; active cues: ${JSON.stringify(cues)}`);
-              });
-            const { cues, time: now } = (await handle.jsonValue())!;
-            assert.ok(Math.abs(now - at) < 0.1, `paused at ${now} s, not ${at} s`);
-            assert.deepEqual(
-              cues.map((c) => c.text),
-              [text],
-              `active cues at ${at} s`,
-            );
-            const want = start + firstFrame;
-            assert.ok(
-              Math.abs(cues[0]!.startTime - want) <= 0.04,
-              `cue "${text}" starts at ${cues[0]!.startTime} s, want ${want.toFixed(3)} s ± 0.04`,
-            );
-          }
-          await page.evaluate(() => document.querySelector('video')!.play());
-          await page.waitForFunction(() => document.querySelector('video')!.currentTime >= 6.5, null, {
-            timeout: 20_000,
-          });
-          assert.deepEqual(await errors(), [], 'no player errors');
+          await checkCaptions(fp);
           row.captions = 'pass';
         } catch (err) {
-          row.captions = await verdict(err);
+          if (!(o.knownIssue && /^Error: no cue .* active cues: \[\]$/.test(String(err)))) throw err;
+          // The known failure: no cue ever shown. Captions chosen at load must then work.
+          const atLoad = await featurePage(player, url, '&text=en');
+          try {
+            await checkCaptions(atLoad, false);
+          } catch (again) {
+            row.captions = await verdict(again, atLoad);
+            return;
+          } finally {
+            await atLoad.page.close();
+          }
+          row.captions = `FAIL when turned on after the whole video is buffered (${String(err).split(';')[0]!.slice(7)}): ${o.knownIssue}; pass when chosen at load`;
+          knownIssues.add(o.knownIssue);
         }
       }
     } catch (err) {
@@ -409,21 +466,24 @@ describe('interoperability matrix', { concurrency: false }, () => {
       if (!row.audio) row.audio = v;
       if (!row.captions) row.captions = v;
     } finally {
-      await page.close();
+      await fp?.page.close();
     }
     if (failures.length > 0) throw failures[0];
   }
 
   it('hls.js: captions and alternate audio on HLS', () =>
-    featureCell('hls.js', 'hls.js', 'HLS', abs(bilingual.playback.hls!), true));
+    featureCell('hls.js', 'hls.js', 'HLS', abs(bilingual.playback.hls!), { captions: true }));
   it('dash.js: captions and alternate audio on DASH (SegmentTemplate)', () =>
-    featureCell('dash.js', 'dash.js', 'DASH template', abs(bilingual.playback.dash!), true));
-  it('dash.js (MSS): alternate audio on Smooth Streaming', () =>
-    featureCell('dash.js', 'dash.js', 'Smooth Streaming', abs(bilingual.playback.smooth!), false));
+    featureCell('dash.js', 'dash.js', 'DASH template', abs(bilingual.playback.dash!), { captions: true }));
+  it('dash.js (MSS): alternate audio on Smooth Streaming (which has no text stream)', () =>
+    featureCell('dash.js', 'dash.js', 'Smooth Streaming', abs(bilingual.playback.smooth!), { captions: false }));
   it('Shaka Player 5: captions and alternate audio on HLS', () =>
-    featureCell('Shaka Player', 'shaka', 'HLS', abs(bilingual.playback.hls!), true));
+    featureCell('Shaka Player', 'shaka', 'HLS', abs(bilingual.playback.hls!), {
+      captions: true,
+      knownIssue: SHAKA_HLS_LATE_TEXT,
+    }));
   it('Shaka Player 5: captions and alternate audio on DASH', () =>
-    featureCell('Shaka Player', 'shaka', 'DASH template', abs(bilingual.playback.dash!), true));
+    featureCell('Shaka Player', 'shaka', 'DASH template', abs(bilingual.playback.dash!), { captions: true }));
 
   async function decodes(
     client: string,

@@ -104,6 +104,8 @@ async function start() {
     await p.attach(video);
     p.addEventListener('error', (e) => lab.errors.push(`shaka ${e.detail?.code} ${e.detail?.message ?? ''}`));
     const mime = q.get('type') || undefined;
+    // &text=LANG: that text track chosen at load (Shaka then streams and shows it from the start).
+    if (q.get('text')) p.configure({ preferredText: [{ language: q.get('text') }] });
     await p.load(url, null, mime);
     lab.heights = [...new Set(p.getVariantTracks().map((t) => t.height))];
     window.labForce = (h) => {

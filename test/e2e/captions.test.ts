@@ -39,7 +39,14 @@ function parseVtt(text: string): Cue[] {
     const at = lines.findIndex((l) => l.includes('-->'));
     if (at < 0) continue;
     const [start = '', rest = ''] = lines[at]!.split('-->');
-    cues.push({ start: time(start), end: time(rest.trim().split(/\s+/)[0]!), text: lines.slice(at + 1).join('\n') });
+    cues.push({
+      start: time(start),
+      end: time(rest.trim().split(/\s+/)[0]!),
+      text: lines
+        .slice(at + 1)
+        .join('\n')
+        .replace(/\n+$/, ''),
+    });
   }
   return cues;
 }

@@ -295,14 +295,9 @@ function unreadable(message: string): SmoothcastError {
 const NOT_VIDEO_FORMAT = /^(image2|tty|.*_pipe)$/;
 
 /**
- * Validates ffprobe's JSON (from ffprobeArgs) against the limits and summarizes it.
- * @param fileSize the upload's size on disk, in bytes (trusted; format.size is not).
- * @throws SmoothcastError MEDIA_TOO_LARGE, MEDIA_UNREADABLE, MEDIA_NO_VIDEO, MEDIA_RESOLUTION_TOO_LARGE,
- *   MEDIA_TOO_LONG — checked in that order, the frame size before anything that would need decoding.
- */
-/**
- * True when neither the container nor any stream declares a duration (browser MediaRecorder WebM, Matroska
- * written to a pipe): the worker then reads the packets to find it (see duration.ts) and passes it in.
+ * The first positive duration the container or an audio/video stream declares; undefined when none does (a
+ * browser MediaRecorder WebM, Matroska written to a pipe): the worker then reads the packets to find it (see
+ * duration.ts) and passes it to interpretProbe.
  */
 export function declaredDuration(json: unknown): number | undefined {
   const root = record(json);
@@ -312,6 +307,13 @@ export function declaredDuration(json: unknown): number | undefined {
   return [num(format?.duration), ...usable.map((x) => num(x.duration))].find((d) => d !== undefined && d > 0);
 }
 
+/**
+ * Validates ffprobe's JSON (from ffprobeArgs) against the limits and summarizes it.
+ * @param fileSize the upload's size on disk, in bytes (trusted; format.size is not).
+ * @param scannedDuration seconds found by reading the packets (when declaredDuration found none).
+ * @throws SmoothcastError MEDIA_TOO_LARGE, MEDIA_UNREADABLE, MEDIA_NO_VIDEO, MEDIA_RESOLUTION_TOO_LARGE,
+ *   MEDIA_TOO_LONG — checked in that order, the frame size before anything that would need decoding.
+ */
 export function interpretProbe(
   json: unknown,
   limits: MediaLimits,
@@ -340,7 +342,10 @@ export function interpretProbe(
   if (!v && audioTracks.length === 0) {
     throw new SmoothcastError('MEDIA_NO_VIDEO', 'the file has no decodable video or audio stream');
   }
-  const duration = checkDuration([v ?? {}, ...streams.filter((x) => x !== v)], format, limits, scannedDuration);
+  // The frame size first: refused from the header before the duration (or anything else) matters.
+  const video = v ? interpretVideo(v, limits) : undefined;
+  const timed = streams.filter((x) => isVideo(x) || x.codec_type === 'audio');
+  const duration = checkDuration([v ?? {}, ...timed.filter((x) => x !== v)], format, limits, scannedDuration);
   const size = num(format.size) ?? fileSize;
   const summary: SourceSummary = {
     container,
@@ -352,7 +357,7 @@ export function interpretProbe(
     subtitles,
     startTime: num(v?.start_time) ?? num(audioStart(streams, audioTracks)) ?? num(format.start_time) ?? 0,
   };
-  if (v) summary.video = interpretVideo(v, limits);
+  if (video) summary.video = video;
   const a = audioTracks.find((x) => x.default) ?? audioTracks[0];
   if (a) summary.audio = a;
   if (cover) summary.coverArt = { index: num(cover.index) ?? 0 };
