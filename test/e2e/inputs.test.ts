@@ -282,6 +282,25 @@ describe('inputs as people have them: piped files, lying headers, several langua
         audio.map((s) => attr(s, 'Name')),
         ['audio', 'audio_a1', 'audio_a2'],
       );
+      // Every fragment of every audio stream answers (MS-SSTR §2.2.2.2 Url template, §2.2.2.5 chunk times).
+      const url = abs(p, multiAsset.playback.smooth);
+      const firsts: string[] = [];
+      for (const m of manifest.matchAll(/<StreamIndex[^>]*Type="audio"[^>]*>[\s\S]*?<\/StreamIndex>/g)) {
+        const template = attr(m[0], 'Url')!;
+        const bitrate = /<QualityLevel [^>]*Bitrate="(\d+)"/.exec(m[0])![1]!;
+        let t = 0;
+        const chunks = [...m[0].matchAll(/<c( [^>]*)\/>/g)];
+        assert.equal(chunks.length, Number(attr(m[0], 'Chunks')));
+        for (const [i, c] of chunks.entries()) {
+          t = attr(c[1]!, 't') !== undefined ? Number(attr(c[1]!, 't')) : t;
+          const frag = template.replace('{bitrate}', bitrate).replace('{start time}', String(t));
+          const bytes = await fetchBytes(new URL(frag, url).href);
+          assert.equal(bytes.subarray(4, 8).toString('latin1'), 'moof', frag);
+          if (i === 0) firsts.push(bytes.toString('hex'));
+          t += Number(attr(c[1]!, 'd'));
+        }
+      }
+      assert.equal(new Set(firsts).size, 3, 'each language its own fragments');
     });
 
     it('decodes each audio playlist to its own tone, the whole length', async () => {

@@ -61,6 +61,11 @@ export function audioDelaySamples(plan: LadderPlan): number {
   return Math.max(0, Math.round(presentationDelay(plan) * rate) - AAC_PRIMING_SAMPLES);
 }
 
+/** One JPEG image file (quality 3 of 31: a poster, not a thumbnail), overwritten in place. */
+function jpegOutput(output: string): string[] {
+  return ['-q:v', '3', '-f', 'image2', '-update', '1', fileUrl(output)];
+}
+
 /** Leading options every command shares: quiet stderr (errors only, for the job's log), no stdin, overwrite. */
 function common(): string[] {
   return ['-hide_banner', '-nostdin', '-y', '-loglevel', 'error'];
@@ -265,13 +270,7 @@ export function buildWaveformArgs(
     '[out]',
     '-frames:v',
     '1',
-    '-q:v',
-    '3',
-    '-f',
-    'image2',
-    '-update',
-    '1',
-    fileUrl(output),
+    ...jpegOutput(output),
   ];
 }
 
@@ -314,12 +313,6 @@ export function buildPosterArgs(
     '-dn',
     '-map_metadata',
     '-1',
-    '-q:v',
-    '3',
-    '-f',
-    'image2',
-    '-update',
-    '1',
-    fileUrl(output),
+    ...jpegOutput(output),
   ];
 }
