@@ -1,21 +1,8 @@
-// Source files as people have them, made by ffmpeg (lavfi) at test time: written to a pipe (no duration in any
-// header), with a header that lies about the duration, several audio languages, audio-only music, and subtitle
-// tracks of every kind (SubRip, ASS, mov_text, and a picture-based PGS track built by hand).
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ffmpegFixture } from './media.ts';
+import { ffmpegFixture, pipedFixture } from './media.ts';
 
 const cacheDir = process.env.SMOOTHCAST_FIXTURES ?? join(tmpdir(), 'smoothcast-fixtures');
 mkdirSync(cacheDir, { recursive: true });
@@ -26,38 +13,6 @@ const aac = ['-c:a', 'aac', '-b:a', '96k'];
 function cached(key: unknown, ext: string): { out: string; tmp: string } {
   const hash = createHash('sha256').update(JSON.stringify(key)).digest('hex').slice(0, 16);
   return { out: join(cacheDir, `${hash}.${ext}`), tmp: join(mkdtempSync(join(cacheDir, 'tmp-')), `out.${ext}`) };
-}
-
-/**
- * `ffmpeg <args> pipe:1` with stdout redirected to a file: the muxer cannot seek back, so it writes no duration
- * (Matroska/WebM leave Segment Info Duration and the per-track DURATION tags out).
- */
-export async function pipedFixture(args: readonly string[], ext: string): Promise<string> {
-  const { out, tmp } = cached(['pipe', args, ext], ext);
-  if (existsSync(out)) return out;
-  const fd = openSync(tmp, 'w');
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', ...args, 'pipe:1'], {
-        stdio: ['ignore', fd, 'pipe'],
-      });
-      let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        if (code === 0) resolve();
-        else reject(new Error(`ffmpeg ${args.join(' ')} → pipe exited ${code}: ${stderr}`));
-      });
-    });
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, out);
-  return out;
 }
 
 /** Writes `bytes` once under a name derived from `key` and returns the path. */

@@ -1,7 +1,7 @@
 // Test media made by ffmpeg at test time (lavfi sources), cached per process run in one temp folder.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, renameSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,6 +35,59 @@ export async function ffprobeJson(file: string, extra: readonly string[] = []): 
     maxBuffer: 256 * 1024 * 1024,
   });
   return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+/**
+ * `ffmpeg <args> pipe:1` with stdout redirected to a file: the muxer cannot seek back, so it writes no duration
+ * (Matroska/WebM leave Segment Info Duration and the per-track DURATION tags out).
+ */
+export async function pipedFixture(args: readonly string[], ext: string): Promise<string> {
+  const hash = createHash('sha256')
+    .update(JSON.stringify(['pipe', args, ext]))
+    .digest('hex')
+    .slice(0, 16);
+  const out = join(cacheDir, `${hash}.${ext}`);
+  const tmp = join(mkdtempSync(join(cacheDir, 'tmp-')), `out.${ext}`);
+  if (existsSync(out)) return out;
+  const fd = openSync(tmp, 'w');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', ...args, 'pipe:1'], {
+        stdio: ['ignore', fd, 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      child.on('error', reject);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else reject(new Error(`ffmpeg ${args.join(' ')} → pipe exited ${code}: ${stderr}`));
+      });
+    });
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, out);
+  return out;
+}
+
+/**
+ * testsrc2 at 30 fps + a 48 kHz sine, H.264/AAC Matroska written to a pipe: no Duration anywhere. `extra` goes
+ * after the lavfi inputs (more inputs and maps).
+ */
+export function pipedMatroska(o: { seconds?: number; extra?: readonly string[] } = {}): Promise<string> {
+  return pipedFixture(
+    [
+      ...testSource({ seconds: o.seconds ?? 10, width: 160, height: 90 }),
+      ...(o.extra ?? []),
+      ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac'],
+      ...['-f', 'matroska'],
+    ],
+    'mkv',
+  );
 }
 
 /** lavfi test pattern with a tone: `seconds` long, WxH at `rate` fps. */

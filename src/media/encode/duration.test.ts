@@ -2,12 +2,12 @@
 // the real ffprobe on a Matroska written to a pipe (no Duration in any header).
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { testSource } from '../../../test/helpers/media.ts';
+import { pipedMatroska } from '../../../test/helpers/media.ts';
 import { PacketScan, packetScanArgs } from './duration.ts';
 
 const run = promisify(execFile);
@@ -118,38 +118,6 @@ describe('PacketScan', () => {
   });
 });
 
-/**
- * testsrc2 at 30 fps + a 48 kHz sine (10 s by default), written by ffmpeg's Matroska muxer to a pipe, so it could
- * not seek back to write any Duration. stdout is the file itself (a file descriptor, not a pipe to us).
- */
-async function pipeMatroska(path: string, o: { seconds?: number; extra?: string[] } = {}): Promise<string> {
-  const fd = openSync(path, 'w');
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn(
-        'ffmpeg',
-        [
-          ...['-hide_banner', '-nostdin', '-loglevel', 'error'],
-          ...testSource({ seconds: o.seconds ?? 10, width: 160, height: 90 }),
-          ...(o.extra ?? []),
-          ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac'],
-          ...['-f', 'matroska', 'pipe:1'],
-        ],
-        { stdio: ['ignore', fd, 'pipe'] },
-      );
-      let stderr = '';
-      p.stderr?.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      p.on('error', reject);
-      p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg exited ${code}: ${stderr}`))));
-    });
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
-
 async function scanWithFfprobe(args: string[], streams?: number[]): Promise<PacketScan> {
   const scan = new PacketScan(streams);
   await new Promise<void>((resolve, reject) => {
@@ -170,7 +138,7 @@ async function scanWithFfprobe(args: string[], streams?: number[]): Promise<Pack
 describe('packetScanArgs + PacketScan (real ffprobe)', () => {
   let mkv = '';
   before(async () => {
-    mkv = await pipeMatroska(join(work, 'piped.mkv'));
+    mkv = await pipedMatroska();
   });
 
   it('the piped Matroska declares no duration (the case the scan is for)', async () => {
@@ -197,7 +165,7 @@ describe('packetScanArgs + PacketScan (real ffprobe)', () => {
   it('counts only the streams it is given: a subtitle cue past the end does not lengthen the media', async () => {
     const srt = join(work, 'late.srt');
     writeFileSync(srt, '1\n00:00:04,000 --> 00:00:06,000\nLong after the end\n');
-    const piped = await pipeMatroska(join(work, 'piped-subs.mkv'), {
+    const piped = await pipedMatroska({
       seconds: 2,
       extra: ['-i', srt, '-map', '0', '-map', '1', '-map', '2', '-c:s', 'srt'],
     });

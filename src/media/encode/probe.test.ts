@@ -1,12 +1,12 @@
 // interpretProbe on ffprobe JSON we write by hand (edge cases), then on REAL ffprobe output of lavfi fixtures.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { ffmpegFixture, testSource } from '../../../test/helpers/media.ts';
+import { ffmpegFixture, pipedMatroska, testSource } from '../../../test/helpers/media.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import {
   declaredDuration,
@@ -371,34 +371,6 @@ async function probeJson(file: string): Promise<unknown> {
   return JSON.parse(r.stdout) as unknown;
 }
 
-/** 10 s of testsrc2 at 30 fps + a sine, Matroska written to a pipe (stdout is the file): no Duration anywhere. */
-async function pipeMatroska(path: string): Promise<string> {
-  const fd = openSync(path, 'w');
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn(
-        'ffmpeg',
-        [
-          ...['-hide_banner', '-nostdin', '-loglevel', 'error'],
-          ...testSource({ seconds: 10, width: 160, height: 90 }),
-          ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac'],
-          ...['-f', 'matroska', 'pipe:1'],
-        ],
-        { stdio: ['ignore', fd, 'pipe'] },
-      );
-      let stderr = '';
-      p.stderr?.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      p.on('error', reject);
-      p.on('close', (c) => (c === 0 ? resolve() : reject(new Error(`ffmpeg exited ${c}: ${stderr}`))));
-    });
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
-
 /** ffmpeg into the test's own folder (for fixtures made from files of this run, which ffmpegFixture cannot key). */
 async function ffmpegHere(args: readonly string[], name: string): Promise<string> {
   const out = join(work, name);
@@ -607,7 +579,7 @@ describe('ffprobe + interpretProbe (real files)', () => {
   });
 
   it('a Matroska written to a pipe declares no duration: the scanned one is needed, and held to the limit', async () => {
-    const f = await pipeMatroska(join(work, 'piped.mkv'));
+    const f = await pipedMatroska();
     const json = await probeJson(f);
     const size = statSync(f).size;
     assert.equal(declaredDuration(json), undefined);
