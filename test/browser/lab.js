@@ -106,6 +106,8 @@ async function start() {
     const mime = q.get('type') || undefined;
     // &text=LANG: that text track chosen at load (Shaka then streams and shows it from the start).
     if (q.get('text')) p.configure({ preferredText: [{ language: q.get('text') }] });
+    // &abr=0: no adaptive switching (a switch appends video, which changes what the feature checks see).
+    if (q.get('abr') === '0') p.configure({ abr: { enabled: false } });
     await p.load(url, null, mime);
     lab.heights = [...new Set(p.getVariantTracks().map((t) => t.height))];
     window.labForce = (h) => {
@@ -154,10 +156,10 @@ async function start() {
   lab.state = 'playing';
 }
 
-/** Active cues of the text tracks the page shows (or keeps hidden for a script), as plain data. */
+/** Active cues of the text tracks the page shows (what the viewer sees), as plain data. */
 window.labCues = () =>
   [...video.textTracks]
-    .filter((t) => t.mode !== 'disabled')
+    .filter((t) => t.mode === 'showing')
     .flatMap((t) =>
       [...(t.activeCues ?? [])].map((c) => ({
         text: c.text,
