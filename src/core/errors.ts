@@ -46,6 +46,12 @@ export const ERRORS = {
   // pure media parsing
   BMFF_MALFORMED: { status: 500, permanent: true, message: 'malformed ISO-BMFF data' },
   BMFF_UNSUPPORTED: { status: 500, permanent: true, message: 'unsupported ISO-BMFF content' },
+  // live ingest
+  RTMP_PROTOCOL: { status: 400, permanent: true, message: 'malformed or unexpected RTMP data' },
+  // live publishing points and delivery
+  LIVE_NOT_FOUND: { status: 404, permanent: true, message: 'live stream not found' },
+  LIVE_STATE_CONFLICT: { status: 409, permanent: true, message: "not allowed in the live stream's current state" },
+  LIVE_TIMELINE_INVALID: { status: 500, permanent: true, message: 'live media time went backwards or overlaps' },
 } as const satisfies Record<string, { status: number; permanent: boolean; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -99,6 +99,22 @@ export const MIGRATIONS: readonly Migration[] = [
      created_at INTEGER NOT NULL,
      PRIMARY KEY (asset_id, id)
    );`,
+  // 4: live streams (publishing points). `state` is the JSON of the state machine in src/media/live/state.ts (one
+  // table of legal transitions); the stream key authenticates ingest; the current event is an asset.
+  `CREATE TABLE live_streams (
+     id TEXT PRIMARY KEY,
+     title TEXT NOT NULL,
+     state TEXT NOT NULL,
+     stream_key TEXT NOT NULL UNIQUE,
+     dvr_window_seconds INTEGER NOT NULL CHECK (dvr_window_seconds >= 0),
+     archive INTEGER NOT NULL CHECK (archive IN (0, 1)),
+     latency TEXT NOT NULL CHECK (latency IN ('low', 'standard')),
+     reconnect_window_seconds INTEGER NOT NULL CHECK (reconnect_window_seconds >= 0),
+     current_asset_id TEXT REFERENCES assets (id) ON DELETE SET NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE INDEX live_streams_created ON live_streams (created_at DESC);`,
 ];
 
 export type Row = Record<string, SQLOutputValue>;

@@ -1,0 +1,255 @@
+// Live streams (publishing points): one row each, its state machine's state as JSON, the stream key that
+// authenticates ingest, and the asset of its current event. Every change of state goes through `transition`, which
+// applies the one table of legal transitions (src/media/live/state.ts) under the write lock, so two processes (an
+// API call and the ingest) can never both move the same stream from the same state.
+import { randomBytes } from 'node:crypto';
+import {
+  initialState,
+  type LiveAction,
+  type LiveState,
+  type LiveStateName,
+  transition,
+} from '../../media/live/state.ts';
+import { SmoothcastError } from '../errors.ts';
+import { type Db, int, type Row, text, textOrNull } from './database.ts';
+
+export type LiveLatency = 'low' | 'standard';
+
+export interface LiveStream {
+  id: string;
+  title: string;
+  state: LiveState;
+  streamKey: string;
+  /** Seconds of the event the live manifests list; 0 = the whole event. */
+  dvrWindowSeconds: number;
+  /** Keep the event as a VOD asset after shutdown. */
+  archive: boolean;
+  latency: LiveLatency;
+  /** How long a publisher that drops may take to come back and continue the same event. */
+  reconnectWindowSeconds: number;
+  currentAssetId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewLiveStream {
+  title: string;
+  dvrWindowSeconds?: number;
+  archive?: boolean;
+  latency?: LiveLatency;
+  reconnectWindowSeconds?: number;
+}
+
+export interface LiveRepository {
+  create(input: NewLiveStream): LiveStream;
+  get(id: string): LiveStream | null;
+  /** The stream a publisher's key names (ingest authentication); null for an unknown key. */
+  byKey(streamKey: string): LiveStream | null;
+  /** Newest first. */
+  list(options: { limit: number; offset?: number }): LiveStream[];
+  count(): number;
+  /** Applies `action` to the current state (LIVE_STATE_CONFLICT when the table forbids it). */
+  transition(id: string, action: LiveAction, nowMs?: number): LiveStream;
+  /** A new key; the old one stops working at once (a publisher already connected keeps its session). */
+  rotateKey(id: string): LiveStream;
+  setCurrentAsset(id: string, assetId: string | null): LiveStream;
+  /** False when it did not exist. A stream with a publisher (starting/started/reconnecting) cannot be deleted. */
+  delete(id: string): boolean;
+}
+
+export const LIVE_ID = /^l[a-z2-7]{15}$/;
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+function random32(prefix: string, n: number): string {
+  let s = prefix;
+  for (const byte of randomBytes(n)) s += BASE32[byte & 31];
+  return s;
+}
+
+/** 'l' + 15 base32 characters (75 bits): ids are public (they are in playback URLs), keys are secret. */
+export function newLiveId(): string {
+  return random32('l', 15);
+}
+
+/** 32 base32 characters: 160 random bits. Only URL-safe characters, so it can sit in an RTMP or SRT URL as is. */
+export function newStreamKey(): string {
+  return random32('', 32);
+}
+
+export const LIVE_DEFAULTS = {
+  dvrWindowSeconds: 7200,
+  archive: true,
+  latency: 'low' as LiveLatency,
+  reconnectWindowSeconds: 30,
+};
+
+/** Bounds of the settings (the API answers BAD_REQUEST outside them). */
+export const LIVE_LIMITS = {
+  titleLength: 200,
+  dvrWindowSeconds: 7 * 24 * 3600,
+  reconnectWindowSeconds: 3600,
+};
+
+function intIn(v: unknown, name: string, max: number): number {
+  if (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > max) {
+    throw new SmoothcastError('BAD_REQUEST', `${name} must be an integer from 0 to ${max}`);
+  }
+  return v as number;
+}
+
+/** Validates and completes creation input (defaults as in LIVE_DEFAULTS). */
+export function liveSettings(input: NewLiveStream): Required<NewLiveStream> {
+  if (typeof input.title !== 'string' || input.title.trim() === '' || input.title.length > LIVE_LIMITS.titleLength) {
+    throw new SmoothcastError('BAD_REQUEST', `title must be a non-empty string of at most ${LIVE_LIMITS.titleLength}`);
+  }
+  const latency = input.latency ?? LIVE_DEFAULTS.latency;
+  if (latency !== 'low' && latency !== 'standard') {
+    throw new SmoothcastError('BAD_REQUEST', 'latency must be "low" or "standard"');
+  }
+  if (input.archive !== undefined && typeof input.archive !== 'boolean') {
+    throw new SmoothcastError('BAD_REQUEST', 'archive must be true or false');
+  }
+  return {
+    title: input.title.trim(),
+    dvrWindowSeconds: intIn(
+      input.dvrWindowSeconds ?? LIVE_DEFAULTS.dvrWindowSeconds,
+      'dvrWindowSeconds',
+      LIVE_LIMITS.dvrWindowSeconds,
+    ),
+    archive: input.archive ?? LIVE_DEFAULTS.archive,
+    latency,
+    reconnectWindowSeconds: intIn(
+      input.reconnectWindowSeconds ?? LIVE_DEFAULTS.reconnectWindowSeconds,
+      'reconnectWindowSeconds',
+      LIVE_LIMITS.reconnectWindowSeconds,
+    ),
+  };
+}
+
+/** States with a publisher connected or expected back: such a stream is not deleted under it. */
+const BUSY: readonly LiveStateName[] = ['starting', 'started', 'reconnecting'];
+
+export class SqliteLiveRepository implements LiveRepository {
+  readonly #db: Db;
+  readonly #now: () => number;
+
+  constructor(db: Db, options: { now?: () => number } = {}) {
+    this.#db = db;
+    this.#now = options.now ?? Date.now;
+  }
+
+  create(input: NewLiveStream): LiveStream {
+    const s = liveSettings(input);
+    const id = newLiveId();
+    const now = this.#now();
+    this.#db.raw
+      .prepare(
+        `INSERT INTO live_streams (id, title, state, stream_key, dvr_window_seconds, archive, latency,
+           reconnect_window_seconds, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        s.title,
+        JSON.stringify(initialState(now)),
+        newStreamKey(),
+        s.dvrWindowSeconds,
+        s.archive ? 1 : 0,
+        s.latency,
+        s.reconnectWindowSeconds,
+        now,
+        now,
+      );
+    return this.#mustGet(id);
+  }
+
+  get(id: string): LiveStream | null {
+    if (!LIVE_ID.test(id)) return null;
+    const row = this.#db.raw.prepare('SELECT * FROM live_streams WHERE id = ?').get(id);
+    return row === undefined ? null : toLive(row);
+  }
+
+  byKey(streamKey: string): LiveStream | null {
+    if (typeof streamKey !== 'string' || !/^[a-z2-7]{32}$/.test(streamKey)) return null;
+    const row = this.#db.raw.prepare('SELECT * FROM live_streams WHERE stream_key = ?').get(streamKey);
+    return row === undefined ? null : toLive(row);
+  }
+
+  list(options: { limit: number; offset?: number }): LiveStream[] {
+    return this.#db.raw
+      .prepare('SELECT * FROM live_streams ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?')
+      .all(options.limit, options.offset ?? 0)
+      .map(toLive);
+  }
+
+  count(): number {
+    return int(this.#db.raw.prepare('SELECT count(*) AS n FROM live_streams').get() ?? {}, 'n');
+  }
+
+  transition(id: string, action: LiveAction, nowMs = this.#now()): LiveStream {
+    return this.#db.write(() => {
+      const cur = this.#mustGet(id);
+      const next = transition(cur.state, action, nowMs, { reconnectWindowMs: cur.reconnectWindowSeconds * 1000 });
+      this.#set(id, 'state = ?', [JSON.stringify(next)]);
+      return this.#mustGet(id);
+    });
+  }
+
+  rotateKey(id: string): LiveStream {
+    return this.#db.write(() => {
+      this.#mustGet(id);
+      this.#set(id, 'stream_key = ?', [newStreamKey()]);
+      return this.#mustGet(id);
+    });
+  }
+
+  setCurrentAsset(id: string, assetId: string | null): LiveStream {
+    return this.#db.write(() => {
+      this.#mustGet(id);
+      this.#set(id, 'current_asset_id = ?', [assetId]);
+      return this.#mustGet(id);
+    });
+  }
+
+  delete(id: string): boolean {
+    return this.#db.write(() => {
+      const cur = this.get(id);
+      if (!cur) return false;
+      if (BUSY.includes(cur.state.name)) {
+        throw new SmoothcastError(
+          'LIVE_STATE_CONFLICT',
+          `live stream ${id} is ${cur.state.name}: stop or shut it down before deleting it`,
+        );
+      }
+      return this.#db.raw.prepare('DELETE FROM live_streams WHERE id = ?').run(id).changes === 1;
+    });
+  }
+
+  /** updated_at becomes max(now, previous + 1) so it strictly increases (SSE followers compare it). */
+  #set(id: string, sets: string, params: (string | number | null)[]): void {
+    this.#db.raw
+      .prepare(`UPDATE live_streams SET ${sets}, updated_at = max(?, updated_at + 1) WHERE id = ?`)
+      .run(...params, this.#now(), id);
+  }
+
+  #mustGet(id: string): LiveStream {
+    const s = this.get(id);
+    if (!s) throw new SmoothcastError('LIVE_NOT_FOUND', `no live stream ${id}`);
+    return s;
+  }
+}
+
+function toLive(row: Row): LiveStream {
+  return {
+    id: text(row, 'id'),
+    title: text(row, 'title'),
+    state: JSON.parse(text(row, 'state')) as LiveState,
+    streamKey: text(row, 'stream_key'),
+    dvrWindowSeconds: int(row, 'dvr_window_seconds'),
+    archive: int(row, 'archive') === 1,
+    latency: text(row, 'latency') as LiveLatency,
+    reconnectWindowSeconds: int(row, 'reconnect_window_seconds'),
+    currentAssetId: textOrNull(row, 'current_asset_id'),
+    createdAt: int(row, 'created_at'),
+    updatedAt: int(row, 'updated_at'),
+  };
+}
