@@ -247,7 +247,8 @@ export function extinfDurations(segments: readonly Segment[], timescale: number)
   return out;
 }
 
-function formatMicros(us: bigint): string {
+/** Microseconds as decimal seconds, trailing zeros dropped (EXTINF, PART DURATION). */
+export function formatMicros(us: bigint): string {
   const whole = us / 1_000_000n;
   const frac = (us % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
   return frac === '' ? whole.toString() : `${whole}.${frac}`;
@@ -296,13 +297,13 @@ function checkTiming(r: ManifestRendition): number {
 }
 
 /** §4.2 quoted-string: no double quote, CR or LF inside. */
-function quoted(s: string): string {
+export function quoted(s: string): string {
   if (/["\r\n]/.test(s)) throw new SmoothcastError('INTERNAL', `cannot quote ${JSON.stringify(s)} in a playlist`);
   return `"${s}"`;
 }
 
 /** §4.1: a URI line is one line. */
-function uri(s: string): string {
+export function uri(s: string): string {
   if (/[\r\n]/.test(s) || s === '' || s.startsWith('#')) {
     throw new SmoothcastError('INTERNAL', `invalid playlist URI ${JSON.stringify(s)}`);
   }
