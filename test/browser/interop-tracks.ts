@@ -157,10 +157,14 @@ async function checkAudio(env: TrackEnv, { page, requests, errors }: FeaturePage
   });
   const at = await page.evaluate(() => document.querySelector('video')!.currentTime);
   await page.waitForFunction((t) => document.querySelector('video')!.currentTime >= t + 1, at, { timeout: 20_000 });
-  // The switch is real: a French audio resource (init or media segment, not a playlist) was fetched.
+  // The switch is real: a French audio resource (init or media segment, not a playlist) is fetched. Waited for
+  // with a deadline: a player may play on from the audio it already buffered before it fetches the new track
+  // (seen with dash.js on Smooth on a loaded machine), so "1 s played" does not order it after the fetch.
   const id = new RegExp(`[/_(]${french}[/.=]`);
-  const fetched = requests.slice(seen).filter((u) => id.test(new URL(u).pathname) && !u.endsWith('.m3u8'));
-  assert.ok(fetched.length > 0, 'a French audio segment was fetched after the switch');
+  const frenchFetched = () => requests.slice(seen).some((u) => id.test(new URL(u).pathname) && !u.endsWith('.m3u8'));
+  const deadline = Date.now() + 15_000;
+  while (!frenchFetched() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(frenchFetched(), 'a French audio segment was fetched after the switch');
   assert.deepEqual(await errors(), [], 'no player errors');
 }
 
