@@ -13,7 +13,17 @@
 import { SmoothcastError } from '../../core/errors.ts';
 import type { LiveSegment } from '../live/parts.ts';
 import type { ManifestRendition, Segment, TextRendition, UrlScheme } from '../types.ts';
-import { attrs, escapeXml, frameRateFraction, runLengthTimeline, type TimelineEntry } from './dash.ts';
+import {
+  attrs,
+  escapeXml,
+  frameRateFraction,
+  ratio,
+  runLengthTimeline,
+  secondsToMs,
+  type TimelineEntry,
+  ticksToMs,
+  xsDuration,
+} from './dash.ts';
 
 /** A live rendition as the live writers need it: a ManifestRendition whose segments come from its timeline. */
 export type LiveManifestRendition = Omit<ManifestRendition, 'segments'>;
@@ -361,32 +371,6 @@ function byBandwidth(ls: readonly Listed[]): Listed[] {
 
 function end(s: { start: number; duration: number }): number {
   return s.start + s.duration;
-}
-
-function ratio(w: number, h: number): string {
-  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-  const g = gcd(w, h) || 1;
-  return `${w / g}:${h / g}`;
-}
-
-/** Ticks to whole milliseconds, rounded up (integer arithmetic). */
-function ticksToMs(ticks: number, timescale: number): number {
-  const ts = BigInt(timescale);
-  return Number((BigInt(ticks) * 1000n + ts - 1n) / ts);
-}
-
-/** Seconds to whole milliseconds, rounded up but forgiving float noise below a microsecond. */
-function secondsToMs(seconds: number): number {
-  if (!(Number.isFinite(seconds) && seconds >= 0)) throw new SmoothcastError('INTERNAL', `invalid duration ${seconds}`);
-  return Math.max(0, Math.ceil(seconds * 1000 - 1e-3));
-}
-
-/** xs:duration (XML Schema Part 2 §3.2.6) in seconds with millisecond precision: PT6.006S. */
-function xsDuration(ms: number): string {
-  const frac = String(ms % 1000)
-    .padStart(3, '0')
-    .replace(/0+$/, '');
-  return `PT${Math.floor(ms / 1000)}${frac === '' ? '' : `.${frac}`}S`;
 }
 
 /** xs:dateTime in UTC with milliseconds (§5.3.1.2 availabilityStartTime, publishTime). */

@@ -325,7 +325,7 @@ function checkTiming(r: ManifestRendition): void {
   }
 }
 
-function ratio(w: number, h: number): string {
+export function ratio(w: number, h: number): string {
   const g = gcd(w, h) || 1;
   return `${w / g}:${h / g}`;
 }
@@ -340,19 +340,19 @@ function timelineEndMs(r: ManifestRendition): number {
   return last === undefined ? 0 : ticksToMs(last.presentationStart + last.duration, r.track.timescale);
 }
 
-function ticksToMs(ticks: number, timescale: number): number {
+export function ticksToMs(ticks: number, timescale: number): number {
   const ts = BigInt(timescale);
   return Number((BigInt(ticks) * 1000n + ts - 1n) / ts);
 }
 
 /** Seconds to whole milliseconds, rounded up but forgiving float noise below a microsecond (6.006 * 1000). */
-function secondsToMs(seconds: number): number {
+export function secondsToMs(seconds: number): number {
   if (!(Number.isFinite(seconds) && seconds >= 0)) throw new SmoothcastError('INTERNAL', `invalid duration ${seconds}`);
   return Math.max(0, Math.ceil(seconds * 1000 - 1e-3));
 }
 
 /** xs:duration (XML Schema Part 2 §3.2.6) in seconds with millisecond precision: PT6.006S. */
-function xsDuration(ms: number): string {
+export function xsDuration(ms: number): string {
   const frac = String(ms % 1000)
     .padStart(3, '0')
     .replace(/0+$/, '');
