@@ -9,7 +9,13 @@ import type { LiveSegment } from '../live/parts.ts';
 import type { Presentation } from '../types.ts';
 import { attrs } from './dash.ts';
 import type { LiveManifestRendition, LiveSegmentsView } from './dash-live.ts';
-import { avcCodecPrivateData, smoothAudioNames, smoothUrlTemplate, writeSmoothManifest } from './smooth.ts';
+import {
+  audioQualityLevel,
+  smoothAudioNames,
+  smoothUrlTemplate,
+  videoQualityLevel,
+  writeSmoothManifest,
+} from './smooth.ts';
 
 export interface LiveSmoothOptions {
   /** Seconds of media listed back from the live edge ([MS-SSTR] §2.2.2.1 DVRWindowLength); 0 = the whole event. */
@@ -94,17 +100,7 @@ export function writeLiveSmoothManifest(
       })}>`,
     );
     video.forEach((r, i) => {
-      out.push(
-        `    <QualityLevel${attrs({
-          Index: String(i),
-          Bitrate: String(bitrate(bitrates, r.id)),
-          FourCC: 'AVC1',
-          MaxWidth: String(r.width ?? r.track.width ?? 0),
-          MaxHeight: String(r.height ?? r.track.height ?? 0),
-          CodecPrivateData: avcCodecPrivateData(r.track.codecConfig),
-          NALUnitLengthField: String(((r.track.codecConfig[4] ?? 3) & 3) + 1),
-        })}/>`,
-      );
+      out.push(videoQualityLevel(r, i, bitrate(bitrates, r.id)));
     });
     out.push(...chunks(common), '  </StreamIndex>');
   }
@@ -112,7 +108,6 @@ export function writeLiveSmoothManifest(
   const names = smoothAudioNames(audio.map((r) => ({ ...r, segments: [] })));
   for (const r of audio) {
     const frags = listed.get(r.id)!;
-    const channels = r.track.channels ?? 2;
     out.push(
       `  <StreamIndex${attrs({
         Type: 'audio',
@@ -123,17 +118,7 @@ export function writeLiveSmoothManifest(
         Url: smoothUrlTemplate(names.get(r.id)!),
         TimeScale: String(r.track.timescale),
       })}>`,
-      `    <QualityLevel${attrs({
-        Index: '0',
-        Bitrate: String(bitrate(bitrates, r.id)),
-        FourCC: 'AACL',
-        SamplingRate: String(r.track.sampleRate ?? 48000),
-        Channels: String(channels),
-        BitsPerSample: '16',
-        PacketSize: String(2 * channels),
-        AudioTag: '255',
-        CodecPrivateData: Buffer.from(r.track.codecConfig).toString('hex').toUpperCase(),
-      })}/>`,
+      audioQualityLevel(r, bitrate(bitrates, r.id)),
       ...chunks(frags),
       '  </StreamIndex>',
     );

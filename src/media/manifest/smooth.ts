@@ -57,6 +57,39 @@ export function avcCodecPrivateData(avcC: Uint8Array): string {
   return units.map((u) => `00000001${hex(u)}`).join('');
 }
 
+/** A video QualityLevel (§2.2.2.5): H.264 with its SPS/PPS as CodecPrivateData. */
+export function videoQualityLevel(
+  r: Pick<ManifestRendition, 'track' | 'width' | 'height'>,
+  index: number,
+  bitrate: number,
+): string {
+  return `    <QualityLevel${attrs({
+    Index: String(index),
+    Bitrate: String(bitrate),
+    FourCC: 'AVC1',
+    MaxWidth: String(r.width ?? r.track.width ?? 0),
+    MaxHeight: String(r.height ?? r.track.height ?? 0),
+    CodecPrivateData: avcCodecPrivateData(r.track.codecConfig),
+    NALUnitLengthField: String(((r.track.codecConfig[4] ?? 3) & 3) + 1),
+  })}/>`;
+}
+
+/** The one QualityLevel of an audio StreamIndex (§2.2.2.5): AAC with its AudioSpecificConfig. */
+export function audioQualityLevel(r: Pick<ManifestRendition, 'track'>, bitrate: number): string {
+  const channels = r.track.channels ?? 2;
+  return `    <QualityLevel${attrs({
+    Index: '0',
+    Bitrate: String(bitrate),
+    FourCC: 'AACL',
+    SamplingRate: String(r.track.sampleRate ?? 48000),
+    Channels: String(channels),
+    BitsPerSample: '16',
+    PacketSize: String(2 * channels),
+    AudioTag: '255',
+    CodecPrivateData: hex(r.track.codecConfig),
+  })}/>`;
+}
+
 export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<string, number>): string {
   if (!p.complete) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'the Smooth manifest is written when complete');
   const video = p.renditions.filter((r) => r.track.kind === 'video');
@@ -94,17 +127,7 @@ export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<strin
       })}>`,
     );
     video.forEach((r, i) => {
-      out.push(
-        `    <QualityLevel${attrs({
-          Index: String(i),
-          Bitrate: String(bitrates.get(r.id)),
-          FourCC: 'AVC1',
-          MaxWidth: String(r.width ?? r.track.width ?? 0),
-          MaxHeight: String(r.height ?? r.track.height ?? 0),
-          CodecPrivateData: avcCodecPrivateData(r.track.codecConfig),
-          NALUnitLengthField: String(((r.track.codecConfig[4] ?? 3) & 3) + 1),
-        })}/>`,
-      );
+      out.push(videoQualityLevel(r, i, bitrates.get(r.id)!));
     });
     out.push(...chunks(ref), '  </StreamIndex>');
   }
@@ -122,23 +145,7 @@ export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<strin
         TimeScale: String(ref.track.timescale),
       })}>`,
     );
-    {
-      const channels = r.track.channels ?? 2;
-      out.push(
-        `    <QualityLevel${attrs({
-          Index: '0',
-          Bitrate: String(bitrates.get(r.id)),
-          FourCC: 'AACL',
-          SamplingRate: String(r.track.sampleRate ?? 48000),
-          Channels: String(channels),
-          BitsPerSample: '16',
-          PacketSize: String(2 * channels),
-          AudioTag: '255',
-          CodecPrivateData: hex(r.track.codecConfig),
-        })}/>`,
-      );
-    }
-    out.push(...chunks(ref), '  </StreamIndex>');
+    out.push(audioQualityLevel(r, bitrates.get(r.id)!), ...chunks(ref), '  </StreamIndex>');
   }
   out.push('</SmoothStreamingMedia>');
   return `${out.join('\n')}\n`;
