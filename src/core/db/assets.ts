@@ -1,8 +1,9 @@
 // The asset catalog: one row per uploaded video, its renditions, and its processing state.
 // Life cycle: queued → processing → ready | failed; ready | failed → queued again only through requeue().
 // processing → processing is allowed: a job retaken after a worker died starts over with a fresh rev.
-import { randomBytes } from 'node:crypto';
+
 import { type ErrorCode, isErrorCode, SmoothcastError } from '../errors.ts';
+import { randomBase32 } from '../ids.ts';
 import { type Db, int, isConstraintError, jsonOrNull, num, numOrNull, type Row, text, textOrNull } from './database.ts';
 
 export type AssetStatus = 'queued' | 'processing' | 'ready' | 'failed';
@@ -140,14 +141,10 @@ export interface AssetRepository {
 
 const ID_PATTERN = /^[a-z0-9]{8,32}$/;
 const RENDITION_ID = /^([va])(0|[1-9][0-9]{0,3})$/;
-// RFC 4648 base32 alphabet, lowercased: 32 symbols so each random byte's low 5 bits map without bias.
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
 /** A new random asset id: 16 base32 characters (80 bits). */
 export function newAssetId(): string {
-  let id = '';
-  for (const byte of randomBytes(16)) id += BASE32[byte & 31];
-  return id;
+  return randomBase32(16);
 }
 
 export function isValidAssetId(id: unknown): id is string {

@@ -1,8 +1,8 @@
 // Text tracks (captions and subtitles) of an asset. Each has its own random id that is never reused, so every URL
 // derived from it can be immutable: adding or removing a track changes the manifests, never the bytes behind a URL.
 // `embedded` tracks come from the source file and are replaced by each encode; `sidecar` ones are added by people.
-import { randomBytes } from 'node:crypto';
 import { SmoothcastError } from '../errors.ts';
+import { randomBase32 } from '../ids.ts';
 import { type Db, int, num, type Row, text } from './database.ts';
 
 export type CaptionKind = 'subtitles' | 'captions';
@@ -38,12 +38,9 @@ export interface CaptionRepository {
 }
 
 export const CAPTION_ID = /^c[a-z2-7]{12}$/;
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
 export function newCaptionId(): string {
-  let id = 'c';
-  for (const byte of randomBytes(12)) id += BASE32[byte & 31];
-  return id;
+  return randomBase32(12, 'c');
 }
 
 export class SqliteCaptionRepository implements CaptionRepository {

@@ -2,7 +2,6 @@
 // authenticates ingest, and the asset of its current event. Every change of state goes through `transition`, which
 // applies the one table of legal transitions (src/media/live/state.ts) under the write lock, so two processes (an
 // API call and the ingest) can never both move the same stream from the same state.
-import { randomBytes } from 'node:crypto';
 import {
   initialState,
   type LiveAction,
@@ -11,6 +10,7 @@ import {
   transition,
 } from '../../media/live/state.ts';
 import { SmoothcastError } from '../errors.ts';
+import { randomBase32 } from '../ids.ts';
 import { type Db, int, type Row, text, textOrNull } from './database.ts';
 
 export type LiveLatency = 'low' | 'standard';
@@ -58,22 +58,14 @@ export interface LiveRepository {
 }
 
 export const LIVE_ID = /^l[a-z2-7]{15}$/;
-const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
-
-function random32(prefix: string, n: number): string {
-  let s = prefix;
-  for (const byte of randomBytes(n)) s += BASE32[byte & 31];
-  return s;
-}
-
 /** 'l' + 15 base32 characters (75 bits): ids are public (they are in playback URLs), keys are secret. */
 export function newLiveId(): string {
-  return random32('l', 15);
+  return randomBase32(15, 'l');
 }
 
 /** 32 base32 characters: 160 random bits. Only URL-safe characters, so it can sit in an RTMP or SRT URL as is. */
 export function newStreamKey(): string {
-  return random32('', 32);
+  return randomBase32(32);
 }
 
 export const LIVE_DEFAULTS = {

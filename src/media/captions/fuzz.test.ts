@@ -4,22 +4,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SmoothcastError } from '../../core/errors.ts';
+import { prng } from '../bmff/testing.ts';
 import { type CaptionDoc, parseCaptionFile, parseWebVtt, writeWebVtt } from './index.ts';
 
 // SMOOTHCAST_FUZZ_CASES / SMOOTHCAST_FUZZ_SEED widen a run by hand; the defaults keep this under a second or two.
 const CASES = Number(process.env.SMOOTHCAST_FUZZ_CASES ?? 5_000);
 const SEED = Number(process.env.SMOOTHCAST_FUZZ_SEED ?? 0xc0ffee);
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 const SEEDS = [
   [

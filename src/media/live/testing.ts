@@ -1,17 +1,8 @@
 // Hand-made fragments and a small playlist reader for the live tests (not used by production code).
 import type { Segment } from '../types.ts';
 
-/** Deterministic PRNG (mulberry32) so a failing property run can be replayed from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** The seeded PRNG the other fuzz and property tests use (mulberry32), so a failing run replays from its seed. */
+export { prng as rng } from '../bmff/testing.ts';
 
 export interface FragmentSpec {
   duration: number;

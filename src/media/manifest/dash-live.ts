@@ -15,12 +15,13 @@ import type { LiveSegment } from '../live/parts.ts';
 import type { ManifestRendition, Segment, TextRendition, UrlScheme } from '../types.ts';
 import {
   attrs,
-  escapeXml,
   frameRateFraction,
+  labelAndRoles,
   ratio,
   runLengthTimeline,
   secondsToMs,
   type TimelineEntry,
+  textSet,
   ticksToMs,
   xsDuration,
 } from './dash.ts';
@@ -275,29 +276,6 @@ function audioSet(id: number, reps: readonly Listed[], tpl: Template): string[] 
     out.push('      </Representation>');
   }
   out.push('    </AdaptationSet>');
-  return out;
-}
-
-/** A sidecar WebVTT text track (DASH-IF IOP §6.4.5), as in the static MPD. */
-function textSet(id: number, t: TextRendition, urls: LiveDashUrls): string[] {
-  const file = urls.textFile?.(t);
-  if (!file) throw new SmoothcastError('INTERNAL', 'text tracks need a textFile URL');
-  const roles = [t.kind === 'captions' ? 'caption' : 'subtitle', ...(t.forced ? ['forced-subtitle'] : [])];
-  return [
-    `    <AdaptationSet${attrs({ id: String(id), contentType: 'text', mimeType: 'text/vtt', lang: t.language })}>`,
-    ...labelAndRoles(t.label, roles, '      '),
-    `      <Representation${attrs({ id: t.id, bandwidth: '256' })}>`,
-    `        <BaseURL>${escapeXml(file)}</BaseURL>`,
-    '      </Representation>',
-    '    </AdaptationSet>',
-  ];
-}
-
-/** §5.8.4.2 Label then §5.8.5.5 Role (urn:mpeg:dash:role:2011), in the schema's order. */
-function labelAndRoles(label: string | undefined, roles: readonly string[], indent: string): string[] {
-  const out: string[] = [];
-  if (label) out.push(`${indent}<Label>${escapeXml(label)}</Label>`);
-  for (const value of roles) out.push(`${indent}<Role${attrs({ schemeIdUri: 'urn:mpeg:dash:role:2011', value })}/>`);
   return out;
 }
 

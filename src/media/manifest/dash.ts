@@ -143,7 +143,7 @@ const ROLE_SCHEME = 'urn:mpeg:dash:role:2011';
 
 /** §5.8.4.2 Label and §5.8.5.5 Role (urn:mpeg:dash:role:2011), in the schema's order (Label is in the
  * RepresentationBase group, which precedes Role). */
-function labelAndRoles(label: string | undefined, roles: readonly string[], indent: string): string[] {
+export function labelAndRoles(label: string | undefined, roles: readonly string[], indent: string): string[] {
   const out: string[] = [];
   if (label) out.push(`${indent}<Label>${escapeXml(label)}</Label>`);
   for (const value of roles) out.push(`${indent}<Role${attrs({ schemeIdUri: ROLE_SCHEME, value })}/>`);
@@ -154,7 +154,7 @@ function labelAndRoles(label: string | undefined, roles: readonly string[], inde
  * A text track: one Representation that is the whole WebVTT file (§5.3.9.2 with only a BaseURL; DASH-IF IOP
  * §6.4.5 "sidecar" WebVTT), which Shaka and dash.js both load.
  */
-function textSet(id: number, t: TextRendition, urls: UrlScheme): string[] {
+export function textSet(id: number, t: TextRendition, urls: Pick<UrlScheme, 'textFile'>): string[] {
   const file = urls.textFile?.(t);
   if (!file) throw new SmoothcastError('INTERNAL', 'text tracks need a textFile URL');
   const roles = [t.kind === 'captions' ? 'caption' : 'subtitle', ...(t.forced ? ['forced-subtitle'] : [])];

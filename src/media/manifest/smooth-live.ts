@@ -14,6 +14,7 @@ import {
   smoothAudioNames,
   smoothUrlTemplate,
   videoQualityLevel,
+  videoStreamIndex,
   writeSmoothManifest,
 } from './smooth.ts';
 
@@ -83,22 +84,7 @@ export function writeLiveSmoothManifest(
       return keep.filter((s) => starts.has(s.start));
     }, listed.get(ref.id)!);
     if (common.length === 0) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'no fragment is in every video rendition');
-    const maxW = Math.max(...video.map((r) => r.width ?? r.track.width ?? 0));
-    const maxH = Math.max(...video.map((r) => r.height ?? r.track.height ?? 0));
-    out.push(
-      `  <StreamIndex${attrs({
-        Type: 'video',
-        Name: 'video',
-        Chunks: String(common.length),
-        QualityLevels: String(video.length),
-        Url: smoothUrlTemplate('video'),
-        TimeScale: String(ref.track.timescale),
-        MaxWidth: String(maxW),
-        MaxHeight: String(maxH),
-        DisplayWidth: String(maxW),
-        DisplayHeight: String(maxH),
-      })}>`,
-    );
+    out.push(videoStreamIndex(video, common.length));
     video.forEach((r, i) => {
       out.push(videoQualityLevel(r, i, bitrate(bitrates, r.id)));
     });

@@ -57,6 +57,27 @@ export function avcCodecPrivateData(avcC: Uint8Array): string {
   return units.map((u) => `00000001${hex(u)}`).join('');
 }
 
+/** The opening tag of the video StreamIndex (§2.2.2.3): the largest rung's size, `chunks` fragments. */
+export function videoStreamIndex(
+  video: readonly Pick<ManifestRendition, 'track' | 'width' | 'height'>[],
+  chunks: number,
+): string {
+  const maxW = Math.max(...video.map((r) => r.width ?? r.track.width ?? 0));
+  const maxH = Math.max(...video.map((r) => r.height ?? r.track.height ?? 0));
+  return `  <StreamIndex${attrs({
+    Type: 'video',
+    Name: 'video',
+    Chunks: String(chunks),
+    QualityLevels: String(video.length),
+    Url: smoothUrlTemplate('video'),
+    TimeScale: String(video[0]?.track.timescale ?? 0),
+    MaxWidth: String(maxW),
+    MaxHeight: String(maxH),
+    DisplayWidth: String(maxW),
+    DisplayHeight: String(maxH),
+  })}>`;
+}
+
 /** A video QualityLevel (§2.2.2.5): H.264 with its SPS/PPS as CodecPrivateData. */
 export function videoQualityLevel(
   r: Pick<ManifestRendition, 'track' | 'width' | 'height'>,
@@ -110,22 +131,7 @@ export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<strin
   ];
   if (video.length) {
     const ref = video[0]!;
-    const maxW = Math.max(...video.map((r) => r.width ?? r.track.width ?? 0));
-    const maxH = Math.max(...video.map((r) => r.height ?? r.track.height ?? 0));
-    out.push(
-      `  <StreamIndex${attrs({
-        Type: 'video',
-        Name: 'video',
-        Chunks: String(ref.segments.length),
-        QualityLevels: String(video.length),
-        Url: smoothUrlTemplate('video'),
-        TimeScale: String(ref.track.timescale),
-        MaxWidth: String(maxW),
-        MaxHeight: String(maxH),
-        DisplayWidth: String(maxW),
-        DisplayHeight: String(maxH),
-      })}>`,
-    );
+    out.push(videoStreamIndex(video, ref.segments.length));
     video.forEach((r, i) => {
       out.push(videoQualityLevel(r, i, bitrates.get(r.id)!));
     });

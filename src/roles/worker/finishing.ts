@@ -115,7 +115,11 @@ export async function makePoster(
     if (a) attempts.push(buildWaveformArgs(sourcePath, a.stream, tmp, maxPixels));
   }
   for (const args of attempts) {
-    const r = await runProcess('ffmpeg', args, { timeoutMs: 60_000, signal: ctx.signal });
+    // A waveform decodes the whole track (a two-hour podcast: tens of seconds), a frame or a cover one picture.
+    const r = await runProcess('ffmpeg', args, {
+      timeoutMs: Math.max(60_000, source.duration * 100),
+      signal: ctx.signal,
+    });
     if (r.aborted) return;
     if (r.code === 0 && existsSync(tmp)) {
       await rename(tmp, ctx.storage.localPath(key));
