@@ -133,6 +133,30 @@ export const SCHEMA = {
       doc: 'MiB of segment read buffers kept for reuse (0: allocate per request); spares the GC at high request rates',
     },
   },
+  live: {
+    enabled: { type: 'bool', default: true, doc: 'run the live ingest (RTMP, SRT, HTTP push) in this process' },
+    host: { type: 'string', default: '0.0.0.0', doc: 'address the RTMP and SRT ingest listen on' },
+    rtmpPort: { type: 'int', min: 0, max: 65535, default: 1935, doc: 'RTMP ingest port (0 = any free port)' },
+    srtPorts: {
+      type: 'string',
+      default: '9000-9099',
+      pattern: /^\d{1,5}-\d{1,5}$/,
+      doc: 'UDP port range for SRT: each live stream gets its own listener port from it',
+    },
+    publicHost: {
+      type: 'string',
+      default: '',
+      pattern: /^(|[A-Za-z0-9.-]{1,253}|\[[0-9a-fA-F:]{2,45}\])$/,
+      doc: 'host name put in ingest URLs (rtmp://HOST/live, srt://HOST:PORT); empty: the host of server.publicUrl or the request',
+    },
+    transcode: {
+      type: 'bool',
+      default: true,
+      doc: 'RTMP/SRT input is transcoded into the ladder; false stores the input rendition as is (per stream too)',
+    },
+    maxPublishers: { type: 'int', min: 1, max: 1000, default: 32, doc: 'RTMP connections open at once' },
+    maxEventHours: { type: 'number', min: 0.01, max: 24 * 31, default: 48, doc: 'longest single encoder run, hours' },
+  },
 } as const satisfies Record<string, Record<string, Leaf>>;
 
 type Schema = typeof SCHEMA;

@@ -8,12 +8,16 @@ import type { Config } from '../core/config.ts';
 import { SqliteAssetRepository } from '../core/db/assets.ts';
 import { type Caption, SqliteCaptionRepository } from '../core/db/captions.ts';
 import { type Db, openDatabase } from '../core/db/database.ts';
+import { SqliteLiveRepository } from '../core/db/live.ts';
 import { SqliteJobQueue } from '../core/db/queue.ts';
 import { SqliteUploadRepository } from '../core/db/uploads.ts';
 import { asSmoothcastError, SmoothcastError } from '../core/errors.ts';
 import { LocalStorage } from '../core/storage/local.ts';
 import type { TextRendition } from '../media/types.ts';
 import { registerApi } from './api/api.ts';
+import { registerLiveApi } from './api/live.ts';
+import { finishArchive } from './live/archive.ts';
+import { LiveService } from './live/live-service.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
 import { registerWeb } from './web/web.ts';
@@ -26,6 +30,8 @@ export interface Platform {
   worker: Worker | null;
   origin: Origin;
   uploads: Uploads;
+  /** The live role (null when live.enabled is false). */
+  live: LiveService | null;
   close(): Promise<void>;
 }
 
@@ -55,6 +61,7 @@ export function openData(config: Config) {
     db,
     assets,
     captions: new SqliteCaptionRepository(db),
+    live: new SqliteLiveRepository(db),
     queue,
     uploads: new SqliteUploadRepository(db),
     storage: new LocalStorage(join(config.storage.dataDir, 'media')),
@@ -88,18 +95,27 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   if (!ffmpeg) {
     throw new SmoothcastError('CONFIG_INVALID', 'ffmpeg was not found on PATH: install it (apt-get install ffmpeg)');
   }
-  const { db, assets, captions, queue, storage, uploads: uploadRecords } = openData(config);
+  const { db, assets, captions, live: liveStreams, queue, storage, uploads: uploadRecords } = openData(config);
   const catalog = {
     playbackState(id: string): PlaybackState | null {
       const a = assets.get(id);
       if (!a) return null;
+      const stream = a.liveStreamId ? liveStreams.get(a.liveStreamId) : null;
       return {
         id: a.id,
         status: a.status,
         playable: a.playable,
         rev: a.rev,
-        segmentDuration: config.encode.segmentDuration,
+        segmentDuration: a.liveStreamId ? 2 : config.encode.segmentDuration,
         renditions: a.renditions,
+        live:
+          a.liveStartMs !== null
+            ? {
+                startMs: a.liveStartMs,
+                dvrWindowSeconds: stream?.dvrWindowSeconds ?? 0,
+                latency: stream?.latency ?? 'low',
+              }
+            : null,
         text: a.status === 'ready' ? captions.list(a.id).map(textRendition) : [],
         presentationOffset: a.presentationOffset ?? legacyOffset(a.renditions),
       };
@@ -163,6 +179,34 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   });
   uploads.register(app);
   origin.register(app);
+  const [srtFrom, srtTo] = config.live.srtPorts.split('-').map(Number) as [number, number];
+  if (!(srtFrom <= srtTo))
+    throw new SmoothcastError('CONFIG_INVALID', `live.srtPorts ${config.live.srtPorts}: from > to`);
+  const live = config.live.enabled
+    ? new LiveService({
+        live: liveStreams,
+        assets,
+        storage,
+        log,
+        host: config.live.host,
+        rtmpPort: config.live.rtmpPort,
+        transcode: config.live.transcode,
+        maxPublishers: config.live.maxPublishers,
+        maxRunMs: config.live.maxEventHours * 3600_000,
+        poke: (id, rev) => origin.live.feeds.poke(id, rev),
+        evict: (id) => origin.evict(id),
+        viewers: (id) => origin.live.viewers(id),
+        finishArchive: (id) => finishArchive(id, { assets, storage, config, log }),
+      })
+    : null;
+  registerLiveApi(app, {
+    live: liveStreams,
+    service: live,
+    srtPorts: [srtFrom, srtTo],
+    publicHost: config.live.publicHost,
+    publicUrl: config.server.publicUrl,
+    currentRev: (id) => assets.get(id)?.rev ?? null,
+  });
   registerWeb(app);
 
   await app.listen({ host: config.server.host, port: config.server.port });
@@ -170,6 +214,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? 'localhost' : config.server.host;
   await uploads.start();
+  await live?.start();
   worker?.start();
   return {
     app,
@@ -178,7 +223,9 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     worker,
     origin,
     uploads,
+    live,
     async close() {
+      await live?.close();
       uploads.close();
       await worker?.close();
       await app.close();

@@ -19,6 +19,12 @@ export interface TestPlatform extends Platform {
   stop(): Promise<void>;
 }
 
+/** A block of 20 UDP ports for this test process's SRT listeners (pid-based, so parallel test files differ). */
+function srtRange(): string {
+  const from = 20000 + ((process.pid * 20) % 20000);
+  return `${from}-${from + 19}`;
+}
+
 export async function startTestPlatform(overrides: ConfigInput = {}): Promise<TestPlatform> {
   const dataDir = mkdtempSync(join(tmpdir(), 'smoothcast-e2e-'));
   const config = loadConfig({
@@ -28,6 +34,8 @@ export async function startTestPlatform(overrides: ConfigInput = {}): Promise<Te
       server: { host: '127.0.0.1', port: 0, ...overrides.server },
       storage: { ...overrides.storage, dataDir },
       worker: { pollMs: 100, ...overrides.worker },
+      // Tests run side by side: any free RTMP port, and SRT ports of this process's own.
+      live: { rtmpPort: 0, srtPorts: srtRange(), ...overrides.live },
     },
   });
   const logs: string[] = [];

@@ -1,12 +1,13 @@
 // The asset catalog: one row per uploaded video, its renditions, and its processing state.
 // Life cycle: queued → processing → ready | failed; ready | failed → queued again only through requeue().
 // processing → processing is allowed: a job retaken after a worker died starts over with a fresh rev.
+// A live event is created `live` (createLive) and becomes `ready` at the stream's shutdown: its files are the VOD.
 
 import { type ErrorCode, isErrorCode, SmoothcastError } from '../errors.ts';
 import { randomBase32 } from '../ids.ts';
 import { type Db, int, isConstraintError, jsonOrNull, num, numOrNull, type Row, text, textOrNull } from './database.ts';
 
-export type AssetStatus = 'queued' | 'processing' | 'ready' | 'failed';
+export type AssetStatus = 'queued' | 'processing' | 'ready' | 'failed' | 'live';
 export type RenditionType = 'video' | 'audio';
 
 export interface Progress {
@@ -68,6 +69,10 @@ export interface Asset {
   /** Seconds at which the source's t = 0 is presented in the current rev's renditions (captions are shifted by it). */
   presentationOffset: number | null;
   renditions: Rendition[];
+  /** The live stream whose event this asset is (null for uploads and imports). */
+  liveStreamId: string | null;
+  /** Live events: the wall clock (ms) of media time 0 (EXT-X-PROGRAM-DATE-TIME, availabilityStartTime). */
+  liveStartMs: number | null;
   createdAt: number;
   /** ms; strictly increases with every change, so pollers (SSE) can compare it. */
   updatedAt: number;
@@ -113,6 +118,16 @@ export interface ReadyInput {
   notes?: readonly string[];
 }
 
+export interface LiveAssetInput {
+  id: string;
+  title: string;
+  liveStreamId: string;
+  liveStartMs: number;
+  rev: string;
+  renditions: readonly PlannedRendition[];
+  source: SourceSummary;
+}
+
 export interface AssetRepository {
   create(input: { id: string; title: string; sourcePath: string; sourceName: string }): Asset;
   get(id: string): Asset | null;
@@ -135,6 +150,10 @@ export interface AssetRepository {
    * asset is not playable until the retry publishes again.
    */
   setRetrying(id: string): Asset;
+  /** A new live event: status live with its planned renditions and the wall clock of its media time 0. */
+  createLive(input: LiveAssetInput): Asset;
+  /** live: adds renditions (an HTTP push announces its tracks as they arrive); existing ids are left as they are. */
+  addLiveRenditions(id: string, renditions: readonly PlannedRendition[]): Asset;
   /** Deletes the asset, its renditions and its jobs; false when it did not exist. */
   delete(id: string): boolean;
 }
@@ -157,9 +176,9 @@ type Action = 'setProcessing' | 'setProgress' | 'setPlayable' | 'setReady' | 'se
 const ALLOWED_FROM: { [A in Action]: readonly AssetStatus[] } = {
   setProcessing: ['queued', 'processing'],
   setProgress: ['processing'],
-  setPlayable: ['processing'],
-  setReady: ['processing'],
-  setFailed: ['queued', 'processing'],
+  setPlayable: ['processing', 'live'],
+  setReady: ['processing', 'live'],
+  setFailed: ['queued', 'processing', 'live'],
   requeue: ['queued', 'ready', 'failed'],
   setRetrying: ['processing'],
 };
@@ -271,27 +290,8 @@ export class SqliteAssetRepository implements AssetRepository {
         input.presentationOffset ?? null,
       ];
       this.#update(id, 'processing', sets, params);
-      const raw = this.#db.raw;
-      raw.prepare('DELETE FROM renditions WHERE asset_id = ?').run(id);
-      const insert = raw.prepare(
-        `INSERT INTO renditions (asset_id, id, type, width, height, bitrate, frame_rate, language, label, roles,
-           is_default) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      for (const r of planned) {
-        insert.run(
-          id,
-          r.id,
-          r.type,
-          r.width ?? null,
-          r.height ?? null,
-          r.bitrate,
-          r.frameRate ?? null,
-          r.language ?? null,
-          r.label ?? null,
-          JSON.stringify(r.roles ?? []),
-          r.default ? 1 : 0,
-        );
-      }
+      this.#db.raw.prepare('DELETE FROM renditions WHERE asset_id = ?').run(id);
+      this.#insertRenditions(id, planned);
     });
   }
 
@@ -307,7 +307,7 @@ export class SqliteAssetRepository implements AssetRepository {
   }
 
   setPlayable(id: string, codecs: Readonly<Record<string, string>>): Asset {
-    return this.#transition(id, 'setPlayable', () => {
+    return this.#transition(id, 'setPlayable', (asset) => {
       const raw = this.#db.raw;
       const update = raw.prepare('UPDATE renditions SET codecs = ? WHERE asset_id = ? AND id = ?');
       for (const [renditionId, codec] of Object.entries(codecs)) {
@@ -320,7 +320,7 @@ export class SqliteAssetRepository implements AssetRepository {
       }
       const missing = raw.prepare('SELECT count(*) AS n FROM renditions WHERE asset_id = ? AND codecs IS NULL').get(id);
       const playable = int(missing ?? {}, 'n') === 0 ? 1 : 0;
-      this.#update(id, 'processing', 'playable = ?', [playable]);
+      this.#update(id, asset.status, 'playable = ?', [playable]);
     });
   }
 
@@ -373,6 +373,73 @@ export class SqliteAssetRepository implements AssetRepository {
     return this.#transition(id, 'setRetrying', () => this.#update(id, 'queued', 'progress = NULL, playable = 0', []));
   }
 
+  createLive(input: LiveAssetInput): Asset {
+    if (!isValidAssetId(input.id)) throw new SmoothcastError('INVALID_ID', `invalid asset id: ${String(input.id)}`);
+    if (!/^rl-[0-9a-z-]{1,37}$/.test(input.rev))
+      throw new SmoothcastError('BAD_REQUEST', `invalid live rev ${input.rev}`);
+    const planned = validatePlan(input.renditions);
+    const now = this.#now();
+    const mediaType = planned.some((r) => r.type === 'video') ? 'video' : 'audio';
+    this.#db.write(() => {
+      this.#db.raw
+        .prepare(
+          `INSERT INTO assets (id, title, status, source_path, source_name, rev, source, media_type, notes,
+             presentation_offset, live_stream_id, live_start_ms, created_at, updated_at)
+           VALUES (?, ?, 'live', '', 'live', ?, ?, ?, '[]', 0, ?, ?, ?, ?)`,
+        )
+        .run(
+          input.id,
+          input.title,
+          input.rev,
+          JSON.stringify(input.source),
+          mediaType,
+          input.liveStreamId,
+          Math.round(finiteNonNegative(input.liveStartMs, 'liveStartMs')),
+          now,
+          now,
+        );
+      this.#insertRenditions(input.id, planned);
+    });
+    return this.#mustGet(input.id);
+  }
+
+  addLiveRenditions(id: string, renditions: readonly PlannedRendition[]): Asset {
+    const planned = validatePlan(renditions);
+    return this.#db.write(() => {
+      const current = this.#mustGet(id);
+      if (current.status !== 'live') throw new IllegalTransitionError(id, current.status, 'addLiveRenditions');
+      const have = new Set(current.renditions.map((r) => r.id));
+      this.#insertRenditions(
+        id,
+        planned.filter((r) => !have.has(r.id)),
+      );
+      this.#update(id, 'live', 'playable = playable', []);
+      return this.#mustGet(id);
+    });
+  }
+
+  #insertRenditions(id: string, planned: readonly PlannedRendition[]): void {
+    const insert = this.#db.raw.prepare(
+      `INSERT INTO renditions (asset_id, id, type, width, height, bitrate, frame_rate, language, label, roles,
+         is_default) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    for (const r of planned) {
+      insert.run(
+        id,
+        r.id,
+        r.type,
+        r.width ?? null,
+        r.height ?? null,
+        r.bitrate,
+        r.frameRate ?? null,
+        r.language ?? null,
+        r.label ?? null,
+        JSON.stringify(r.roles ?? []),
+        r.default ? 1 : 0,
+      );
+    }
+  }
+
   delete(id: string): boolean {
     if (!isValidAssetId(id)) return false;
     return this.#db.raw.prepare('DELETE FROM assets WHERE id = ?').run(id).changes === 1;
@@ -422,6 +489,8 @@ function toAsset(row: Row, renditionRows: readonly Row[]): Asset {
     notes: (jsonOrNull(row, 'notes') as string[] | null) ?? [],
     presentationOffset: numOrNull(row, 'presentation_offset'),
     renditions,
+    liveStreamId: textOrNull(row, 'live_stream_id'),
+    liveStartMs: numOrNull(row, 'live_start_ms'),
     createdAt: int(row, 'created_at'),
     updatedAt: int(row, 'updated_at'),
     readyAt: numOrNull(row, 'ready_at'),

@@ -151,3 +151,37 @@ test('foreign keys cascade from assets to renditions and jobs', () => {
     db.close();
   }
 });
+
+test('migration 5 rebuilds assets (status live) with foreign keys off: renditions, captions and jobs survive', () => {
+  const path = freshPath();
+  let db = openDatabase(path, { migrations: MIGRATIONS.slice(0, 4) });
+  db.raw.exec(`INSERT INTO assets (id, title, status, source_path, source_name, created_at, updated_at, media_type)
+      VALUES ('aaaaaaaaaaaaaaaa', 't', 'ready', 's', 'n', 1, 1, 'video');
+    INSERT INTO renditions (asset_id, id, type, bitrate) VALUES ('aaaaaaaaaaaaaaaa', 'v0', 'video', 1000);
+    INSERT INTO captions (asset_id, id, language, label, kind, origin, cues, size, created_at)
+      VALUES ('aaaaaaaaaaaaaaaa', 'caaaaaaaaaaaa', 'en', 'English', 'subtitles', 'sidecar', 1, 10, 1);
+    INSERT INTO jobs (type, asset_id, payload, state, run_after, created_at, updated_at)
+      VALUES ('encode', 'aaaaaaaaaaaaaaaa', '{}', 'done', 0, 1, 1);`);
+  assert.throws(() =>
+    db.raw.exec(`INSERT INTO assets (id, title, status, source_path, source_name, created_at, updated_at)
+      VALUES ('bbbbbbbbbbbbbbbb', 't', 'live', 's', 'n', 1, 1)`),
+  );
+  db.close();
+  db = openDatabase(path);
+  try {
+    assert.equal(db.schemaVersion, MIGRATIONS.length);
+    assert.equal(pragma(db.raw, 'foreign_keys'), 1);
+    for (const table of ['renditions', 'captions', 'jobs']) {
+      assert.equal(Object.values(db.raw.prepare(`SELECT count(*) FROM ${table}`).get() ?? {})[0], 1, table);
+    }
+    const a = db.raw.prepare("SELECT media_type, live_stream_id FROM assets WHERE id = 'aaaaaaaaaaaaaaaa'").get();
+    assert.deepEqual({ ...a }, { media_type: 'video', live_stream_id: null });
+    db.raw.exec(`INSERT INTO assets (id, title, status, source_path, source_name, created_at, updated_at)
+      VALUES ('bbbbbbbbbbbbbbbb', 't', 'live', 's', 'n', 1, 1)`);
+    // The foreign keys point at the new table: deleting an asset still cascades.
+    db.raw.exec("DELETE FROM assets WHERE id = 'aaaaaaaaaaaaaaaa'");
+    assert.equal(Object.values(db.raw.prepare('SELECT count(*) FROM renditions').get() ?? {})[0], 0);
+  } finally {
+    db.close();
+  }
+});

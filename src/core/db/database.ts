@@ -6,8 +6,13 @@
 import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
 import { SmoothcastError } from '../errors.ts';
 
-/** One schema step: SQL text, or a function for steps SQL alone cannot express (data rewrites). */
-export type Migration = string | ((raw: DatabaseSync) => void);
+/**
+ * One schema step: SQL text, or a function for steps SQL alone cannot express (data rewrites), or a table rebuild
+ * (`rebuild`: SQLite cannot change a CHECK constraint in place, so the step runs with foreign keys off — the
+ * documented procedure of https://sqlite.org/lang_altertable.html#otheralter — and foreign_key_check must pass
+ * before it commits).
+ */
+export type Migration = string | ((raw: DatabaseSync) => void) | { rebuild: string };
 
 /**
  * The schema, in order; the index + 1 is the version recorded in `PRAGMA user_version` and schema_migrations.
@@ -115,6 +120,53 @@ export const MIGRATIONS: readonly Migration[] = [
      updated_at INTEGER NOT NULL
    );
    CREATE INDEX live_streams_created ON live_streams (created_at DESC);`,
+  // 5: live events are assets: status 'live' while the event runs (the CHECK needs a table rebuild), the stream it
+  // belongs to and the wall clock of its media time 0 (EXT-X-PROGRAM-DATE-TIME, availabilityStartTime). Live
+  // streams get their SRT listener port and passphrase, a per-stream transcode switch (null: the global default),
+  // and push targets.
+  {
+    rebuild: `CREATE TABLE assets_new (
+     id TEXT PRIMARY KEY,
+     title TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'ready', 'failed', 'live')),
+     playable INTEGER NOT NULL DEFAULT 0 CHECK (playable IN (0, 1)),
+     progress TEXT,
+     error_code TEXT,
+     error_message TEXT,
+     duration REAL,
+     source TEXT,
+     source_path TEXT NOT NULL,
+     source_name TEXT NOT NULL,
+     rev TEXT,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     ready_at INTEGER,
+     media_type TEXT CHECK (media_type IN ('video', 'audio')),
+     notes TEXT,
+     presentation_offset REAL,
+     live_stream_id TEXT,
+     live_start_ms INTEGER
+   );
+   INSERT INTO assets_new (id, title, status, playable, progress, error_code, error_message, duration, source,
+     source_path, source_name, rev, created_at, updated_at, ready_at, media_type, notes, presentation_offset)
+   SELECT id, title, status, playable, progress, error_code, error_message, duration, source, source_path,
+     source_name, rev, created_at, updated_at, ready_at, media_type, notes, presentation_offset FROM assets;
+   DROP TABLE assets;
+   ALTER TABLE assets_new RENAME TO assets;
+   CREATE INDEX assets_created ON assets (created_at DESC);
+   CREATE INDEX assets_live ON assets (live_stream_id) WHERE live_stream_id IS NOT NULL;
+   ALTER TABLE live_streams ADD COLUMN srt_port INTEGER;
+   ALTER TABLE live_streams ADD COLUMN srt_passphrase TEXT;
+   ALTER TABLE live_streams ADD COLUMN transcode INTEGER CHECK (transcode IN (0, 1));
+   CREATE UNIQUE INDEX live_streams_srt_port ON live_streams (srt_port) WHERE srt_port IS NOT NULL;
+   CREATE TABLE live_targets (
+     id TEXT PRIMARY KEY,
+     stream_id TEXT NOT NULL REFERENCES live_streams (id) ON DELETE CASCADE,
+     url TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX live_targets_stream ON live_targets (stream_id);`,
+  },
 ];
 
 export type Row = Record<string, SQLOutputValue>;
@@ -235,22 +287,43 @@ function refuseNewer(raw: DatabaseSync, path: string, known: number): void {
 function migrate(db: SqliteDb, path: string, migrations: readonly Migration[], now: () => number): void {
   const { raw } = db;
   for (;;) {
-    const applied = db.write(() => {
-      const version = userVersion(raw);
-      if (version > migrations.length) refuseNewer(raw, path, migrations.length);
-      if (version >= migrations.length) return false;
-      raw.exec(
-        'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)',
-      );
-      const step = migrations[version]!;
-      if (typeof step === 'string') raw.exec(step);
-      else step(raw);
-      raw.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version + 1, now());
-      raw.exec(`PRAGMA user_version = ${version + 1}`);
-      return true;
-    });
-    if (!applied) return;
+    // A rebuild step needs foreign keys off, which SQLite only allows outside a transaction: peek at the next step
+    // here; the version is read again under the lock below (another process may have applied it meanwhile).
+    const peek = migrations[userVersion(raw)];
+    const rebuild = typeof peek === 'object';
+    if (rebuild) raw.exec('PRAGMA foreign_keys = OFF');
+    try {
+      if (!applyNext(db, path, migrations, now)) return;
+    } finally {
+      if (rebuild) raw.exec('PRAGMA foreign_keys = ON');
+    }
   }
+}
+
+function applyNext(db: SqliteDb, path: string, migrations: readonly Migration[], now: () => number): boolean {
+  const { raw } = db;
+  return db.write(() => {
+    const version = userVersion(raw);
+    if (version > migrations.length) refuseNewer(raw, path, migrations.length);
+    if (version >= migrations.length) return false;
+    raw.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const step = migrations[version]!;
+    if (typeof step === 'string') raw.exec(step);
+    else if (typeof step === 'function') step(raw);
+    else {
+      raw.exec(step.rebuild);
+      const broken = raw.prepare('PRAGMA foreign_key_check').all();
+      if (broken.length > 0) {
+        throw new SmoothcastError(
+          'INTERNAL',
+          `migration ${version + 1} broke foreign keys: ${JSON.stringify(broken[0])}`,
+        );
+      }
+    }
+    raw.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version + 1, now());
+    raw.exec(`PRAGMA user_version = ${version + 1}`);
+    return true;
+  });
 }
 
 // Row readers: repositories turn rows into domain objects through these, so a schema drift fails loudly.

@@ -28,8 +28,21 @@ export interface LiveStream {
   /** How long a publisher that drops may take to come back and continue the same event. */
   reconnectWindowSeconds: number;
   currentAssetId: string | null;
+  /** Its SRT listener's UDP port (from live.srtPorts), null when none was free at creation. */
+  srtPort: number | null;
+  /** The SRT passphrase (AES-128): 24 base32 characters; rotated with the stream key. */
+  srtPassphrase: string;
+  /** Transcode RTMP/SRT input into the ladder; null: the server's live.transcode. */
+  transcode: boolean | null;
   createdAt: number;
   updatedAt: number;
+}
+
+export interface LiveTarget {
+  id: string;
+  streamId: string;
+  url: string;
+  createdAt: number;
 }
 
 export interface NewLiveStream {
@@ -38,10 +51,12 @@ export interface NewLiveStream {
   archive?: boolean;
   latency?: LiveLatency;
   reconnectWindowSeconds?: number;
+  transcode?: boolean | null;
 }
 
 export interface LiveRepository {
-  create(input: NewLiveStream): LiveStream;
+  /** `srtPorts`: the range to take the lowest free port from. */
+  create(input: NewLiveStream, options?: { srtPorts?: readonly [number, number] }): LiveStream;
   get(id: string): LiveStream | null;
   /** The stream a publisher's key names (ingest authentication); null for an unknown key. */
   byKey(streamKey: string): LiveStream | null;
@@ -55,7 +70,15 @@ export interface LiveRepository {
   setCurrentAsset(id: string, assetId: string | null): LiveStream;
   /** False when it did not exist. A stream with a publisher (starting/started/reconnecting) cannot be deleted. */
   delete(id: string): boolean;
+  addTarget(streamId: string, url: string): LiveTarget;
+  targets(streamId: string): LiveTarget[];
+  /** False when the stream has no such target. */
+  removeTarget(streamId: string, targetId: string): boolean;
 }
+
+export const TARGET_ID = /^t[a-z2-7]{11}$/;
+/** At most this many push targets per stream. */
+export const MAX_TARGETS = 8;
 
 export const LIVE_ID = /^l[a-z2-7]{15}$/;
 /** 'l' + 15 base32 characters (75 bits): ids are public (they are in playback URLs), keys are secret. */
@@ -91,6 +114,9 @@ function intIn(v: unknown, name: string, max: number): number {
 
 /** Validates and completes creation input (defaults as in LIVE_DEFAULTS). */
 export function liveSettings(input: NewLiveStream): Required<NewLiveStream> {
+  if (input.transcode !== undefined && input.transcode !== null && typeof input.transcode !== 'boolean') {
+    throw new SmoothcastError('BAD_REQUEST', 'transcode must be true, false or null');
+  }
   if (typeof input.title !== 'string' || input.title.trim() === '' || input.title.length > LIVE_LIMITS.titleLength) {
     throw new SmoothcastError('BAD_REQUEST', `title must be a non-empty string of at most ${LIVE_LIMITS.titleLength}`);
   }
@@ -115,6 +141,7 @@ export function liveSettings(input: NewLiveStream): Required<NewLiveStream> {
       'reconnectWindowSeconds',
       LIVE_LIMITS.reconnectWindowSeconds,
     ),
+    transcode: input.transcode ?? null,
   };
 }
 
@@ -130,28 +157,84 @@ export class SqliteLiveRepository implements LiveRepository {
     this.#now = options.now ?? Date.now;
   }
 
-  create(input: NewLiveStream): LiveStream {
+  create(input: NewLiveStream, options: { srtPorts?: readonly [number, number] } = {}): LiveStream {
     const s = liveSettings(input);
     const id = newLiveId();
     const now = this.#now();
-    this.#db.raw
-      .prepare(
-        `INSERT INTO live_streams (id, title, state, stream_key, dvr_window_seconds, archive, latency,
-           reconnect_window_seconds, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id,
-        s.title,
-        JSON.stringify(initialState(now)),
-        newStreamKey(),
-        s.dvrWindowSeconds,
-        s.archive ? 1 : 0,
-        s.latency,
-        s.reconnectWindowSeconds,
-        now,
-        now,
-      );
+    this.#db.write(() => {
+      this.#db.raw
+        .prepare(
+          `INSERT INTO live_streams (id, title, state, stream_key, dvr_window_seconds, archive, latency,
+             reconnect_window_seconds, srt_port, srt_passphrase, transcode, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          id,
+          s.title,
+          JSON.stringify(initialState(now)),
+          newStreamKey(),
+          s.dvrWindowSeconds,
+          s.archive ? 1 : 0,
+          s.latency,
+          s.reconnectWindowSeconds,
+          options.srtPorts ? this.#freeSrtPort(options.srtPorts) : null,
+          newStreamKey().slice(0, 24),
+          s.transcode === null ? null : s.transcode ? 1 : 0,
+          now,
+          now,
+        );
+    });
     return this.#mustGet(id);
+  }
+
+  /** The lowest port of the range no stream holds (inside the write lock). */
+  #freeSrtPort([from, to]: readonly [number, number]): number | null {
+    const used = new Set(
+      this.#db.raw
+        .prepare('SELECT srt_port FROM live_streams WHERE srt_port BETWEEN ? AND ?')
+        .all(from, to)
+        .map((r) => int(r, 'srt_port')),
+    );
+    for (let p = from; p <= to; p++) if (!used.has(p)) return p;
+    return null;
+  }
+
+  addTarget(streamId: string, url: string): LiveTarget {
+    return this.#db.write(() => {
+      this.#mustGet(streamId);
+      if (this.targets(streamId).length >= MAX_TARGETS) {
+        throw new SmoothcastError('BAD_REQUEST', `a live stream has at most ${MAX_TARGETS} push targets`);
+      }
+      const id = randomBase32(11, 't');
+      this.#db.raw
+        .prepare('INSERT INTO live_targets (id, stream_id, url, created_at) VALUES (?, ?, ?, ?)')
+        .run(id, streamId, url, this.#now());
+      this.#set(streamId, 'title = title', []);
+      return this.targets(streamId).find((t) => t.id === id)!;
+    });
+  }
+
+  targets(streamId: string): LiveTarget[] {
+    return this.#db.raw
+      .prepare('SELECT * FROM live_targets WHERE stream_id = ? ORDER BY created_at, rowid')
+      .all(streamId)
+      .map((r) => ({
+        id: text(r, 'id'),
+        streamId: text(r, 'stream_id'),
+        url: text(r, 'url'),
+        createdAt: int(r, 'created_at'),
+      }));
+  }
+
+  removeTarget(streamId: string, targetId: string): boolean {
+    if (!TARGET_ID.test(targetId)) return false;
+    return this.#db.write(() => {
+      const gone =
+        this.#db.raw.prepare('DELETE FROM live_targets WHERE id = ? AND stream_id = ?').run(targetId, streamId)
+          .changes === 1;
+      if (gone) this.#set(streamId, 'title = title', []);
+      return gone;
+    });
   }
 
   get(id: string): LiveStream | null {
@@ -189,7 +272,7 @@ export class SqliteLiveRepository implements LiveRepository {
   rotateKey(id: string): LiveStream {
     return this.#db.write(() => {
       this.#mustGet(id);
-      this.#set(id, 'stream_key = ?', [newStreamKey()]);
+      this.#set(id, 'stream_key = ?, srt_passphrase = ?', [newStreamKey(), newStreamKey().slice(0, 24)]);
       return this.#mustGet(id);
     });
   }
@@ -241,6 +324,9 @@ function toLive(row: Row): LiveStream {
     latency: text(row, 'latency') as LiveLatency,
     reconnectWindowSeconds: int(row, 'reconnect_window_seconds'),
     currentAssetId: textOrNull(row, 'current_asset_id'),
+    srtPort: row.srt_port === null ? null : int(row, 'srt_port'),
+    srtPassphrase: text(row, 'srt_passphrase'),
+    transcode: row.transcode === null ? null : int(row, 'transcode') === 1,
     createdAt: int(row, 'created_at'),
     updatedAt: int(row, 'updated_at'),
   };

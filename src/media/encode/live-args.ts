@@ -213,7 +213,8 @@ function cmafOutput(path: string, fragSeconds: number, keyframes: boolean, keepO
     '1',
     '-f',
     'mp4',
-    `file:${path}`,
+    // A path is forced to be a file (never read as a protocol); `pipe:N` is an fd the caller set up.
+    /^pipe:\d+$/.test(path) ? path : `file:${path}`,
   ];
 }
 

@@ -27,7 +27,9 @@ describe('groupParts: video', () => {
       offset: 6800,
       size: 1000,
       independent: true,
+      samples: s1.parts[0]!.samples,
     });
+    assert.equal(s1.samples, s1.parts.reduce((n, p) => n + p.samples, 0));
     assert.deepEqual(
       s1.parts.map((p) => [p.index, p.independent]),
       [0, 1, 2, 3, 4, 5].map((i) => [i, i === 0]),

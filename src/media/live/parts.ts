@@ -18,6 +18,8 @@ export interface LivePart {
   size: number;
   /** Starts with a sync sample: EXT-X-PART INDEPENDENT=YES. Every audio part is. */
   independent: boolean;
+  /** Samples (frames) in the part. */
+  samples: number;
 }
 
 export interface LiveSegment {
@@ -27,6 +29,8 @@ export interface LiveSegment {
   duration: number;
   offset: number;
   size: number;
+  /** Samples in its parts. */
+  samples: number;
   parts: readonly LivePart[];
   /** False for the last segment while more parts may join it (no EXTINF for it yet). */
   complete: boolean;
@@ -196,7 +200,7 @@ export class LiveTimeline implements BoundarySource {
       this.#markNext = false;
       this.#end = f.start + f.duration;
       this.#fragments++;
-      const part = { start: f.start, duration: f.duration, offset: f.offset, size: f.size };
+      const part = { start: f.start, duration: f.duration, offset: f.offset, size: f.size, samples: f.samples };
       if (this.#source) {
         this.#pending.push({ part: { ...part, independent: true }, discontinuity });
       } else {
@@ -289,6 +293,7 @@ export class LiveTimeline implements BoundarySource {
       open.parts.push({ index: open.parts.length, ...part });
       open.duration = part.start + part.duration - open.start;
       open.size = part.offset + part.size - open.offset;
+      open.samples += part.samples;
       return;
     }
     if (open) {
@@ -303,6 +308,7 @@ export class LiveTimeline implements BoundarySource {
       duration: part.duration,
       offset: part.offset,
       size: part.size,
+      samples: part.samples,
       parts: [{ index: 0, ...part }],
       complete: false,
       discontinuity: disc,

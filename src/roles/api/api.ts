@@ -71,7 +71,11 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
 
   app.delete<{ Params: { id: string } }>('/api/assets/:id', async (req, reply) => {
     const id = assetId(req.params.id);
-    if (!o.assets.get(id)) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+    const asset = o.assets.get(id);
+    if (!asset) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+    if (asset.status === 'live') {
+      throw new SmoothcastError('ASSET_STATE_CONFLICT', `asset ${id} is a live event: shut its stream down first`);
+    }
     o.queue.cancelForAsset(id);
     o.cancelEncode(id);
     o.assets.delete(id);

@@ -77,6 +77,8 @@ export interface AssetJson {
     /** Progressive MP4s (audio muxed in, moov first) for a plain `<video src>`; empty until ready. */
     downloads: { url: string; width: number | null; height: number | null; bitrate: number }[];
   };
+  /** The live stream whose event this is (null for uploads). */
+  liveStreamId: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -122,14 +124,17 @@ export function presentAsset(a: Asset, base: string, captions: readonly Caption[
     })),
     playback: {
       hls: a.playable ? urls.hls : null,
-      dash: a.status === 'ready' ? urls.dash : null,
+      dash: a.status === 'ready' || (a.status === 'live' && a.playable) ? urls.dash : null,
       poster: a.playable ? urls.poster : null,
       hlsByteRange: a.status === 'ready' ? urls.hlsByteRange : null,
       dashSegmentBase: a.status === 'ready' ? urls.dashSegmentBase : null,
-      smooth: a.status === 'ready' && a.rev ? smoothUrl(base, a.id, a.rev) : null,
+      smooth:
+        (a.status === 'ready' || (a.status === 'live' && a.playable)) && a.rev ? smoothUrl(base, a.id, a.rev) : null,
       thumbnails: a.status === 'ready' && a.rev ? thumbnailsUrl(base, a.id, a.rev) : null,
-      downloads: a.status === 'ready' && a.rev ? downloads(a, base, a.rev) : [],
+      // A live archive's files are the live ones (no progressive copies are made of an event).
+      downloads: a.status === 'ready' && a.rev && !a.liveStreamId ? downloads(a, base, a.rev) : [],
     },
+    liveStreamId: a.liveStreamId,
     createdAt: new Date(a.createdAt).toISOString(),
     updatedAt: new Date(a.updatedAt).toISOString(),
   };

@@ -37,6 +37,11 @@ export interface LiveLadderOptions {
   stderrTail?: number;
   /** The executable. Default 'ffmpeg'. */
   ffmpeg?: string;
+  /**
+   * Write each output to a pipe (fd 3, 4, …: `streams`) instead of a file, for a CmafAppender to place on the event
+   * timeline. `dir` and `epoch` are then unused.
+   */
+  pipes?: boolean;
 }
 
 export interface LiveLadderOutput {
@@ -65,6 +70,8 @@ export class LiveLadder implements PublishSink {
   readonly outputs: readonly LiveLadderOutput[];
   readonly folder: string;
   readonly args: readonly string[];
+  /** With `pipes`: the readable end of each output, in `outputs` order. */
+  readonly streams: readonly NodeJS.ReadableStream[];
   /** Settles (never rejects) when ffmpeg has exited, for whatever reason. */
   readonly exited: Promise<LiveLadderExit>;
   /** PublishSink: the same moment as `exited`. */
@@ -84,26 +91,31 @@ export class LiveLadder implements PublishSink {
     this.graceMs = opts.graceMs ?? 10_000;
     this.plan = planLiveLadder(opts.input, opts.ladder);
     this.folder = join(opts.dir, String(opts.epoch ?? 0));
-    const video = this.plan.video.map((r) => ({
+    const transcode = opts.encode?.transcode !== false;
+    let fd = 3;
+    const where = (id: string) => (opts.pipes ? `pipe:${fd++}` : join(this.folder, `${id}.mp4`));
+    const video = this.plan.video.slice(0, transcode ? undefined : 1).map((r) => ({
       id: r.id,
       kind: 'video' as const,
-      path: join(this.folder, `${r.id}.mp4`),
+      path: where(r.id),
     }));
-    const audio = this.plan.audio
-      .slice(0, 1)
-      .map((a) => ({ id: a.id, kind: 'audio' as const, path: join(this.folder, `${a.id}.mp4`) }));
+    const audio = this.plan.audio.slice(0, 1).map((a) => ({ id: a.id, kind: 'audio' as const, path: where(a.id) }));
     this.outputs = [...video, ...audio];
-    this.args = buildLiveEncodeArgs(
+    const args = buildLiveEncodeArgs(
       this.plan,
       { video: video.map((o) => o.path), audio: audio.map((o) => o.path) },
       opts.encode,
     );
-    mkdirSync(this.folder, { recursive: true });
+    // `-n` guards published files; on pipes it would make ffmpeg look for a file named "pipe:3" in its cwd.
+    this.args = opts.pipes ? args.filter((a) => a !== '-n') : args;
+    if (!opts.pipes) mkdirSync(this.folder, { recursive: true });
 
     const tailMax = opts.stderrTail ?? 8192;
     let stderr = '';
     let spawnError: string | undefined;
-    this.child = spawn(opts.ffmpeg ?? 'ffmpeg', this.args, { stdio: ['pipe', 'ignore', 'pipe'] });
+    const extra = opts.pipes ? this.outputs.map(() => 'pipe' as const) : [];
+    this.child = spawn(opts.ffmpeg ?? 'ffmpeg', this.args, { stdio: ['pipe', 'ignore', 'pipe', ...extra] });
+    this.streams = opts.pipes ? this.outputs.map((_, i) => this.child.stdio[3 + i] as NodeJS.ReadableStream) : [];
     const safety = setTimeout(() => {
       this.timedOut = true;
       this.kill();

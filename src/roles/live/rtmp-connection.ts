@@ -91,6 +91,11 @@ export class RtmpConnection<T extends LivePublishTarget> {
     });
   }
 
+  /** The stream this connection publishes (once its key was accepted). */
+  get streamId(): string | undefined {
+    return this.pub?.phase === 'ended' ? undefined : this.pub?.target?.streamId;
+  }
+
   get paused(): boolean {
     return this.pauses.size > 0;
   }

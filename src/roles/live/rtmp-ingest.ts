@@ -171,6 +171,18 @@ export class RtmpIngest<T extends LivePublishTarget = LivePublishTarget> {
     while (this.tracked.size > 0) await Promise.allSettled([...this.tracked]);
   }
 
+  /** Disconnects the publisher of a stream (stopped or shut down by the API); false when none is connected here. */
+  drop(streamId: string, reason = 'the stream was stopped'): boolean {
+    let found = false;
+    for (const c of this.connections) {
+      if (c.streamId === streamId) {
+        c.destroy(reason);
+        found = true;
+      }
+    }
+    return found;
+  }
+
   stats(): RtmpIngestStats {
     let paused = 0;
     for (const c of this.connections) if (c.paused) paused++;

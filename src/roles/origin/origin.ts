@@ -14,6 +14,7 @@ import type { ManifestRendition, Presentation, TextRendition } from '../../media
 import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
 import { IndexCache, type RenditionIndex } from './index-cache.ts';
+import { LIVE_REV, LiveOrigin } from './live-origin.ts';
 import { ReadyRevision } from './ready-revision.ts';
 import { TextTracks } from './text-tracks.ts';
 import {
@@ -30,13 +31,16 @@ import {
 /** What the origin needs to know of an asset (each consumer declares its own narrow view). */
 export interface PlaybackState {
   id: string;
-  status: 'queued' | 'processing' | 'ready' | 'failed';
+  status: 'queued' | 'processing' | 'ready' | 'failed' | 'live';
   playable: boolean;
   rev: string | null;
   segmentDuration: number;
   renditions: readonly {
     id: string;
     type: 'video' | 'audio';
+    /** Planned bits/s (live manifests announce it while the event grows). */
+    bitrate?: number;
+    frameRate?: number | null;
     language?: string | null;
     label?: string | null;
     roles?: readonly string[];
@@ -46,6 +50,8 @@ export interface PlaybackState {
   text: readonly TextRendition[];
   /** Seconds at which the source's t = 0 is presented in this rev (text cues are shifted by it). */
   presentationOffset: number;
+  /** A live event (its rev starts with `rl-`): set while live and after, for its archive. */
+  live?: { startMs: number; dvrWindowSeconds: number; latency: 'low' | 'standard' } | null;
 }
 
 export interface OriginCatalog {
@@ -71,6 +77,7 @@ const SMOOTH_CACHE_BYTES = 64 * 2 ** 20;
 export class Origin {
   readonly cache: IndexCache;
   readonly text: TextTracks;
+  readonly live: LiveOrigin;
   private readonly opts: OriginOptions;
   private readonly pool: BufferPool | undefined;
 
@@ -81,12 +88,14 @@ export class Origin {
       : undefined;
     this.cache = new IndexCache(opts.reader, { maxEntries: opts.indexCacheEntries });
     this.text = new TextTracks(opts.reader, { maxEntries: opts.indexCacheEntries });
+    this.live = new LiveOrigin(opts.reader, { pool: this.pool });
   }
 
   /** Drops what is cached of an asset (after delete or re-encode). */
   evict(assetId: string): void {
     this.cache.evictPrefix(`${keys.assetPrefix(assetId)}/`);
     this.text.evict(assetId);
+    this.live.feeds.evict(assetId);
     for (const k of this.revisions.keys()) if (k.startsWith(`${assetId}/`)) this.revisions.delete(k);
   }
 
@@ -106,13 +115,24 @@ export class Origin {
       if (req.url.startsWith('/v/')) cors(reply);
     });
 
+    // The UTCTiming source of the live MPDs (urn:mpeg:dash:utc:http-iso:2014).
+    app.get('/v/time', async (_req, reply) => {
+      reply.header('cache-control', 'no-store');
+      reply.header('content-type', 'text/plain; charset=utf-8');
+      return new Date().toISOString();
+    });
+
     app.get<{ Params: { id: string } }>('/v/:id/master.m3u8', async (req, reply) => {
+      const live = this.liveState(req.params.id);
+      if (live) return this.live.multivariant(req as never, reply, live);
       const { state, p } = await this.presentation(req.params.id);
       const text = writeMultivariantPlaylist(p, manifestUrls(state.rev ?? ''));
       return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete);
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/manifest.mpd', async (req, reply) => {
+      const live = this.liveState(req.params.id);
+      if (live) return this.live.mpd(req as never, reply, live);
       const { state, p } = await this.presentation(req.params.id);
       if (!p.complete) {
         throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'the DASH manifest is published when encoding completes');
@@ -155,6 +175,8 @@ export class Origin {
       if (caption) return this.textFile(req, reply, caption[1]!, caption[2]!);
       const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
       if (ism && req.params.file === 'Manifest') {
+        const live = this.liveState(req.params.id, ism[1]);
+        if (live) return this.live.smoothManifest(req as never, reply, live);
         const { ready } = await this.ready(req.params.id, ism[1]);
         const text = writeSmoothManifest(ready.p, ready.smoothBitrates);
         return this.sendManifest(reply, text, 'text/xml; charset=utf-8', true);
@@ -176,6 +198,8 @@ export class Origin {
       }
       const m = /^([va][0-9]{1,2})\.m3u8$/.exec(req.params.file);
       if (!m) throw new SmoothcastError('NOT_FOUND', 'no such playlist');
+      const live = this.liveState(req.params.id, req.params.rev);
+      if (live) return this.live.mediaPlaylist(req as never, reply, live, m[1]!);
       const { state, p } = await this.presentation(req.params.id, req.params.rev);
       const r = p.renditions.find((x) => x.id === m[1]);
       if (!r) throw new SmoothcastError('NOT_FOUND', `no rendition ${m[1]}`);
@@ -187,8 +211,15 @@ export class Origin {
       '/v/:id/:rev/:rid/:seg',
       async (req, reply) => {
         const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
+        if (ism && LIVE_REV.test(ism[1]!)) return this.liveSmoothFragment(req, reply, ism[1]!);
         if (ism) return this.smoothFragment(req, reply, ism[1]!);
         if (CAPTION_ID.test(req.params.rid)) return this.textSegment(req, reply);
+        if (LIVE_REV.test(req.params.rev)) {
+          const { id, rev, rid, seg } = req.params;
+          const state = this.eventState(id, rev);
+          if (!RENDITION_ID.test(rid)) throw new SmoothcastError('NOT_FOUND', 'no such rendition');
+          return this.live.bytes(req as never, reply, state, rev, rid, seg);
+        }
         return this.segment(req, reply);
       },
     );
@@ -309,7 +340,11 @@ export class Origin {
     if (ready) {
       this.revisions.delete(key);
     } else {
-      ready = new ReadyRevision(await readPresentation(this.cache, id, state.rev, state));
+      ready = new ReadyRevision(
+        LIVE_REV.test(state.rev)
+          ? await this.live.presentation(state, state.rev)
+          : await readPresentation(this.cache, id, state.rev, state),
+      );
       if (this.revisions.size >= this.opts.indexCacheEntries)
         this.revisions.delete(this.revisions.keys().next().value!);
     }
@@ -324,6 +359,40 @@ export class Origin {
   private async readyBytes(rawId: string, rev: string): Promise<{ id: string; rev: string; ready: ReadyRevision }> {
     const known = this.revisions.get(`${rawId}/${rev}`);
     return known ? { id: rawId, rev, ready: known } : this.ready(rawId, rev);
+  }
+
+  /** The asset when it is a live event still live (and `rev`, when given, is its rev); else null. */
+  private liveState(rawId: string, rev?: string): PlaybackState | null {
+    const id = checkId(rawId);
+    const state = this.opts.catalog.playbackState(id);
+    if (!state || state.status !== 'live') return null;
+    if (!state.playable || !state.rev) {
+      throw new SmoothcastError('ASSET_NOT_PLAYABLE', `live asset ${id} has no media yet`);
+    }
+    if (rev !== undefined && rev !== state.rev) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    return state;
+  }
+
+  /** A live event or its archive by rev (segments, parts, fragments). */
+  private eventState(rawId: string, rev: string): PlaybackState {
+    const id = checkId(rawId);
+    const state = this.opts.catalog.playbackState(id);
+    if (!state || state.rev !== rev || (state.status !== 'live' && state.status !== 'ready')) {
+      throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    }
+    return state;
+  }
+
+  private async liveSmoothFragment(
+    req: FastifyRequest<{ Params: { id: string; rev: string; rid: string; seg: string } }>,
+    reply: FastifyReply,
+    rev: string,
+  ) {
+    const q = /^QualityLevels\((\d{1,10})\)$/.exec(req.params.rid);
+    const f = /^Fragments\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
+    if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
+    const state = this.eventState(req.params.id, rev);
+    return this.live.smoothFragment(req as never, reply, state, rev, f[1]!, Number(q[1]), Number(f[2]));
   }
 
   /** Fragments with a tfxd added, recently served ones kept (bounded); never stored as files. */

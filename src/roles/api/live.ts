@@ -1,0 +1,239 @@
+// The live streams API (docs/openapi.yaml): publishing points, their state machine's actions, their ingest and
+// playback URLs, stats as Server-Sent Events, and push targets. The stream's own playback URLs (/v/live/{id}/…)
+// redirect to its current event, so a player bookmarked on the stream always gets the event that is on.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LIVE_ID, type LiveRepository, type LiveStream, type NewLiveStream } from '../../core/db/live.ts';
+import { SmoothcastError } from '../../core/errors.ts';
+import { publicState } from '../../media/live/state.ts';
+import type { LiveService, LiveStats } from '../live/live-service.ts';
+
+export interface LiveTargetStatusJson {
+  id: string;
+  url: string;
+  state: string;
+  error: string | null;
+}
+
+export interface LiveStreamJson {
+  id: string;
+  title: string;
+  state: 'idle' | 'starting' | 'started' | 'stopped' | 'shutdown';
+  /** While a dropped publisher may still come back (state `started`): when that window closes. */
+  reconnectDeadline: string | null;
+  streamKey: string;
+  ingest: { rtmp: string; srt: string | null; http: string };
+  /** What to type into OBS (Settings → Stream → Service: Custom). */
+  obs: { server: string; streamKey: string };
+  playback: { hls: string; dash: string; smooth: string };
+  currentAssetId: string | null;
+  dvrWindowSeconds: number;
+  archive: boolean;
+  latency: 'low' | 'standard';
+  reconnectWindowSeconds: number;
+  transcode: boolean | null;
+  targets: LiveTargetStatusJson[];
+  stats: LiveStats | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface LiveApiOptions {
+  live: LiveRepository;
+  service: LiveService | null;
+  srtPorts: readonly [number, number];
+  /** Host for ingest URLs ('' = the request's). */
+  publicHost: string;
+  publicUrl: string;
+  srtUrl?: (host: string, port: number, passphrase: string) => string;
+  targets?: {
+    add(stream: LiveStream, url: string): LiveTargetStatusJson;
+    list(stream: LiveStream): LiveTargetStatusJson[];
+    remove(stream: LiveStream, targetId: string): boolean;
+  };
+  ssePollMs?: number;
+  /** The rev of an asset (the Smooth manifest URL names it). */
+  currentRev?: (assetId: string) => string | null;
+}
+
+function streamId(raw: string): string {
+  if (!LIVE_ID.test(raw)) throw new SmoothcastError('INVALID_ID', `invalid live stream id ${JSON.stringify(raw)}`);
+  return raw;
+}
+
+function hostOf(req: FastifyRequest, o: LiveApiOptions): { host: string; http: string } {
+  const base = o.publicUrl || `${req.protocol}://${req.headers.host ?? 'localhost'}`;
+  const url = new URL(base);
+  return { host: o.publicHost || url.hostname, http: url.origin };
+}
+
+export function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOptions): LiveStreamJson {
+  const { host, http } = hostOf(req, o);
+  const port = o.service?.rtmpPort ?? 1935;
+  const server = `rtmp://${host}${port === 1935 ? '' : `:${port}`}/live`;
+  const base = o.publicUrl;
+  const play = `${base}/v/live/${s.id}`;
+  return {
+    id: s.id,
+    title: s.title,
+    state: publicState(s.state),
+    reconnectDeadline: s.state.name === 'reconnecting' ? new Date(s.state.deadline).toISOString() : null,
+    streamKey: s.streamKey,
+    ingest: {
+      rtmp: `${server}/${s.streamKey}`,
+      srt:
+        s.srtPort !== null
+          ? (o.srtUrl?.(host, s.srtPort, s.srtPassphrase) ??
+            `srt://${host}:${s.srtPort}?passphrase=${s.srtPassphrase}&pbkeylen=16`)
+          : null,
+      http: `${http}/ingest/${s.streamKey}`,
+    },
+    obs: { server, streamKey: s.streamKey },
+    playback: { hls: `${play}/master.m3u8`, dash: `${play}/manifest.mpd`, smooth: `${play}/Manifest` },
+    currentAssetId: s.currentAssetId,
+    dvrWindowSeconds: s.dvrWindowSeconds,
+    archive: s.archive,
+    latency: s.latency,
+    reconnectWindowSeconds: s.reconnectWindowSeconds,
+    transcode: s.transcode,
+    targets: o.targets?.list(s) ?? [],
+    stats: o.service?.stats(s.id) ?? null,
+    createdAt: new Date(s.createdAt).toISOString(),
+    updatedAt: new Date(s.updatedAt).toISOString(),
+  };
+}
+
+export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
+  const mustGet = (id: string): LiveStream => {
+    const s = o.live.get(streamId(id));
+    if (!s) throw new SmoothcastError('LIVE_NOT_FOUND', `no live stream ${id}`);
+    return s;
+  };
+  const service = (): LiveService => {
+    if (!o.service) throw new SmoothcastError('LIVE_STATE_CONFLICT', 'the live role is not running in this server');
+    return o.service;
+  };
+
+  app.post<{ Body: NewLiveStream }>('/api/live', async (req, reply) => {
+    const body = req.body;
+    if (!body || typeof body !== 'object' || Array.isArray(body)) {
+      throw new SmoothcastError('BAD_REQUEST', 'the body must be a JSON object with at least a title');
+    }
+    const known = ['title', 'dvrWindowSeconds', 'archive', 'latency', 'reconnectWindowSeconds', 'transcode'];
+    for (const k of Object.keys(body)) {
+      if (!known.includes(k)) throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
+    }
+    const s = o.live.create(body, { srtPorts: o.srtPorts });
+    return reply.code(201).send(presentLive(s, req, o));
+  });
+
+  app.get<{ Querystring: { limit?: string; offset?: string } }>('/api/live', async (req) => {
+    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+    const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
+      throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
+    }
+    return { streams: o.live.list({ limit, offset }).map((s) => presentLive(s, req, o)), total: o.live.count() };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/live/:id', async (req) => presentLive(mustGet(req.params.id), req, o));
+
+  for (const action of ['start', 'stop', 'shutdown', 'rotate-key'] as const) {
+    app.post<{ Params: { id: string } }>(`/api/live/:id/${action}`, async (req) => {
+      const id = mustGet(req.params.id).id;
+      const svc = service();
+      const s =
+        action === 'start'
+          ? svc.startStream(id)
+          : action === 'stop'
+            ? svc.stopStream(id)
+            : action === 'shutdown'
+              ? await svc.shutdown(id)
+              : svc.rotateKey(id);
+      return presentLive(s, req, o);
+    });
+  }
+
+  app.delete<{ Params: { id: string } }>('/api/live/:id', async (req, reply) => {
+    const s = mustGet(req.params.id);
+    o.live.delete(s.id);
+    return reply.code(204).send();
+  });
+
+  app.post<{ Params: { id: string }; Body: { url?: unknown } }>('/api/live/:id/targets', async (req, reply) => {
+    const s = mustGet(req.params.id);
+    if (!o.targets) throw new SmoothcastError('LIVE_STATE_CONFLICT', 'push targets are not available here');
+    const url = req.body?.url;
+    if (typeof url !== 'string') throw new SmoothcastError('LIVE_TARGET_INVALID', 'url must be a string');
+    return reply.code(201).send(o.targets.add(s, url));
+  });
+
+  app.delete<{ Params: { id: string; targetId: string } }>('/api/live/:id/targets/:targetId', async (req, reply) => {
+    const s = mustGet(req.params.id);
+    if (!o.targets?.remove(s, req.params.targetId)) {
+      throw new SmoothcastError('LIVE_TARGET_NOT_FOUND', `no push target ${req.params.targetId}`);
+    }
+    return reply.code(204).send();
+  });
+
+  // Server-Sent Events: the stream as JSON at once and on every change (`state`), its stats every second (`stats`).
+  app.get<{ Params: { id: string } }>('/api/live/:id/events', async (req, reply) => {
+    const id = mustGet(req.params.id).id;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+      'access-control-allow-origin': '*',
+    });
+    let last = -1;
+    let ticks = 0;
+    const every = o.ssePollMs ?? 250;
+    let closed = false;
+    const finish = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(poll);
+      res.end();
+    };
+    const check = () => {
+      if (closed) return;
+      const s = o.live.get(id);
+      if (!s) {
+        res.write(`event: deleted\ndata: ${JSON.stringify({ id })}\n\n`);
+        finish();
+        return;
+      }
+      if (s.updatedAt !== last) {
+        last = s.updatedAt;
+        res.write(`id: ${s.updatedAt}\nevent: state\ndata: ${JSON.stringify(presentLive(s, req, o))}\n\n`);
+      }
+      if (ticks++ % Math.max(1, Math.round(1000 / every)) === 0) {
+        res.write(`event: stats\ndata: ${JSON.stringify({ id, stats: o.service?.stats(id) ?? null })}\n\n`);
+      }
+    };
+    const poll = setInterval(check, every);
+    req.raw.on('close', finish);
+    res.write('retry: 2000\n\n');
+    check();
+  });
+
+  // The stream's own playback URLs: 302 to its current event's (relative URLs in them resolve against the event).
+  const follow = (file: string) => async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
+    const s = mustGet(req.params.id);
+    if (!s.currentAssetId) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'this stream has no event yet');
+    reply.header('cache-control', 'no-store');
+    reply.header('access-control-allow-origin', '*');
+    let target = `/v/${s.currentAssetId}/${file}`;
+    if (file === 'Manifest') {
+      const rev = o.currentRev?.(s.currentAssetId);
+      if (!rev) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'this stream has no event yet');
+      target = `/v/${s.currentAssetId}/${rev}.ism/Manifest`;
+    }
+    return reply.redirect(`${o.publicUrl}${target}`, 302);
+  };
+  app.get('/v/live/:id/master.m3u8', follow('master.m3u8'));
+  app.get('/v/live/:id/manifest.mpd', follow('manifest.mpd'));
+  app.get('/v/live/:id/Manifest', follow('Manifest'));
+}

@@ -1,0 +1,67 @@
+// What a live event's archive gets after shutdown made it ready (its manifests already play it whole): a poster (a
+// frame 10% in, from the top rendition) and the thumbnail sprites, the same ffmpeg steps as an upload's, run from
+// the event's own rendition files. Best effort: a failure is logged, the archive stays playable.
+import { existsSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
+import type { Config } from '../../core/config.ts';
+import type { AssetRepository } from '../../core/db/assets.ts';
+import { runProcess } from '../../core/process.ts';
+import type { Storage } from '../../core/storage/storage.ts';
+import { keys } from '../../core/storage/storage.ts';
+import { FragmentIndexer } from '../../media/bmff/indexer.ts';
+import { buildPosterArgs } from '../../media/encode/ffmpeg-args.ts';
+import type { EncodeContext } from '../worker/encode-job.ts';
+import { type Finished, makeThumbnails } from '../worker/finishing.ts';
+
+export async function finishArchive(
+  assetId: string,
+  o: {
+    assets: AssetRepository;
+    storage: Storage;
+    config: Config;
+    log: (m: string, e?: Record<string, unknown>) => void;
+  },
+): Promise<void> {
+  const asset = o.assets.get(assetId);
+  if (!asset || asset.status !== 'ready' || !asset.rev) return;
+  const rev = asset.rev;
+  const finished: Finished[] = [];
+  for (const r of asset.renditions) {
+    const track = await readTrack(o.storage, keys.rendition(assetId, rev, r.id));
+    if (track) finished.push({ id: r.id, track });
+  }
+  const duration = asset.duration ?? 0;
+  const top = finished.find((f) => f.track.kind === 'video');
+  if (top) {
+    const key = keys.poster(assetId);
+    const tmp = `${o.storage.localPath(key)}.tmp.jpg`;
+    const input = o.storage.localPath(keys.rendition(assetId, rev, top.id));
+    for (const time of [duration * 0.1, 0]) {
+      const args = buildPosterArgs(input, time, tmp, 1280, { videoStream: 0, maxPixels: o.config.limits.maxPixels });
+      const r = await runProcess('ffmpeg', args, { timeoutMs: 60_000 });
+      if (r.code === 0 && existsSync(tmp)) {
+        await rename(tmp, o.storage.localPath(key));
+        break;
+      }
+    }
+  }
+  const ctx = {
+    config: o.config,
+    storage: o.storage,
+    signal: new AbortController().signal,
+    log: o.log,
+  } as unknown as EncodeContext;
+  await makeThumbnails(asset, rev, finished, duration, ctx);
+  o.log('live: archive finished', { assetId, duration });
+}
+
+async function readTrack(storage: Storage, key: string) {
+  const st = await storage.stat(key);
+  if (!st) return undefined;
+  const ix = new FragmentIndexer();
+  // The init is all that is needed: stop at the first fragment.
+  for (let r = ix.next(st.size); r && !ix.track; r = ix.next(st.size)) {
+    ix.push(r.offset, await storage.read(key, r.offset, r.length));
+  }
+  return ix.track;
+}
