@@ -17,6 +17,7 @@ import type { TextRendition } from '../media/types.ts';
 import { registerApi } from './api/api.ts';
 import { registerLiveApi } from './api/live.ts';
 import { finishArchive } from './live/archive.ts';
+import { registerHttpIngest } from './live/http-ingest.ts';
 import { LiveService } from './live/live-service.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
@@ -207,6 +208,13 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     publicUrl: config.server.publicUrl,
     currentRev: (id) => assets.get(id)?.rev ?? null,
   });
+  if (live) {
+    registerHttpIngest(app, {
+      authorize: (key) => live.http.authorize(key),
+      onTrack: (target, track) => live.http.onTrack(target, track),
+      log,
+    });
+  }
   registerWeb(app);
 
   await app.listen({ host: config.server.host, port: config.server.port });

@@ -377,7 +377,8 @@ export class SqliteAssetRepository implements AssetRepository {
     if (!isValidAssetId(input.id)) throw new SmoothcastError('INVALID_ID', `invalid asset id: ${String(input.id)}`);
     if (!/^rl-[0-9a-z-]{1,37}$/.test(input.rev))
       throw new SmoothcastError('BAD_REQUEST', `invalid live rev ${input.rev}`);
-    const planned = validatePlan(input.renditions);
+    // An HTTP push announces its tracks as they arrive: a live asset may start with none.
+    const planned = input.renditions.length === 0 ? [] : validatePlan(input.renditions);
     const now = this.#now();
     const mediaType = planned.some((r) => r.type === 'video') ? 'video' : 'audio';
     this.#db.write(() => {

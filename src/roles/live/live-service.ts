@@ -24,6 +24,7 @@ import { can, deadline, publicState } from '../../media/live/state.ts';
 import type { Segment } from '../../media/types.ts';
 import { CmafAppender } from './cmaf-appender.ts';
 import { FlvFollower, rebaseTag, tagTimestamp } from './flv-prelude.ts';
+import { HttpPublishes } from './http-publish.ts';
 import { LiveLadder, type LiveLadderExit } from './ladder-process.ts';
 import { type PublishMeta, type PublishSink, RtmpIngest } from './rtmp-ingest.ts';
 
@@ -85,6 +86,8 @@ const STAT_WINDOW_MS = 1000;
 
 export class LiveService {
   readonly rtmp: RtmpIngest<Target>;
+  /** HTTP push publishes (registerHttpIngest routes call authorize/onTrack on it). */
+  readonly http: HttpPublishes;
   #rtmpPort = 0;
   readonly #o: LiveServiceOptions;
   readonly #runs = new Map<string, Run>();
@@ -102,6 +105,14 @@ export class LiveService {
       authorize: (key) => this.authorize(key),
       onPublish: (target, meta) => this.onPublish(target.streamId, meta),
     });
+    this.http = new HttpPublishes({
+      live: o.live,
+      assets: o.assets,
+      storage: o.storage,
+      log: o.log,
+      poke: o.poke,
+      ended: (id) => this.#lost(id),
+    });
   }
 
   get rtmpPort(): number {
@@ -115,6 +126,7 @@ export class LiveService {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.http.drop();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     await this.rtmp.close();
@@ -125,6 +137,7 @@ export class LiveService {
   /** A stream key names a stream whose state takes a publisher (checked again, under the lock, at onPublish). */
   authorize(streamKey: string): Target | null {
     const s = this.#o.live.byKey(streamKey);
+    if (s && this.http.active(s.id)) return null;
     if (!s || !can(s.state, 'publish', Date.now())) return null;
     return { streamId: s.id };
   }
@@ -370,7 +383,7 @@ export class LiveService {
 
   /** The publisher is gone: publisherLost where the state says so, and the reconnect timer. */
   #lost(streamId: string): void {
-    if (this.#runs.has(streamId) || this.#closed) return;
+    if (this.#runs.has(streamId) || this.http.active(streamId) || this.#closed) return;
     const s = this.#o.live.get(streamId);
     if (!s || !['starting', 'started'].includes(s.state.name)) return;
     try {
@@ -485,6 +498,7 @@ export class LiveService {
     const run = this.#runs.get(id);
     if (run) run.ended = true;
     this.rtmp.drop(id, reason);
+    this.http.drop(id);
   }
 
   /** Final figures from the files (their fragment indexes, not their bytes), then ready; the rest in the background. */

@@ -531,6 +531,8 @@ export class Origin {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${state.status} and not playable yet`);
     }
     if (rev !== undefined && rev !== state.rev) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    // A live event's archive: segments grouped from its parts (the same numbers as while it was live).
+    if (LIVE_REV.test(state.rev)) return { state, p: await this.live.presentation(state, state.rev) };
     return { state, p: await readPresentation(this.cache, id, state.rev, state) };
   }
 

@@ -1,0 +1,233 @@
+// Live end to end: ffmpeg publishes over RTMP (and HTTP push) to a real server; what it serves is checked with
+// references we did not write (ffmpeg/ffprobe as HLS and DASH clients, our bmff indexer only for box facts).
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { indexBuffer } from '../../src/media/bmff/indexer.ts';
+import type { AssetJson } from '../../src/roles/api/present.ts';
+import { createStream, liveAction, publish, topBoxes } from '../helpers/live.ts';
+import { startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
+import { decodeDash, decodeUrl, fetchBytes, fetchText } from '../helpers/verify.ts';
+
+let p: TestPlatform;
+before(async () => {
+  p = await startTestPlatform();
+});
+after(() => p?.stop());
+
+const rtmp = (key: string) => `rtmp://127.0.0.1:${p.live!.rtmpPort}/live/${key}`;
+const json = async <T>(path: string) => p.get<T>(path);
+
+interface Part {
+  duration: number;
+  uri: string;
+  independent: boolean;
+}
+
+function parts(playlist: string): Part[] {
+  return playlist
+    .split('\n')
+    .filter((l) => l.startsWith('#EXT-X-PART:'))
+    .map((l) => ({
+      duration: Number(/DURATION=([\d.]+)/.exec(l)![1]),
+      uri: /URI="([^"]+)"/.exec(l)![1]!,
+      independent: l.includes('INDEPENDENT=YES'),
+    }));
+}
+
+describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shutdown into the archive', () => {
+  it('refuses a wrong key at publish and creates nothing', async () => {
+    const before = (await json<{ total: number }>('/api/assets')).total;
+    const bad = publish(rtmp('a'.repeat(32)), { seconds: 3, size: '320x240' });
+    const r = await bad.exited;
+    assert.notEqual(r.code, 0, 'ffmpeg should fail to publish with a wrong key');
+    assert.equal((await json<{ total: number }>('/api/assets')).total, before);
+  });
+
+  it('plays within 6 s, aligned 2 s keyframes, LL-HLS parts, blocking reload, a second publisher refused', async (t) => {
+    const s = await createStream(p.url, { reconnectWindowSeconds: 20 });
+    assert.match(s.ingest.rtmp, /^rtmp:\/\/[^/]+\/live\/[a-z2-7]{32}$/);
+    assert.equal(s.state, 'idle');
+    const pub = publish(rtmp(s.streamKey), { seconds: 16 });
+    const asset = await until(
+      'the event to be playable',
+      async () => {
+        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
+        if (!cur.currentAssetId) return undefined;
+        const a = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
+        return a.playable ? a : undefined;
+      },
+      20_000,
+    );
+    const playableAfter = (Date.now() - pub.startedAt) / 1000;
+    t.diagnostic(`playable ${playableAfter.toFixed(2)} s after the publisher started`);
+    assert.ok(playableAfter <= 6, `playable after ${playableAfter} s`);
+    assert.equal(asset.status, 'live');
+    assert.equal((await json<{ state: string }>(`/api/live/${s.id}`)).state, 'started');
+
+    // A second publisher on the same key is refused while the first is live.
+    const second = publish(rtmp(s.streamKey), { seconds: 3, size: '320x240' });
+    assert.notEqual((await second.exited).code, 0);
+
+    // Let a few segments build up.
+    await new Promise((r) => setTimeout(r, 6000));
+    const master = await fetch(`${p.url}${s.playback.hls}`);
+    assert.equal(master.status, 200);
+    const masterUrl = master.url;
+    const mtext = await master.text();
+    const variants = mtext.split('\n').filter((l) => l.endsWith('.m3u8') && !l.startsWith('#'));
+    const audio = /URI="([^"]+a0\.m3u8)"/.exec(mtext)?.[1];
+    assert.equal(variants.length, 5, mtext);
+    assert.ok(audio);
+    const base = masterUrl.replace(/master\.m3u8$/, '');
+    const starts = new Map<string, number[]>();
+    for (const uri of [...variants, audio]) {
+      const url = base + uri;
+      const text = await fetchText(url);
+      assert.match(text, /#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES/);
+      const target = Number(/PART-TARGET=([\d.]+)/.exec(text)![1]);
+      const dir = url.replace(/[^/]+$/, '');
+      const init = await fetchBytes(dir + /#EXT-X-MAP:URI="([^"]+)"/.exec(text)![1]);
+      const ps = parts(text);
+      assert.ok(ps.length >= 6, `${uri}: ${ps.length} parts`);
+      for (const part of ps) {
+        assert.ok(part.duration <= target + 1e-6, `${uri}: part ${part.uri} of ${part.duration} s > PART-TARGET`);
+        const bytes = await fetchBytes(dir + part.uri);
+        const ix = indexBuffer(new Uint8Array(Buffer.concat([init, bytes])));
+        // One fragment of whole samples; INDEPENDENT exactly when it starts with a keyframe.
+        assert.equal(ix.segments.length, 1, part.uri);
+        assert.equal(ix.segments[0]!.startsWithKeyframe, part.independent, `${uri} ${part.uri}`);
+        if (part.independent && ix.track.kind === 'video') {
+          starts.set(uri, [...(starts.get(uri) ?? []), ix.segments[0]!.start / ix.track.timescale]);
+        }
+      }
+    }
+    // Every video rendition's keyframes are on the same 2 s grid.
+    for (const [uri, list] of starts) {
+      for (const k of list) assert.ok(Math.abs(k / 2 - Math.round(k / 2)) < 1e-3, `${uri}: keyframe at ${k} s`);
+    }
+
+    // Blocking reload: ask for the next part; the answer comes within 150 ms of the part reaching the file.
+    const v0 = base + variants[0]!;
+    const file = join(p.dataDir, 'media', 'assets', asset.id, v0.split('/').at(-2)!, 'v0.mp4');
+    const text = await fetchText(v0);
+    const hint = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="[^"]*?(\d+)\.(\d+)\.m4s"/.exec(text)!;
+    const sizeBefore = statSync(file).size;
+    let landed = 0;
+    const watch = setInterval(() => {
+      if (!landed && statSync(file).size > sizeBefore) landed = performance.now();
+    }, 2);
+    const blocked = await fetch(`${v0}?_HLS_msn=${hint[1]}&_HLS_part=${hint[2]}`);
+    const answered = performance.now();
+    clearInterval(watch);
+    assert.equal(blocked.status, 200);
+    assert.ok(landed > 0, 'the part landed while the request was held');
+    t.diagnostic(`blocking reload answered ${(answered - landed).toFixed(1)} ms after the part landed`);
+    assert.ok(answered - landed <= 150, `${answered - landed} ms`);
+    assert.match(await blocked.text(), new RegExp(`URI="v0/${hint[1]}\\.${hint[2]}\\.m4s"`));
+    // More than two segments ahead is a bad request.
+    assert.equal((await fetch(`${v0}?_HLS_msn=${Number(hint[1]) + 3}`)).status, 400);
+
+    // DASH: dynamic; Smooth: live, one moof per 2 s fragment with tfxd and tfrf.
+    const mpd = await fetchText(`${p.url}${s.playback.dash}`);
+    assert.match(mpd, /type="dynamic"/);
+    assert.match(mpd, /<UTCTiming/);
+    const smooth = await fetch(`${p.url}${s.playback.smooth}`);
+    const manifest = await smooth.text();
+    assert.match(manifest, /IsLive="TRUE"/);
+    const bitrate = /QualityLevel Index="0" Bitrate="(\d+)"/.exec(manifest)![1];
+    const firstT = /<c t="(\d+)"/.exec(manifest)![1];
+    const frag = await fetchBytes(
+      smooth.url.replace(/Manifest$/, `QualityLevels(${bitrate})/Fragments(video=${firstT})`),
+    );
+    assert.deepEqual(topBoxes(frag), ['moof', 'mdat']);
+    const hex = frag.toString('hex');
+    assert.ok(hex.includes('6d1d9b0542d544e680e2141daff757b2'), 'tfxd');
+    assert.ok(hex.includes('d4807ef2ca3946958e5426cb9e46a79f'), 'tfrf');
+
+    // The publisher dies; it comes back within the window and the SAME event continues after a discontinuity.
+    pub.child.kill('SIGKILL');
+    await pub.exited;
+    await new Promise((r) => setTimeout(r, 1500));
+    const mid = await json<{ state: string; reconnectDeadline: string | null; currentAssetId: string }>(
+      `/api/live/${s.id}`,
+    );
+    assert.equal(mid.state, 'started');
+    assert.ok(mid.reconnectDeadline);
+    const again = publish(rtmp(s.streamKey), { seconds: 6 });
+    await until(
+      'the continued event to have a discontinuity',
+      async () => ((await fetchText(v0)).includes('#EXT-X-DISCONTINUITY\n') ? true : undefined),
+      15_000,
+    );
+    assert.equal((await json<{ currentAssetId: string }>(`/api/live/${s.id}`)).currentAssetId, asset.id);
+    await again.exited;
+
+    // Shutdown: within 5 s the playlist ends, the MPD is static, the asset is ready, ffmpeg decodes it whole.
+    const t0 = Date.now();
+    const down = await liveAction(p.url, s.id, 'shutdown');
+    assert.equal(down.status, 200, await down.clone().text());
+    assert.equal(((await down.json()) as { state: string }).state, 'shutdown');
+    const ready = await json<AssetJson>(`/api/assets/${asset.id}`);
+    assert.equal(ready.status, 'ready');
+    assert.ok((await fetchText(v0)).includes('#EXT-X-ENDLIST'));
+    assert.match(await fetchText(`${p.url}${ready.playback.dash}`), /type="static"/);
+    assert.ok(Date.now() - t0 <= 5000, `${Date.now() - t0} ms`);
+    // Pushed: about 16 s less the kill (~11 s of media), then 6 s.
+    t.diagnostic(`archive duration ${ready.duration} s`);
+    assert.ok(ready.duration! > 12 && ready.duration! < 24, `duration ${ready.duration}`);
+    await decodeUrl(`${p.url}${ready.playback.hls}`);
+    const dash = await decodeDash(`${p.url}${ready.playback.dash!}`);
+    assert.ok(dash.every((d) => d.frames > 0));
+  });
+
+  it('answers a 1080p publish with transcode: false (the input stored as is, near-zero CPU)', async () => {
+    const s = await createStream(p.url, { transcode: false });
+    const pub = publish(rtmp(s.streamKey), { seconds: 6, size: '1920x1080' });
+    const a = await until(
+      'the 1080p event to be playable',
+      async () => {
+        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
+        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
+        return x?.playable ? x : undefined;
+      },
+      20_000,
+    );
+    assert.deepEqual(
+      a.renditions.map((r) => [r.id, r.width, r.height]),
+      [
+        ['v0', 1920, 1080],
+        ['a0', null, null],
+      ],
+    );
+    await pub.exited;
+    await liveAction(p.url, s.id, 'shutdown');
+    const ready = await json<AssetJson>(`/api/assets/${a.id}`);
+    assert.equal(ready.status, 'ready');
+    await decodeUrl(`${p.url}${ready.playback.hls}`);
+  });
+});
+
+describe('live over HTTP push', () => {
+  it('stores a Smooth push (ffmpeg -f ismv) track by track and plays it; a bad key is 403 with nothing created', async () => {
+    const before = (await json<{ total: number }>('/api/assets')).total;
+    const bad = await fetch(`${p.url}/ingest/${'b'.repeat(32)}.isml/Streams(x)`, { method: 'POST', body: 'x' });
+    assert.equal(bad.status, 403);
+    assert.equal((await json<{ total: number }>('/api/assets')).total, before);
+    const s = await createStream(p.url);
+    const pub = publish(`${s.ingest.http}.isml/Streams(cam)`, { seconds: 8, size: '640x360', format: 'ismv' });
+    assert.equal((await pub.exited).code, 0);
+    const cur = await json<{ currentAssetId: string }>(`/api/live/${s.id}`);
+    const live = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
+    assert.deepEqual(
+      live.renditions.map((r) => r.id),
+      ['v0', 'a0'],
+    );
+    await liveAction(p.url, s.id, 'shutdown');
+    const ready = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
+    assert.equal(ready.status, 'ready');
+    assert.ok(Math.abs(ready.duration! - 8) < 2, `duration ${ready.duration}`);
+    await decodeUrl(`${p.url}${ready.playback.hls}`);
+  });
+});
