@@ -305,12 +305,14 @@ describe('live ladder: ffmpeg 5.1 reading FLV from stdin', () => {
       const ts = o.track.timescale;
       // Fragments ending at the end of the input (8 s) are cut by EOF, not by a following frame — ffmpeg 5.1's fps
       // filter also repeats the last frame there — so they land when ffmpeg exits: not a live figure.
-      o.segments.filter((s) => (s.start + s.duration) / ts < 8 - 1e-6).forEach((s, i) => {
-        const at = result.landed[k]![i]!;
-        // Flushed as written, not held to the end: on a loaded 2-core CI box a part may lag, never by seconds.
-        assert.ok(at >= 0 && at <= s.start / ts + part + 2, `output ${k} part ${i} (${s.start / ts} s) at ${at} s`);
-        afterEnd.push(at - (s.start + s.duration) / ts);
-      });
+      o.segments
+        .filter((s) => (s.start + s.duration) / ts < 8 - 1e-6)
+        .forEach((s, i) => {
+          const at = result.landed[k]![i]!;
+          // Flushed as written, not held to the end: on a loaded 2-core CI box a part may lag, never by seconds.
+          assert.ok(at >= 0 && at <= s.start / ts + part + 2, `output ${k} part ${i} (${s.start / ts} s) at ${at} s`);
+          afterEnd.push(at - (s.start + s.duration) / ts);
+        });
     });
     t.diagnostic(
       `first part of ${plan.video.at(-1)!.height}p on disk ${lowest[0]!.toFixed(3)} s after spawn; parts land ` +
