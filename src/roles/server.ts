@@ -19,6 +19,7 @@ import { registerLiveApi } from './api/live.ts';
 import { finishArchive } from './live/archive.ts';
 import { registerHttpIngest } from './live/http-ingest.ts';
 import { LiveService } from './live/live-service.ts';
+import { LiveTargets } from './live/targets.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
 import { registerWeb } from './web/web.ts';
@@ -183,6 +184,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   const [srtFrom, srtTo] = config.live.srtPorts.split('-').map(Number) as [number, number];
   if (!(srtFrom <= srtTo))
     throw new SmoothcastError('CONFIG_INVALID', `live.srtPorts ${config.live.srtPorts}: from > to`);
+  let targets: LiveTargets | null = null;
   const live = config.live.enabled
     ? new LiveService({
         live: liveStreams,
@@ -198,8 +200,11 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         evict: (id) => origin.evict(id),
         viewers: (id) => origin.live.viewers(id),
         finishArchive: (id) => finishArchive(id, { assets, storage, config, log }),
+        onMedia: (id, chunk) => targets?.write(id, chunk),
+        onPublishEnded: (id) => targets?.publishEnded(id),
       })
     : null;
+  if (live) targets = new LiveTargets({ live: liveStreams, log, prelude: (id) => live.prelude(id) });
   registerLiveApi(app, {
     live: liveStreams,
     service: live,
@@ -207,6 +212,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     publicHost: config.live.publicHost,
     publicUrl: config.server.publicUrl,
     currentRev: (id) => assets.get(id)?.rev ?? null,
+    ...(targets ? { targets } : {}),
   });
   if (live) {
     registerHttpIngest(app, {
@@ -234,6 +240,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     live,
     async close() {
       await live?.close();
+      await targets?.close();
       uploads.close();
       await worker?.close();
       await app.close();

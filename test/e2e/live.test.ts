@@ -231,3 +231,45 @@ describe('live over HTTP push', () => {
     await decodeUrl(`${p.url}${ready.playback.hls}`);
   });
 });
+
+describe('push targets', () => {
+  it('forwards a live stream to a second smoothcast, which plays the same stream; a bad URL is refused', async () => {
+    const other = await startTestPlatform();
+    try {
+      const theirs = await createStream(other.url);
+      const ours = await createStream(p.url);
+      const bad = await fetch(`${p.url}/api/live/${ours.id}/targets`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: 'file:///etc/passwd' }),
+      });
+      assert.equal(bad.status, 400);
+      assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'LIVE_TARGET_INVALID');
+      const added = await fetch(`${p.url}/api/live/${ours.id}/targets`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ url: theirs.ingest.rtmp }),
+      });
+      assert.equal(added.status, 201);
+      const pub = publish(rtmp(ours.streamKey), { seconds: 10, size: '640x360' });
+      const forwarded = await until(
+        'the second server to play the forwarded stream',
+        async () => {
+          const s = await other.get<{ currentAssetId: string | null; state: string }>(`/api/live/${theirs.id}`);
+          const a = s.currentAssetId ? await other.get<AssetJson>(`/api/assets/${s.currentAssetId}`) : undefined;
+          return a?.playable ? { s, a } : undefined;
+        },
+        25_000,
+      );
+      assert.equal(forwarded.s.state, 'started');
+      const mine = await json<{ targets: { state: string; url: string }[] }>(`/api/live/${ours.id}`);
+      assert.equal(mine.targets[0]!.state, 'pushing');
+      assert.ok(!mine.targets[0]!.url.includes(theirs.streamKey), 'the target key is masked');
+      const m = await fetchText(`${other.url}/v/${forwarded.a.id}/master.m3u8`);
+      assert.match(m, /#EXT-X-STREAM-INF/);
+      await pub.exited;
+    } finally {
+      await other.stop();
+    }
+  });
+});

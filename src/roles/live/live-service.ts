@@ -572,6 +572,11 @@ export class LiveService {
     }
   }
 
+  /** The FLV prelude of a stream's current publish (for a push target added while it is live); null when none. */
+  prelude(streamId: string): Uint8Array | null {
+    return this.#runs.get(streamId)?.flv.prelude() ?? null;
+  }
+
   /** Whether a stream has a run in this process (for tests and stats). */
   running(id: string): boolean {
     return this.#runs.has(id);
