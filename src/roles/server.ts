@@ -19,6 +19,7 @@ import { registerLiveApi } from './api/live.ts';
 import { finishArchive } from './live/archive.ts';
 import { registerHttpIngest } from './live/http-ingest.ts';
 import { LiveService } from './live/live-service.ts';
+import { srtUrl } from './live/srt-ingest.ts';
 import { LiveTargets } from './live/targets.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
@@ -196,6 +197,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         transcode: config.live.transcode,
         maxPublishers: config.live.maxPublishers,
         maxRunMs: config.live.maxEventHours * 3600_000,
+        srt: true,
         poke: (id, rev) => origin.live.feeds.poke(id, rev),
         evict: (id) => origin.evict(id),
         viewers: (id) => origin.live.viewers(id),
@@ -212,6 +214,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     publicHost: config.live.publicHost,
     publicUrl: config.server.publicUrl,
     currentRev: (id) => assets.get(id)?.rev ?? null,
+    srtUrl,
     ...(targets ? { targets } : {}),
   });
   if (live) {

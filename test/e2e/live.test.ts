@@ -273,3 +273,31 @@ describe('push targets', () => {
     }
   });
 });
+
+describe('live over SRT', () => {
+  it('takes MPEG-TS over SRT with the stream passphrase into the ladder; a wrong passphrase is refused', async () => {
+    const s = await createStream(p.url);
+    assert.ok(s.ingest.srt, 'the stream has an SRT URL');
+    const wrong = s.ingest.srt!.replace(/passphrase=[^&]+/, 'passphrase=wrongwrongwrong');
+    const bad = publish(`${wrong}&connect_timeout=2000`, { seconds: 3, size: '320x240', format: 'mpegts' });
+    assert.notEqual((await bad.exited).code, 0, 'a wrong passphrase must be refused');
+    assert.equal((await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`)).currentAssetId, null);
+    const pub = publish(s.ingest.srt!, { seconds: 8, size: '640x360', format: 'mpegts' });
+    const a = await until(
+      'the SRT event to be playable',
+      async () => {
+        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
+        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
+        return x?.playable ? x : undefined;
+      },
+      20_000,
+    );
+    assert.equal(a.status, 'live');
+    assert.ok((Date.now() - pub.startedAt) / 1000 <= 6, 'playable within 6 s');
+    await pub.exited;
+    await liveAction(p.url, s.id, 'shutdown');
+    const ready = await json<AssetJson>(`/api/assets/${a.id}`);
+    assert.equal(ready.status, 'ready');
+    await decodeUrl(`${p.url}${ready.playback.hls}`);
+  });
+});

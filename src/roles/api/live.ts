@@ -45,6 +45,8 @@ export interface LiveApiOptions {
   publicHost: string;
   publicUrl: string;
   srtUrl?: (host: string, port: number, passphrase: string) => string;
+  /** Whether SRT listeners run (else ingest.srt is null). */
+  srt?: boolean;
   targets?: {
     add(stream: LiveStream, url: string): LiveTargetStatusJson;
     list(stream: LiveStream): LiveTargetStatusJson[];
@@ -66,6 +68,14 @@ function hostOf(req: FastifyRequest, o: LiveApiOptions): { host: string; http: s
   return { host: o.publicHost || url.hostname, http: url.origin };
 }
 
+function safeSrtUrl(o: LiveApiOptions, host: string, port: number, passphrase: string): string | null {
+  try {
+    return o.srtUrl?.(host, port, passphrase) ?? `srt://${host}:${port}?passphrase=${passphrase}&pbkeylen=16`;
+  } catch {
+    return null; // a host SRT callers cannot use as it is (set live.publicHost)
+  }
+}
+
 export function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOptions): LiveStreamJson {
   const { host, http } = hostOf(req, o);
   const port = o.service?.rtmpPort ?? 1935;
@@ -80,11 +90,7 @@ export function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOption
     streamKey: s.streamKey,
     ingest: {
       rtmp: `${server}/${s.streamKey}`,
-      srt:
-        s.srtPort !== null
-          ? (o.srtUrl?.(host, s.srtPort, s.srtPassphrase) ??
-            `srt://${host}:${s.srtPort}?passphrase=${s.srtPassphrase}&pbkeylen=16`)
-          : null,
+      srt: s.srtPort !== null && o.srt !== false ? safeSrtUrl(o, host, s.srtPort, s.srtPassphrase) : null,
       http: `${http}/ingest/${s.streamKey}`,
     },
     obs: { server, streamKey: s.streamKey },
@@ -123,6 +129,7 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
       if (!known.includes(k)) throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
     }
     const s = o.live.create(body, { srtPorts: o.srtPorts });
+    o.service?.listen(s);
     return reply.code(201).send(presentLive(s, req, o));
   });
 
@@ -156,6 +163,7 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
   app.delete<{ Params: { id: string } }>('/api/live/:id', async (req, reply) => {
     const s = mustGet(req.params.id);
     o.live.delete(s.id);
+    o.service?.forget(s.id);
     return reply.code(204).send();
   });
 

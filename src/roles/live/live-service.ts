@@ -27,6 +27,7 @@ import { FlvFollower, rebaseTag, tagTimestamp } from './flv-prelude.ts';
 import { HttpPublishes } from './http-publish.ts';
 import { LiveLadder, type LiveLadderExit } from './ladder-process.ts';
 import { type PublishMeta, type PublishSink, RtmpIngest } from './rtmp-ingest.ts';
+import { SrtIngest } from './srt-ingest.ts';
 
 export type Logger = (msg: string, extra?: Record<string, unknown>) => void;
 
@@ -40,6 +41,8 @@ export interface LiveServiceOptions {
   transcode: boolean;
   maxPublishers: number;
   maxRunMs: number;
+  /** Run an SRT listener per stream on its port (live.srtPorts). */
+  srt?: boolean;
   /** A fragment of this event is on disk (the origin's feed reads it now). */
   poke(assetId: string, rev: string): void;
   /** The asset changed shape (ready, deleted): drop cached views of it. */
@@ -88,6 +91,8 @@ export class LiveService {
   readonly rtmp: RtmpIngest<Target>;
   /** HTTP push publishes (registerHttpIngest routes call authorize/onTrack on it). */
   readonly http: HttpPublishes;
+  /** SRT: one supervised ffmpeg listener per stream port (null when off). */
+  readonly srt: SrtIngest<Target> | null;
   #rtmpPort = 0;
   readonly #o: LiveServiceOptions;
   readonly #runs = new Map<string, Run>();
@@ -105,6 +110,18 @@ export class LiveService {
       authorize: (key) => this.authorize(key),
       onPublish: (target, meta) => this.onPublish(target.streamId, meta),
     });
+    this.srt = o.srt
+      ? new SrtIngest<Target>({
+          host: o.host,
+          log: o.log,
+          maxSessionMs: o.maxRunMs,
+          authorize: (id) => {
+            const s = this.#o.live.get(id);
+            return s && can(s.state, 'publish', Date.now()) && !this.#runs.has(id) ? { streamId: id } : null;
+          },
+          onPublish: (target, meta) => this.onPublish(target.streamId, meta),
+        })
+      : null;
     this.http = new HttpPublishes({
       live: o.live,
       assets: o.assets,
@@ -122,11 +139,16 @@ export class LiveService {
   async start(): Promise<void> {
     this.#rtmpPort = (await this.rtmp.start()).port;
     this.#recover();
+    const total = this.#o.live.count();
+    for (let off = 0; off < total; off += 500) {
+      for (const s of this.#o.live.list({ limit: 500, offset: off })) this.listen(s);
+    }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     this.http.drop();
+    await this.srt?.close();
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     await this.rtmp.close();
@@ -441,11 +463,14 @@ export class LiveService {
   stopStream(id: string): LiveStream {
     const s = this.#o.live.transition(id, 'stop');
     this.#drop(id, 'the stream was stopped');
+    this.listen(s);
     return s;
   }
 
   startStream(id: string): LiveStream {
-    return this.#o.live.transition(id, 'start');
+    const s = this.#o.live.transition(id, 'start');
+    this.listen(s);
+    return s;
   }
 
   /** The event is over: the publisher is dropped, the files end, the asset becomes the ready archive. */
@@ -453,6 +478,7 @@ export class LiveService {
     const s = this.#o.live.transition(id, 'shutdown');
     clearTimeout(this.#timers.get(id));
     this.#drop(id, 'the stream was shut down');
+    this.listen(s);
     const run = this.#runs.get(id);
     if (run) {
       run.ended = true;
@@ -463,7 +489,10 @@ export class LiveService {
   }
 
   rotateKey(id: string): LiveStream {
-    return this.#o.live.rotateKey(id);
+    const s = this.#o.live.rotateKey(id);
+    // The new passphrase: a new listener (a caller already connected keeps its session until it drops).
+    if (this.srt && !this.#runs.has(id)) void this.srt.closeStream(id).then(() => this.listen(s));
+    return s;
   }
 
   stats(id: string): LiveStats | null {
@@ -570,6 +599,25 @@ export class LiveService {
       this.#finishing.add(p);
       void p.finally(() => this.#finishing.delete(p));
     }
+  }
+
+  /** Opens (or closes) the stream's SRT listener as its state says: only a stream that can take a publisher. */
+  listen(s: LiveStream): void {
+    if (!this.srt || this.#closed) return;
+    if (s.srtPort === null || s.state.name === 'shutdown' || s.state.name === 'stopped') {
+      void this.srt.closeStream(s.id);
+      return;
+    }
+    try {
+      this.srt.open(s.id, s.srtPort, s.srtPassphrase);
+    } catch (err) {
+      this.#o.log('live: srt listener not opened', { streamId: s.id, error: String(err) });
+    }
+  }
+
+  /** A stream is gone: its listener too. */
+  forget(id: string): void {
+    void this.srt?.closeStream(id);
   }
 
   /** The FLV prelude of a stream's current publish (for a push target added while it is live); null when none. */
