@@ -80,5 +80,5 @@ export function statusText(a: Asset): string {
     const eta = a.progress.etaSeconds != null ? `, ${clock(a.progress.etaSeconds)} left` : '';
     return `Encoding ${Math.floor(a.progress.percent)}%${speed}${eta}`;
   }
-  return { queued: 'Queued for encoding', processing: 'Encoding', ready: 'Ready', failed: 'Failed' }[a.status];
+  return { queued: 'Queued for encoding', processing: 'Encoding', ready: 'Ready', failed: 'Failed', live: 'Live' }[a.status];
 }
