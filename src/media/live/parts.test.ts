@@ -29,7 +29,10 @@ describe('groupParts: video', () => {
       independent: true,
       samples: s1.parts[0]!.samples,
     });
-    assert.equal(s1.samples, s1.parts.reduce((n, p) => n + p.samples, 0));
+    assert.equal(
+      s1.samples,
+      s1.parts.reduce((n, p) => n + p.samples, 0),
+    );
     assert.deepEqual(
       s1.parts.map((p) => [p.index, p.independent]),
       [0, 1, 2, 3, 4, 5].map((i) => [i, i === 0]),
