@@ -63,6 +63,8 @@ test('create → queued; get returns camelCase objects; bad and duplicate ids ar
     mediaType: null,
     notes: [],
     presentationOffset: null,
+    liveStreamId: null,
+    liveStartMs: null,
     renditions: [],
     createdAt: 1_000,
     updatedAt: 1_000,
