@@ -20,6 +20,12 @@ commands:
   captions ls ID [--json] | captions rm ID CAPTION   sidecar captions/subtitles of an asset
   ls     [--data DIR] [--json]                      list assets
   rm     [--data DIR] ID…                           delete assets and their files
+  live create TITLE [--dvr SECONDS] [--latency low|standard] [--no-archive] [--json]
+  live ls [--json] | live show ID [--json]
+  live start|stop|shutdown|rotate-key|rm ID [--json]
+                                                    live streams of a running server (--server URL; default
+                                                    server.publicUrl, else http://localhost:PORT); show prints
+                                                    the state, ingest URLs, OBS settings, playback URLs, stats
 
 options for every command:
   --config FILE   JSON configuration file (also SMOOTHCAST_CONFIG); see docs/configuration.md
@@ -56,6 +62,9 @@ async function main(argv: string[]): Promise<number> {
       lang: { type: 'string' },
       label: { type: 'string' },
       kind: { type: 'string' },
+      dvr: { type: 'string' },
+      latency: { type: 'string' },
+      'no-archive': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -84,6 +93,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./ls.ts')).ls(config, cli);
     case 'rm':
       return (await import('./rm.ts')).rm(config, cli);
+    case 'live':
+      return (await import('./live.ts')).liveCommand(config, cli);
     default:
       process.stderr.write(`smoothcast: unknown command "${command}"\n\n${USAGE}`);
       return 2;

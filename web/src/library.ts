@@ -1,17 +1,25 @@
 // The library: every asset with poster, title, duration, status and date; watch links; delete with confirmation.
+// A live event (status `live`) has a LIVE badge on its poster and a link to its stream's page.
 import { type Asset, api, clock, el, statusText } from './api.ts';
+import { liveHref } from './live.ts';
 
 function card(a: Asset, onDelete: (a: Asset) => void): HTMLElement {
-  const poster = a.playback.poster
-    ? el('img', { src: a.playback.poster, alt: '', loading: 'lazy', width: '320', height: '180' })
-    : el('div', { class: 'noposter', 'aria-hidden': 'true' });
+  // A live event has no poster yet (it is made from the archive).
+  const poster =
+    a.playback.poster && a.status !== 'live'
+      ? el('img', { src: a.playback.poster, alt: '', loading: 'lazy', width: '320', height: '180' })
+      : el('div', { class: 'noposter', 'aria-hidden': 'true' });
+  // A poster not made yet (an archive's is made just after it is ready): the blank one rather than a broken image.
+  poster.addEventListener('error', () => poster.replaceWith(el('div', { class: 'noposter', 'aria-hidden': 'true' })));
   const title = a.playable ? el('a', { href: `/watch/${a.id}`, text: a.title }) : el('span', { text: a.title });
   const del = el('button', { type: 'button', class: 'delete', 'aria-label': `Delete ${a.title}` }, 'Delete');
   del.addEventListener('click', () => onDelete(a));
+  const live = a.status === 'live';
   return el(
     'li',
     { class: `asset ${a.status}`, 'data-id': a.id, 'data-status': a.status },
     poster,
+    ...(live ? [el('span', { class: 'badge live', text: 'LIVE' })] : []),
     el('h2', {}, title),
     el(
       'p',
@@ -20,7 +28,12 @@ function card(a: Asset, onDelete: (a: Asset) => void): HTMLElement {
       ' · ',
       el('time', { datetime: a.createdAt, text: new Date(a.createdAt).toLocaleString() }),
     ),
-    el('p', { class: 'status', text: statusText(a) }),
+    el(
+      'p',
+      { class: 'status' },
+      statusText(a),
+      ...(live && a.liveStreamId ? [' · ', el('a', { href: liveHref(a.liveStreamId), text: 'Stream' })] : []),
+    ),
     del,
   );
 }
@@ -46,9 +59,9 @@ export async function renderLibrary(app: HTMLElement): Promise<void> {
     }
     list.replaceChildren(...assets.map((a) => card(a, (x) => void onDelete(x))));
     if (!assets.length) list.append(el('li', { class: 'empty' }, 'No videos yet. ', el('a', { href: '/' }, 'Upload one')));
-    return assets.some((a) => a.status === 'queued' || a.status === 'processing');
+    return assets.some((a) => a.status === 'queued' || a.status === 'processing' || a.status === 'live');
   };
-  // While something encodes, refresh every few seconds.
+  // While something encodes or is live, refresh every few seconds.
   const tick = async () => {
     if (await draw()) setTimeout(() => void tick(), 3000);
   };

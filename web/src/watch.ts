@@ -1,7 +1,9 @@
 // The watch page: Shaka Player on the asset's DASH manifest (HLS while it is still encoding), with our own
 // controls: play/pause, seek bar showing buffered ranges, time, mute, captions, audio language, automatic or manual
 // quality, the rendition playing and the estimated bandwidth, fullscreen, and keys (space, ←/→, f, m, c). An
-// audio-only asset (podcast, music) gets the same bar under its cover art. Embed snippet and URLs below.
+// audio-only asset (podcast, music) gets the same bar under its cover art. Embed snippet and URLs below. A live
+// event (status `live`) has a LIVE badge, a "go live" button (to the live edge) and a seek bar over Shaka's seek
+// range (the DVR window); when the event ends the same page goes on as the archive.
 import shaka from 'shaka-player/dist/shaka-player.compiled.js';
 import { type Asset, api, clock, el } from './api.ts';
 import { loadThumbnails } from './thumbnails.ts';
@@ -50,7 +52,7 @@ const ICONS = {
   headphones: 'M12 3a9 9 0 0 0-9 9v7a2 2 0 0 0 2 2h2v-8H5v-1a7 7 0 0 1 14 0v1h-2v8h2a2 2 0 0 0 2-2v-7a9 9 0 0 0-9-9z',
 };
 
-function mbps(bits: number): string {
+export function mbps(bits: number): string {
   return `${(bits / 1e6).toFixed(bits >= 1e7 ? 0 : 1)} Mb/s`;
 }
 /** Audio bitrates read better in kb/s. */
@@ -122,6 +124,35 @@ function shareSection(asset: AssetX, abs: (u: string | null) => string): HTMLEle
   );
 }
 
+/**
+ * A Shaka player attached to `media`, drawing text inside `frame`, its errors put in `message`; null (said in
+ * `message`) where the browser has no Media Source Extensions. The caller loads the manifest.
+ */
+export async function createPlayer(
+  frame: HTMLElement,
+  media: HTMLMediaElement,
+  message: HTMLElement,
+): Promise<shaka.Player | null> {
+  shaka.polyfill.installAll();
+  if (!shaka.Player.isBrowserSupported()) {
+    message.textContent = 'This browser cannot play adaptive streams (no Media Source Extensions).';
+    return null;
+  }
+  const player = new shaka.Player();
+  // Captions are drawn by Shaka's UITextDisplayer as DOM inside the player frame (not the <video>'s own track
+  // rendering), so they stay over the picture when the frame, rather than the <video>, is made fullscreen.
+  player.setVideoContainer(frame);
+  await player.attach(media);
+  player.addEventListener('error', (e) => {
+    const detail = (e as unknown as { detail: shaka.util.Error }).detail;
+    message.textContent = `Playback error ${detail.code}`;
+  });
+  return player;
+}
+
+/** How far behind the live edge still counts as live (about a segment and a half). */
+const LIVE_EDGE_SLACK = 3;
+
 export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   let asset: AssetX;
   try {
@@ -133,7 +164,8 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   // Audio only (podcast, music): said so by the API, or known from the renditions (a server without `mediaType`).
   const audioOnly =
     asset.mediaType === 'audio' || (asset.renditions.length > 0 && !asset.renditions.some((r) => r.type === 'video'));
-  const poster = asset.playback.poster;
+  // A live event has no poster yet (it is made from the archive when the event ends).
+  const poster = asset.status === 'live' ? null : asset.playback.poster;
   let media: HTMLMediaElement;
   let picture: HTMLElement;
   if (audioOnly) {
@@ -157,12 +189,21 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   );
   const quality = el('select', { class: 'quality', 'aria-label': 'Quality' }, el('option', { value: 'auto', text: 'Auto' }));
   const fsBtn = el('button', { type: 'button', class: 'fullscreen', 'aria-label': 'Fullscreen' }, icon(ICONS.fullscreen));
+  // Live: a badge by the title, and a button back to the live edge (lit while playing at it).
+  const live = asset.status === 'live';
+  const liveBadge = el('span', { class: 'badge live', text: 'LIVE' });
+  const goLive = el(
+    'button',
+    { type: 'button', class: 'golive', 'aria-label': 'Go to the live edge', disabled: '' },
+    'Go live',
+  );
   const current = el('span', { class: 'current', 'aria-live': 'polite' });
   const bandwidth = el('span', { class: 'bandwidth' });
   const message = el('p', { class: 'message', role: 'alert' });
   // Audio only: no quality to pick (one audio ladder, Shaka's to adapt) and nothing to fullscreen.
   const videoOnly = audioOnly ? [] : [quality, fsBtn];
-  const controls = el('div', { class: 'controls' }, playBtn, seek, time, muteBtn, ...videoOnly);
+  const liveOnly = live ? [goLive] : [];
+  const controls = el('div', { class: 'controls' }, playBtn, seek, time, ...liveOnly, muteBtn, ...videoOnly);
   const preview = el('div', { class: 'preview', hidden: '', 'aria-hidden': 'true' });
   const frame = el(
     'div',
@@ -175,7 +216,7 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   const abs = (u: string | null) => (u ? new URL(u, origin).href : '');
   const notes = asset.notes ?? [];
   app.replaceChildren(
-    el('h1', { text: asset.title }),
+    live ? el('h1', {}, asset.title, ' ', liveBadge) : el('h1', { text: asset.title }),
     ...(notes.length
       ? [el('ul', { class: 'notes', 'aria-label': 'Notes' }, ...notes.map((n) => el('li', { text: n })))]
       : []),
@@ -189,21 +230,9 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     message.textContent = asset.status === 'failed' ? `This video failed: ${asset.error?.message}` : 'Not playable yet…';
     return;
   }
-  shaka.polyfill.installAll();
-  if (!shaka.Player.isBrowserSupported()) {
-    message.textContent = 'This browser cannot play adaptive streams (no Media Source Extensions).';
-    return;
-  }
-  const player = new shaka.Player();
+  const player = await createPlayer(frame, media, message);
+  if (!player) return;
   (window as unknown as { smoothcastPlayer: shaka.Player }).smoothcastPlayer = player;
-  // Captions are drawn by Shaka's UITextDisplayer as DOM inside the player frame (not the <video>'s own track
-  // rendering), so they stay over the picture when the frame, rather than the <video>, is made fullscreen.
-  player.setVideoContainer(frame);
-  await player.attach(media);
-  player.addEventListener('error', (e) => {
-    const detail = (e as unknown as { detail: shaka.util.Error }).detail;
-    message.textContent = `Playback error ${detail.code}`;
-  });
   const captions = captionsMenu(player, icon(ICONS.captions));
   const audio = audioMenu(player, icon(ICONS.headphones));
   muteBtn.after(captions.control, audio.control);
@@ -221,11 +250,19 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     return;
   }
   audio.prefer();
-  try {
-    await player.load(abs(src));
-  } catch (err) {
-    message.textContent = `Could not load the stream: ${(err as { code?: number }).code ?? err}`;
-    return;
+  // A live event's MPD is served from its first whole segment (about 2 s after its first media): a few tries.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await player.load(abs(src));
+      break;
+    } catch (err) {
+      if (live && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      message.textContent = `Could not load the stream: ${(err as { code?: number }).code ?? err}`;
+      return;
+    }
   }
   // A delivery whose manifest carries no text tracks (one that cannot, or an older revision): the WebVTT files.
   if (!player.getTextTracks().length) {
@@ -285,21 +322,54 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   setInterval(update, 1000);
   update();
 
-  // Seek bar with buffered ranges drawn behind the thumb.
+  // Seek bar with buffered ranges drawn behind the thumb. Live: it spans Shaka's seek range (the DVR window, which
+  // moves with the edge) and the time says how far behind live the picture is.
+  const range = () => {
+    if (player.isLive()) return player.seekRange();
+    return { start: 0, end: Number.isFinite(media.duration) ? media.duration : 0 };
+  };
   const drawSeek = () => {
-    const d = Number.isFinite(media.duration) ? media.duration : 0;
-    seek.max = String(d);
+    const { start: lo, end: hi } = range();
+    seek.min = String(lo);
+    seek.max = String(hi);
     if (document.activeElement !== seek) seek.value = String(media.currentTime);
-    time.textContent = `${clock(media.currentTime)} / ${clock(d)}`;
+    if (player.isLive()) {
+      const behind = Math.max(0, hi - media.currentTime);
+      const atEdge = behind < LIVE_EDGE_SLACK;
+      time.textContent = atEdge ? 'live' : `−${clock(behind)}`;
+      seek.setAttribute('aria-valuetext', atEdge ? 'at the live edge' : `${clock(behind)} behind live`);
+      goLive.disabled = false;
+      goLive.classList.toggle('at-edge', atEdge);
+      goLive.textContent = atEdge ? 'LIVE' : 'Go live';
+    } else {
+      time.textContent = `${clock(media.currentTime)} / ${clock(hi)}`;
+      seek.removeAttribute('aria-valuetext');
+    }
+    const span = hi - lo;
+    const pct = (t: number) => Math.max(0, Math.min(100, ((t - lo) / span) * 100));
     const stops: string[] = [];
-    for (let i = 0; i < media.buffered.length && d > 0; i++) {
-      const a = (media.buffered.start(i) / d) * 100;
-      const b = (media.buffered.end(i) / d) * 100;
+    for (let i = 0; i < media.buffered.length && span > 0; i++) {
+      const a = pct(media.buffered.start(i));
+      const b = pct(media.buffered.end(i));
       stops.push(`transparent ${a}%`, `var(--buffered) ${a}%`, `var(--buffered) ${b}%`, `transparent ${b}%`);
     }
     seek.style.setProperty('--ranges', stops.length ? `linear-gradient(to right, ${stops.join(', ')})` : 'none');
   };
   for (const ev of ['timeupdate', 'progress', 'durationchange', 'seeked']) media.addEventListener(ev, drawSeek);
+  if (live) {
+    // The window moves on while paused too.
+    setInterval(drawSeek, 1000);
+    goLive.addEventListener('click', () => {
+      player.goToLive();
+      void media.play().catch(() => {});
+    });
+    // When the event ends the page goes on as the archive (Shaka turns the static manifest into VOD itself).
+    api.follow(asset.id, (a) => {
+      if (!a || a.status === 'live') return;
+      liveBadge.remove();
+      goLive.remove();
+    });
+  }
   seek.addEventListener('input', () => {
     media.currentTime = Number(seek.value);
   });
@@ -356,10 +426,10 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
       ' ': toggle,
       k: toggle,
       ArrowLeft: () => {
-        media.currentTime = Math.max(0, media.currentTime - 5);
+        media.currentTime = Math.max(range().start, media.currentTime - 5);
       },
       ArrowRight: () => {
-        media.currentTime = Math.min(media.duration || 0, media.currentTime + 5);
+        media.currentTime = Math.min(range().end, media.currentTime + 5);
       },
       m: mute,
       c: captions.toggle,
