@@ -81,7 +81,7 @@ describe('live page in chromium', { timeout: 90_000 }, () => {
   });
 
   it('creates a stream in the page and shows the OBS settings the API has', async () => {
-    const page = await open('/?live');
+    const page = await open('/live');
     await page.locator('li.stream').first().waitFor();
     // A title of spaces passes the browser's `required` but not the API: its error is shown with its code.
     await page.fill('#live-title', '   ');
@@ -97,8 +97,8 @@ describe('live page in chromium', { timeout: 90_000 }, () => {
     await page.check('input[name="latency"][value="low"]');
     assert.equal(await page.isChecked('#live-archive'), true);
     await page.click('form.create-live button[type="submit"]');
-    await page.waitForURL(/\?live=l[a-z2-7]{15}$/);
-    id = new URL(page.url()).searchParams.get('live') ?? '';
+    await page.waitForURL(/\/live\/l[a-z2-7]{15}$/);
+    id = new URL(page.url()).pathname.split('/').at(-1) ?? '';
     const s = await p.get<LiveStreamJson>(`/api/live/${id}`);
     assert.equal(s.title, 'Studio camera');
     assert.equal(s.dvrWindowSeconds, 1800);
@@ -195,7 +195,7 @@ describe('live page in chromium', { timeout: 90_000 }, () => {
     await advances(page, '.live-preview video', 1);
     await page.screenshot({ path: join(SHOTS, 'live-stream.png') });
 
-    const list = await open('/?live');
+    const list = await open('/live');
     await list.locator(`li.stream[data-id="${id}"][data-state="started"] .badge`).waitFor();
     assert.equal(await list.locator('li.stream').count(), 2);
     assert.match(
@@ -300,7 +300,7 @@ describe('live page in chromium', { timeout: 90_000 }, () => {
       void d.accept();
     });
     await page.click('button.act.delete');
-    await page.waitForURL(/\/\?live$/);
+    await page.waitForURL(/\/live$/);
     await page.locator('li.stream').first().waitFor();
     assert.equal(await page.locator(`li.stream[data-id="${id}"]`).count(), 0);
     assert.equal((await fetch(`${p.url}/api/live/${id}`)).status, 404);

@@ -305,3 +305,54 @@ describe('live over SRT', () => {
     await decodeUrl(`${p.url}${ready.playback.hls}`);
   });
 });
+
+describe('live over DASH-IF CMAF ingest', () => {
+  it('takes one POST per track (video and audio paths) into one event that plays and archives', async () => {
+    const s = await createStream(p.url);
+    const cmaf = ['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof+cmaf'];
+    // One encoder process per track, as a DASH-IF ingest source sends them (one ffmpeg with two HTTP outputs
+    // stalls before its first byte in ffmpeg 5.1).
+    const push = async (args: string[]) => {
+      const { spawn } = await import('node:child_process');
+      const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', ...args], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const kill = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      const code = await new Promise((r) => child.on('close', r));
+      clearTimeout(kill);
+      assert.equal(code, 0, stderr);
+    };
+    await Promise.all([
+      push([
+        ...['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-t', '8'],
+        ...['-c:v', 'libx264', '-preset', 'ultrafast', '-g', '60', '-keyint_min', '60'],
+        ...cmaf,
+        `${s.ingest.http}/Streams(video).cmfv`,
+      ]),
+      push([
+        // Audio alone has no keyframes to cut at: 2 s fragments, as an ingest encoder sends them.
+        ...['-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '8', '-c:a', 'aac', '-frag_duration', '2000000'],
+        ...cmaf,
+        `${s.ingest.http}/Streams(audio).cmfa`,
+      ]),
+    ]);
+    const cur = await json<{ currentAssetId: string }>(`/api/live/${s.id}`);
+    const live = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
+    assert.deepEqual(
+      live.renditions.map((r) => [r.id, r.codecs !== null]),
+      [
+        ['v0', true],
+        ['a0', true],
+      ],
+    );
+    await liveAction(p.url, s.id, 'shutdown');
+    const ready = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
+    assert.equal(ready.status, 'ready');
+    assert.ok(Math.abs(ready.duration! - 8) < 2, `duration ${ready.duration}`);
+    await decodeUrl(`${p.url}${ready.playback.hls}`);
+  });
+});

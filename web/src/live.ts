@@ -3,14 +3,13 @@
 // the input's figures and the viewers from the stream's Server-Sent Events, start/stop/shutdown (stop and shutdown
 // confirmed), rotating the key, deleting, and push targets. Every API error is shown as `CODE: message`.
 //
-// The pages are /?live (the list) and /?live=<id> (a stream): the server serves the app's index.html at /, /library
-// and /watch/<id> only. main.ts also takes /live and /live/<id>, for when the server serves those.
+// The pages are /live (the list) and /live/<id> (a stream); main.ts also takes the older /?live and /?live=<id>.
 import type shaka from 'shaka-player/dist/shaka-player.compiled.js';
 import { el, errorText, type LiveAction, type LiveStats, type LiveStream, liveApi } from './api.ts';
 import { createPlayer, mbps } from './watch.ts';
 
 export function liveHref(id?: string): string {
-  return id ? `/?live=${encodeURIComponent(id)}` : '/?live';
+  return id ? `/live/${encodeURIComponent(id)}` : '/live';
 }
 
 const STATE_TEXT: Record<LiveStream['state'], string> = {

@@ -1,5 +1,5 @@
-// Picks the page from the path: / (upload), /library, /watch/<id>, and the Live page: /?live (the streams) and
-// /?live=<id> (one stream), also /live and /live/<id> where the server serves those paths.
+// Picks the page from the path: / (upload), /library, /watch/<id>, /live (the streams) and /live/<id> (one
+// stream); the older /?live and /?live=<id> still work.
 import './style.css';
 import { renderLibrary } from './library.ts';
 import { renderLiveList, renderLiveStream } from './live.ts';

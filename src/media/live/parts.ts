@@ -302,8 +302,10 @@ export class LiveTimeline implements BoundarySource {
     }
     const disc = open !== undefined && discontinuity;
     this.#segments.push({
-      // Audio starts on the boundary it first lands on, then counts on: msn stay contiguous (§4.4.3.2).
-      msn: open ? open.msn + 1 : this.#source ? boundaryIndex : 0,
+      // Every rendition counts its segments from 0 (§4.4.3.2: contiguous): segment n of a rendition has the same
+      // URL live and in the VOD archive, whose playlists number segments from 0. Audio that starts late is cut on
+      // the video's boundaries all the same; its numbers are then behind the video's.
+      msn: open ? open.msn + 1 : 0,
       start: part.start,
       duration: part.duration,
       offset: part.offset,

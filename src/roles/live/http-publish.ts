@@ -148,9 +148,11 @@ export class HttpPublishes {
   #fragment(pub: Publish): void {
     this.#o.poke(pub.assetId, pub.rev);
     const asset = this.#o.assets.get(pub.assetId);
-    if (!asset || asset.playable) return;
+    if (!asset) return;
     const tracks = [...pub.tracks.values()];
     if (!tracks.every((t) => t.appender.segments.length > 0)) return;
+    // Playable once every track announced so far has media; a track that joins later gets its codecs then.
+    if (asset.playable && asset.renditions.every((r) => r.codecs !== null)) return;
     const codecs: Record<string, string> = {};
     for (const t of tracks) codecs[t.rid] = t.appender.track!.codec;
     try {

@@ -1,4 +1,4 @@
-// The web app (built by Vite into dist/web, see web/): its pages at /, /library and /watch/<id> (one index.html,
+// The web app (built by Vite into dist/web, see web/): its pages at /, /library, /watch/<id>, /live and /live/<id> (one index.html,
 // the script picks the page), its hashed assets under /assets/ (immutable). The files are few and small, so they
 // are read once at start and served from memory.
 import { createHash } from 'node:crypto';
@@ -65,6 +65,8 @@ export function registerWeb(app: FastifyInstance, dist = WEB_DIST): void {
   app.get('/', page);
   app.get('/library', page);
   app.get('/watch/:id', page);
+  app.get('/live', page);
+  app.get('/live/:id', page);
   app.get<{ Params: { '*': string } }>('/assets/*', async (req, reply) => {
     const f = files.get(`assets/${req.params['*']}`);
     if (!f) throw new SmoothcastError('NOT_FOUND', 'no such file');
