@@ -16,7 +16,7 @@ import { LocalStorage } from '../core/storage/local.ts';
 import type { TextRendition } from '../media/types.ts';
 import { registerApi } from './api/api.ts';
 import { registerLiveApi } from './api/live.ts';
-import { finishArchive } from './live/archive.ts';
+import { finishArchive, makeLivePoster } from './live/archive.ts';
 import { registerHttpIngest } from './live/http-ingest.ts';
 import { LiveService } from './live/live-service.ts';
 import { srtUrl } from './live/srt-ingest.ts';
@@ -202,6 +202,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         evict: (id) => origin.evict(id),
         viewers: (id) => origin.live.viewers(id),
         finishArchive: (id) => finishArchive(id, { assets, storage, config, log }),
+        livePoster: (id, rev, rid) => makeLivePoster(id, rev, rid, { storage, config, log }),
         onMedia: (id, chunk) => targets?.write(id, chunk),
         onPublishEnded: (id) => targets?.publishEnded(id),
       })

@@ -55,6 +55,23 @@ export async function finishArchive(
   o.log('live: archive finished', { assetId, duration });
 }
 
+/** The poster of a live event while it runs: its first frame (the archive's replaces it at shutdown). */
+export async function makeLivePoster(
+  assetId: string,
+  rev: string,
+  rid: string,
+  o: { storage: Storage; config: Config; log: (m: string, e?: Record<string, unknown>) => void },
+): Promise<void> {
+  const key = keys.poster(assetId);
+  await o.storage.prepare(key);
+  const tmp = `${o.storage.localPath(key)}.tmp.jpg`;
+  const input = o.storage.localPath(keys.rendition(assetId, rev, rid));
+  const args = buildPosterArgs(input, 0, tmp, 1280, { videoStream: 0, maxPixels: o.config.limits.maxPixels });
+  const r = await runProcess('ffmpeg', args, { timeoutMs: 30_000 });
+  if (r.code === 0 && existsSync(tmp)) await rename(tmp, o.storage.localPath(key));
+  else o.log('live: poster failed', { assetId });
+}
+
 async function readTrack(storage: Storage, key: string) {
   const st = await storage.stat(key);
   if (!st) return undefined;

@@ -47,6 +47,8 @@ export interface LiveServiceOptions {
   poke(assetId: string, rev: string): void;
   /** The asset changed shape (ready, deleted): drop cached views of it. */
   evict(assetId: string): void;
+  /** A new event is playable: make its poster from the first frames of this rendition (best effort). */
+  livePoster?(assetId: string, rev: string, rid: string): Promise<void>;
   /** After shutdown made the archive ready: poster, thumbnails, downloads (in the background). */
   finishArchive?(assetId: string): Promise<void>;
   viewers?(assetId: string): number;
@@ -370,6 +372,10 @@ export class LiveService {
   #fragment(run: Run): void {
     this.#o.poke(run.assetId, run.rev);
     if (!run.appenders.every((a) => a.segments.length > 0)) return;
+    // Playable once the first whole segment is out (a keyframe part after the first): players need one complete
+    // segment (the MPD lists complete segments only; Shaka 5.2 fails on an LL-HLS playlist of parts alone).
+    const ref = run.appenders[0]!.segments;
+    if (!ref.slice(1).some((f) => f.startsWithKeyframe)) return;
     const s = this.#o.live.get(run.streamId);
     if (s?.state.name === 'starting') {
       const asset = this.#o.assets.get(run.assetId);
@@ -379,6 +385,8 @@ export class LiveService {
           codecs[o.id] = run.appenders[i]!.track!.codec;
         });
         this.#o.assets.setPlayable(run.assetId, codecs);
+        const top = run.ladder.outputs[0];
+        if (top && this.#o.livePoster) void this.#o.livePoster(run.assetId, run.rev, top.id);
       }
       try {
         this.#o.live.transition(run.streamId, 'firstMedia');

@@ -255,10 +255,17 @@ export class LiveOrigin {
       if (partIndex === undefined) return s.complete ? s : undefined;
       return s.parts[partIndex];
     };
+    // Written already past it: a part or segment that will never exist (a preload hint that guessed wrong).
+    const passed = (): boolean => {
+      const lp = feed.timeline(rid)?.lastPart();
+      if (!lp) return false;
+      return partIndex === undefined ? lp.msn > msn : lp.msn > msn || (lp.msn === msn && lp.index >= partIndex);
+    };
     let range = find();
     if (!range && !feed.ended && this.#soon(feed.timeline(rid), msn, partIndex)) {
-      // A preload hint (the next part) or the segment being written: answered the moment it is complete.
-      await feed.waitUntil(() => find() !== undefined, HOLD_MS);
+      // A preload hint (the next part) or the segment being written: answered the moment it is complete, and with
+      // 404 the moment the media has gone past it.
+      await feed.waitUntil(() => find() !== undefined || passed(), HOLD_MS);
       range = find();
     }
     if (!range)
