@@ -186,6 +186,45 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
     assert.ok(dash.every((d) => d.frames > 0));
   });
 
+  it('restarts a ladder ffmpeg that dies within a second; the event continues after a discontinuity', async (t) => {
+    const s = await createStream(p.url);
+    const pub = publish(rtmp(s.streamKey), { seconds: 14, size: '640x360' });
+    const a = await until(
+      'the event to be playable',
+      async () => {
+        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
+        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
+        return x?.playable ? x : undefined;
+      },
+      20_000,
+    );
+    const pid = p.live!.ladderPid(s.id)!;
+    assert.ok(pid > 0);
+    process.kill(pid, 'SIGKILL');
+    const killedAt = Date.now();
+    const next = await until(
+      'a new ladder ffmpeg',
+      () => {
+        const n = p.live!.ladderPid(s.id);
+        return n !== undefined && n !== pid ? n : undefined;
+      },
+      10_000,
+    );
+    t.diagnostic(`a new ladder ffmpeg (pid ${next}) ${Date.now() - killedAt} ms after the kill`);
+    assert.ok(Date.now() - killedAt <= 2000, 'restarted within about a second');
+    const master = await fetch(`${p.url}/v/${a.id}/master.m3u8`);
+    const v0 = `${master.url.replace(/master\.m3u8$/, '')}${(await master.text()).split('\n').find((l) => l.endsWith('v0.m3u8'))}`;
+    await until(
+      'the playlist to continue after a discontinuity',
+      async () => ((await fetchText(v0)).includes('#EXT-X-DISCONTINUITY\n') ? true : undefined),
+      15_000,
+    );
+    assert.equal((await json<{ state: string; reconnectDeadline: unknown }>(`/api/live/${s.id}`)).state, 'started');
+    await pub.exited;
+    await liveAction(p.url, s.id, 'shutdown');
+    await decodeUrl(`${p.url}${(await json<AssetJson>(`/api/assets/${a.id}`)).playback.hls}`);
+  });
+
   it('answers a 1080p publish with transcode: false (the input stored as is, near-zero CPU)', async () => {
     const s = await createStream(p.url, { transcode: false });
     const pub = publish(rtmp(s.streamKey), { seconds: 6, size: '1920x1080' });

@@ -21,9 +21,10 @@ import { summarizeIndex } from '../../media/bmff/index.ts';
 import { type LiveInput, liveInputFromMetadata, planLiveLadder } from '../../media/encode/live-args.ts';
 import { groupParts } from '../../media/live/parts.ts';
 import { can, deadline, publicState } from '../../media/live/state.ts';
+import { FLV_TAG } from '../../media/rtmp/flv.ts';
 import type { Segment } from '../../media/types.ts';
 import { CmafAppender } from './cmaf-appender.ts';
-import { FlvFollower, rebaseTag, tagTimestamp } from './flv-prelude.ts';
+import { FlvFollower, restamp } from './flv-prelude.ts';
 import { HttpPublishes } from './http-publish.ts';
 import { LiveLadder, type LiveLadderExit } from './ladder-process.ts';
 import { type PublishMeta, type PublishSink, RtmpIngest } from './rtmp-ingest.ts';
@@ -316,15 +317,21 @@ export class LiveService {
         current.bytes += chunk.length;
         service.#o.onMedia?.(run.streamId, chunk);
         let ok = true;
-        current.flv.push(chunk, (tag) => {
-          if (tag.type === 9 && !tag.config) current.frames++;
+        current.flv.push(chunk, (e) => {
+          // Views valid during the callback only: what is written is a copy.
+          if (e.kind === 'header') {
+            if (!restarting && !waitKeyframe) ok = current.ladder.write(Uint8Array.from(e.bytes)) && ok;
+            return;
+          }
+          if (e.type === FLV_TAG.video && !e.sequenceHeader) current.frames++;
           if (restarting) return;
           if (waitKeyframe) {
-            if (!(tag.type === 9 && tag.keyframe)) return;
+            if (!(e.type === FLV_TAG.video && e.keyframe)) return;
             waitKeyframe = false;
-            base = tagTimestamp(tag.bytes);
+            base = e.timestamp;
           }
-          ok = current.ladder.write(base > 0 ? rebaseTag(tag.bytes, base) : tag.bytes) && ok;
+          const tag = base > 0 ? restamp(e.bytes, Math.max(0, e.timestamp - base)) : Uint8Array.from(e.bytes);
+          ok = current.ladder.write(tag) && ok;
         });
         return ok;
       },
@@ -353,7 +360,7 @@ export class LiveService {
         restarting = (async () => {
           await new Promise((res) => setTimeout(res, 200));
           const next = await service.#startRun(r.streamId, r.assetId, r.rev, r.input, r.transcode, r.flv);
-          next.ladder.write(r.flv.prelude());
+          next.ladder.write(r.flv.prelude() ?? new Uint8Array(0));
           current = next;
           waitKeyframe = true;
           watch(next);
@@ -631,6 +638,11 @@ export class LiveService {
   /** The FLV prelude of a stream's current publish (for a push target added while it is live); null when none. */
   prelude(streamId: string): Uint8Array | null {
     return this.#runs.get(streamId)?.flv.prelude() ?? null;
+  }
+
+  /** The pid of a stream's ladder ffmpeg (operations, tests); undefined when none runs here. */
+  ladderPid(streamId: string): number | undefined {
+    return this.#runs.get(streamId)?.ladder.pid;
   }
 
   /** Whether a stream has a run in this process (for tests and stats). */

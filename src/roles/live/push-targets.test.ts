@@ -14,14 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { prng } from '../../media/bmff/testing.ts';
 import { FLV_TAG, readFlvTags, videoCodec } from '../../media/rtmp/flv.ts';
-import {
-  FlvFollower,
-  maskTargetUrl,
-  PushTarget,
-  type PushTargetState,
-  pushTargetArgs,
-  validateTargetUrl,
-} from './push-targets.ts';
+import { FlvFollower } from './flv-prelude.ts';
+import { maskTargetUrl, PushTarget, type PushTargetState, pushTargetArgs, validateTargetUrl } from './push-targets.ts';
 import { type PublishSink, RtmpIngest } from './rtmp-ingest.ts';
 import { run, until } from './testing.ts';
 
