@@ -267,6 +267,11 @@ describe('live over HTTP push', () => {
       live.renditions.map((r) => r.id),
       ['v0', 'a0'],
     );
+    // Bitrates measured from the pushed fragments, not the nominal placeholder.
+    assert.ok(
+      live.renditions.every((r) => r.bitrate > 10_000 && r.bitrate !== 1_000_000),
+      JSON.stringify(live.renditions),
+    );
     await liveAction(p.url, s.id, 'shutdown');
     const ready = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
     assert.equal(ready.status, 'ready');

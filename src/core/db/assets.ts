@@ -154,6 +154,8 @@ export interface AssetRepository {
   createLive(input: LiveAssetInput): Asset;
   /** live: adds renditions (an HTTP push announces its tracks as they arrive); existing ids are left as they are. */
   addLiveRenditions(id: string, renditions: readonly PlannedRendition[]): Asset;
+  /** live: the bits/s a rendition announces (an HTTP push's tracks, measured from their first fragment). */
+  setLiveBitrates(id: string, bitrates: Readonly<Record<string, number>>): Asset;
   /** Deletes the asset, its renditions and its jobs; false when it did not exist. */
   delete(id: string): boolean;
 }
@@ -414,6 +416,17 @@ export class SqliteAssetRepository implements AssetRepository {
         id,
         planned.filter((r) => !have.has(r.id)),
       );
+      this.#update(id, 'live', 'playable = playable', []);
+      return this.#mustGet(id);
+    });
+  }
+
+  setLiveBitrates(id: string, bitrates: Readonly<Record<string, number>>): Asset {
+    return this.#db.write(() => {
+      const current = this.#mustGet(id);
+      if (current.status !== 'live') throw new IllegalTransitionError(id, current.status, 'setLiveBitrates');
+      const update = this.#db.raw.prepare('UPDATE renditions SET bitrate = ? WHERE asset_id = ? AND id = ?');
+      for (const [rid, bps] of Object.entries(bitrates)) update.run(positiveInt(Math.round(bps), 'bitrate'), id, rid);
       this.#update(id, 'live', 'playable = playable', []);
       return this.#mustGet(id);
     });

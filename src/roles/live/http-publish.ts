@@ -75,6 +75,7 @@ export class HttpPublishes {
             type: t.kind,
             width: t.track.width ?? null,
             height: t.track.height ?? null,
+            // Nominal until measured from its first fragments (setLiveBitrates).
             bitrate: 1_000_000,
             ...(t.kind === 'audio' ? { language: 'und', default: n === 0 } : {}),
           },
@@ -155,7 +156,19 @@ export class HttpPublishes {
     if (asset.playable && asset.renditions.every((r) => r.codecs !== null)) return;
     const codecs: Record<string, string> = {};
     for (const t of tracks) codecs[t.rid] = t.appender.track!.codec;
+    // The encoder does not say its bitrates: measure them from what came so far (with a margin for the peaks),
+    // before the manifests first name them (Smooth puts them in fragment URLs, so they are fixed from then on).
+    const bitrates: Record<string, number> = {};
+    for (const t of tracks) {
+      if (asset.renditions.find((r) => r.id === t.rid)?.codecs) continue;
+      const track = t.appender.track!;
+      const segs = t.appender.segments;
+      const seconds = segs.reduce((n, f) => n + f.duration, 0) / track.timescale;
+      const bytes = segs.reduce((n, f) => n + f.size, 0);
+      if (seconds > 0) bitrates[t.rid] = Math.max(1000, Math.round(((bytes * 8) / seconds) * 1.2));
+    }
     try {
+      if (Object.keys(bitrates).length > 0) this.#o.assets.setLiveBitrates(pub.assetId, bitrates);
       this.#o.assets.setPlayable(pub.assetId, codecs);
       const s = this.#o.live.get(pub.streamId);
       if (s?.state.name === 'starting') this.#o.live.transition(pub.streamId, 'firstMedia');
