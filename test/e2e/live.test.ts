@@ -400,3 +400,27 @@ describe('live over DASH-IF CMAF ingest', () => {
     await decodeUrl(`${p.url}${ready.playback.hls}`);
   });
 });
+
+describe('live stream deletion', () => {
+  it('finalises the event a stopped stream still holds into its archive, then deletes the stream', async () => {
+    const s = await createStream(p.url);
+    const pub = publish(rtmp(s.streamKey), { seconds: 5, size: '320x240' });
+    const a = await until(
+      'the event to be playable',
+      async () => {
+        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
+        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
+        return x?.playable ? x : undefined;
+      },
+      20_000,
+    );
+    assert.equal((await liveAction(p.url, s.id, 'stop')).status, 200);
+    await pub.exited;
+    // A live event cannot be deleted as an asset while its stream holds it.
+    assert.equal((await fetch(`${p.url}/api/assets/${a.id}`, { method: 'DELETE' })).status, 409);
+    assert.equal((await fetch(`${p.url}/api/live/${s.id}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await fetch(`${p.url}/api/live/${s.id}`)).status, 404);
+    const archived = await json<AssetJson>(`/api/assets/${a.id}`);
+    assert.equal(archived.status, 'ready');
+  });
+});

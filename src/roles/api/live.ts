@@ -162,8 +162,8 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
 
   app.delete<{ Params: { id: string } }>('/api/live/:id', async (req, reply) => {
     const s = mustGet(req.params.id);
-    o.live.delete(s.id);
-    o.service?.forget(s.id);
+    if (o.service) await o.service.remove(s.id);
+    else o.live.delete(s.id);
     return reply.code(204).send();
   });
 

@@ -503,6 +503,17 @@ export class LiveService {
     return this.#o.live.get(id) ?? s;
   }
 
+  /** Deletes a stream; an event it still holds open (stopped, or idle to resume) is finalised into its archive first. */
+  async remove(id: string): Promise<boolean> {
+    const s = this.#o.live.get(id);
+    if (!s) return false;
+    const asset = s.currentAssetId ? this.#o.assets.get(s.currentAssetId) : null;
+    if (asset?.status === 'live' && (s.state.name === 'stopped' || s.state.name === 'idle')) await this.shutdown(id);
+    const gone = this.#o.live.delete(id);
+    this.forget(id);
+    return gone;
+  }
+
   rotateKey(id: string): LiveStream {
     const s = this.#o.live.rotateKey(id);
     // The new passphrase: a new listener (a caller already connected keeps its session until it drops).
