@@ -142,6 +142,10 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
       smooth.url.replace(/Manifest$/, `QualityLevels(${bitrate})/Fragments(video=${firstT})`),
     );
     assert.deepEqual(topBoxes(frag), ['moof', 'mdat']);
+    const info = await fetchBytes(
+      smooth.url.replace(/Manifest$/, `QualityLevels(${bitrate})/FragmentInfo(video=${firstT})`),
+    );
+    assert.deepEqual(topBoxes(info), ['moof'], 'FragmentInfo is the moof alone');
     const hex = frag.toString('hex');
     assert.ok(hex.includes('6d1d9b0542d544e680e2141daff757b2'), 'tfxd');
     assert.ok(hex.includes('d4807ef2ca3946958e5426cb9e46a79f'), 'tfrf');

@@ -303,6 +303,7 @@ export class LiveOrigin {
     kind: string,
     bitrate: number,
     time: number,
+    infoOnly = false,
   ) {
     if (state.status === 'live') this.#saw(state.id, req.ip);
     const p = await this.presentation(state, rev);
@@ -315,10 +316,21 @@ export class LiveOrigin {
     );
     if (!r) throw new SmoothcastError('NOT_FOUND', `no ${want} quality level ${bitrate}`);
     const t = feed.timeline(r.id)!;
+    const at = (): number => {
+      const i = lowerBoundStart(t.segments, time);
+      const s = t.segments[i];
+      return s && s.start === time && s.complete ? i : -1;
+    };
+    let i = at();
+    // The fragment a tfrf announced (the one being written): answered the moment it is complete.
+    const last = t.segments.at(-1);
+    if (i < 0 && !feed.ended && last && time >= last.start && time <= last.start + 2 * last.duration + 1) {
+      await feed.waitUntil(() => at() >= 0 || (t.segments.at(-1)?.start ?? 0) > time, HOLD_MS);
+      i = at();
+    }
     const segs = t.segments;
-    const i = lowerBoundStart(segs, time);
     const s = segs[i];
-    if (!s || s.start !== time || !s.complete) throw new SmoothcastError('NOT_FOUND', `no ${want} fragment at ${time}`);
+    if (!s) throw new SmoothcastError('NOT_FOUND', `no ${want} fragment at ${time}`);
     const key = keys.rendition(state.id, rev, r.id);
     const parts: Uint8Array[] = [];
     for (const part of s.parts) {
@@ -337,10 +349,10 @@ export class LiveOrigin {
         : { time: s.start + s.duration, duration: nominal };
       body = addTfrf(body, [entry]);
     }
-    const bytes = Buffer.from(body);
+    const bytes = infoOnly ? Buffer.from(body.subarray(0, moofEnd(body))) : Buffer.from(body);
     return sendBytes(req, reply, {
       size: bytes.length,
-      etag: `"${rev}.${r.id}.${s.msn}.piff.${bytes.length}"`,
+      etag: `"${rev}.${r.id}.${s.msn}.${infoOnly ? 'info' : 'piff'}.${bytes.length}"`,
       contentType: want === 'audio' ? 'audio/mp4' : 'video/mp4',
       // The tfrf of the last fragment changes when the next one completes: not immutable while live.
       cacheControl: state.status === 'live' && !next?.complete ? 'public, max-age=1' : IMMUTABLE,
@@ -387,6 +399,15 @@ export function asSegment(s: LiveSegment): Segment {
     startsWithKeyframe: s.parts[0]?.independent ?? false,
     presentationStart: s.start,
   };
+}
+
+/** The end of the moof at the start of a merged fragment (FragmentInfo answers the moof alone). */
+function moofEnd(b: Uint8Array): number {
+  const size = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0);
+  if (String.fromCharCode(...b.subarray(4, 8)) !== 'moof' || size > b.length) {
+    throw new SmoothcastError('INTERNAL', 'a merged fragment that does not start with its moof');
+  }
+  return size;
 }
 
 function lowerBoundStart(segs: readonly LiveSegment[], time: number): number {

@@ -389,10 +389,12 @@ export class Origin {
     rev: string,
   ) {
     const q = /^QualityLevels\((\d{1,10})\)$/.exec(req.params.rid);
-    const f = /^Fragments\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
+    // FragmentInfo: the fragment's moof alone ([MS-SSTR] §2.2.7: what a client asks to learn of later fragments).
+    const f = /^(Fragments|FragmentInfo)\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
     if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
     const state = this.eventState(req.params.id, rev);
-    return this.live.smoothFragment(req as never, reply, state, rev, f[1]!, Number(q[1]), Number(f[2]));
+    const info = f[1] === 'FragmentInfo';
+    return this.live.smoothFragment(req as never, reply, state, rev, f[2]!, Number(q[1]), Number(f[3]), info);
   }
 
   /** Fragments with a tfxd added, recently served ones kept (bounded); never stored as files. */
