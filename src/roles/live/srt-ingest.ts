@@ -102,6 +102,8 @@ const PASSPHRASE = /^[A-Za-z0-9]{10,79}$/;
 const HOSTNAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const BACKOFF_MIN_MS = 100;
+/** A listener with no caller for this long exits and is started again (see srtListenerArgs). */
+export const LISTEN_TIMEOUT_MS = 30_000;
 const BACKOFF_MAX_MS = 5000;
 /** A run shorter than this is restarted with backoff even when it ended cleanly. */
 const MIN_CLEAN_RUN_MS = 1000;
@@ -131,8 +133,11 @@ export function srtListenerArgs(o: { host: string; port: number; passphrase: str
   checkPassphrase(o.passphrase);
   return [
     ...['-hide_banner', '-nostdin', '-loglevel', 'error'],
-    // libsrt options (µs): no timestamp-based delivery; a connected caller silent this long ends the run.
+    // libsrt options (µs): no timestamp-based delivery; a connected caller silent this long ends the run; a
+    // listener nobody called ends itself after LISTEN_TIMEOUT_MS and is started again — so one whose server was
+    // SIGKILLed does not hold the port for ever (a restarted server gets it back within that time).
     ...['-tsbpd', '0', '-timeout', String(Math.round(o.idleTimeoutMs * 1000)), '-passphrase', o.passphrase],
+    ...['-listen_timeout', String(LISTEN_TIMEOUT_MS * 1000)],
     // The ffmpeg CLI sets scan_all_pmts=1 for MPEG-TS, which keeps the demuxer expecting more programs and so
     // probing for the whole analyzeduration (5 s): 0 ends probing once every stream of the PMT is known.
     ...['-scan_all_pmts', '0'],
@@ -168,6 +173,8 @@ interface RunEnd {
   stopped: string | null;
   /** The caller was turned away (codec, authorize, onPublish): restart with backoff. */
   refused: boolean;
+  /** Nobody called within LISTEN_TIMEOUT_MS: the listener ends itself and is started again at once. */
+  recycled: boolean;
 }
 
 interface Context<T extends LivePublishTarget> {
@@ -192,6 +199,7 @@ class ListenerRun<T extends LivePublishTarget> {
   private termSent = false;
   private stoppedFor: string | null = null;
   private refused = false;
+  private recycled = false;
   private produced = false;
   private stderr = '';
   private stderrLine = '';
@@ -236,7 +244,7 @@ class ListenerRun<T extends LivePublishTarget> {
         this.stopIdle();
         this.safely(() => this.endPublication('ffmpeg exited'));
         this.report(code, signal, spawnError);
-        resolve({ produced: this.produced, stopped: this.stoppedFor, refused: this.refused });
+        resolve({ produced: this.produced, stopped: this.stoppedFor, refused: this.refused, recycled: this.recycled });
       };
       this.child.on('error', (err) => {
         // Spawning failed ('close' may not follow); a failed kill of a process that is gone anyway is ignored.
@@ -543,7 +551,9 @@ class ListenerRun<T extends LivePublishTarget> {
       .slice(-6)
       .join('\n');
     const ids = { streamId: this.streamId, port: this.port, code, signal };
-    if (spawnError !== undefined) {
+    if (!this.produced && this.stoppedFor === null && performance.now() - this.startedAt >= LISTEN_TIMEOUT_MS - 1000) {
+      this.recycled = true; // nobody called: routine, not worth a log line
+    } else if (spawnError !== undefined) {
       this.ctx.log('srt: listener could not start', { ...ids, error: spawnError });
     } else if (/Address already in use/i.test(this.stderr)) {
       this.ctx.log('srt: port in use', ids);
@@ -709,7 +719,8 @@ export class SrtIngest<T extends LivePublishTarget = LivePublishTarget> {
       // Anything else — a failing listener, a refused caller, a run shorter than MIN_CLEAN_RUN_MS whatever its
       // end — backs off, doubling up to BACKOFF_MAX_MS: no input can make this a hot loop.
       const lived = performance.now() - run.startedAt;
-      const clean = (end.produced || end.stopped !== null) && !end.refused && lived >= MIN_CLEAN_RUN_MS;
+      const clean =
+        end.recycled || ((end.produced || end.stopped !== null) && !end.refused && lived >= MIN_CLEAN_RUN_MS);
       let delay = 0;
       if (clean) s.backoffMs = BACKOFF_MIN_MS;
       else {
