@@ -191,7 +191,8 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
   });
 
   it('restarts a ladder ffmpeg that dies within a second; the event continues after a discontinuity', async (t) => {
-    const s = await createStream(p.url);
+    // A 4 s DVR window: the live manifests drop what is older (HLS keeps its 3-target-duration minimum).
+    const s = await createStream(p.url, { dvrWindowSeconds: 4 });
     const pub = publish(rtmp(s.streamKey), { seconds: 14, size: '640x360' });
     const a = await until(
       'the event to be playable',
@@ -224,8 +225,21 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
       15_000,
     );
     assert.equal((await json<{ state: string; reconnectDeadline: unknown }>(`/api/live/${s.id}`)).state, 'started');
+    await until(
+      'the DVR window to slide',
+      async () => {
+        const seq = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(await fetchText(v0))![1]);
+        return seq > 0 ? seq : undefined;
+      },
+      15_000,
+    );
+    assert.match(await fetchText(`${p.url}/v/${a.id}/manifest.mpd`), /timeShiftBufferDepth="PT4S"/);
     await pub.exited;
     await liveAction(p.url, s.id, 'shutdown');
+    // The archive is the whole event, from its first segment.
+    const archive = await fetchText(v0);
+    assert.match(archive, /#EXT-X-MEDIA-SEQUENCE:0\n/);
+    assert.match(archive, /\nv0\/0\.m4s\n/);
     await decodeUrl(`${p.url}${(await json<AssetJson>(`/api/assets/${a.id}`)).playback.hls}`);
   });
 
@@ -252,6 +266,8 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
     await liveAction(p.url, s.id, 'shutdown');
     const ready = await json<AssetJson>(`/api/assets/${a.id}`);
     assert.equal(ready.status, 'ready');
+    // What was pushed (6 s), within one segment.
+    assert.ok(Math.abs(ready.duration! - 6) <= 2, `duration ${ready.duration}`);
     await decodeUrl(`${p.url}${ready.playback.hls}`);
   });
 });
