@@ -2,7 +2,7 @@
 # Installs what smoothcast needs and is missing, then exits 0. Idempotent and quiet when all is there.
 #   sh scripts/bootstrap.sh            npm dependencies (which bring Node 24) + ffmpeg
 #   sh scripts/bootstrap.sh --test     the same + what the tests use as reference clients: chromium (driven through
-#                                      playwright-core), GStreamer with its HLS/DASH/Smooth demuxers, nginx
+#                                      playwright-core), GStreamer with its HLS/DASH/Smooth demuxers, nginx, openssl
 #   sh scripts/bootstrap.sh --bench    the same + nginx, wrk and curl (benchmark references and clients)
 # Only the npm registry and Debian's packages are used.
 set -eu
@@ -42,6 +42,8 @@ if [ $want_browser -eq 1 ]; then
   gst_has mssdemux || apt_pkgs="$apt_pkgs gstreamer1.0-plugins-bad"
   gst_has qtdemux || apt_pkgs="$apt_pkgs gstreamer1.0-plugins-good"
   gst_has avdec_h264 || apt_pkgs="$apt_pkgs gstreamer1.0-libav"
+  # The decryption oracle of the AES-128 tests (openssl enc -d -aes-128-cbc).
+  command -v openssl >/dev/null 2>&1 || apt_pkgs="$apt_pkgs openssl"
 fi
 if [ $want_bench -eq 1 ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs="$apt_pkgs nginx-light"
