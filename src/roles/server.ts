@@ -232,7 +232,14 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? 'localhost' : config.server.host;
   await uploads.start();
-  await live?.start();
+  try {
+    await live?.start();
+  } catch (err) {
+    uploads.close();
+    await app.close();
+    db.close();
+    throw err;
+  }
   worker?.start();
   return {
     app,

@@ -140,7 +140,19 @@ export class LiveService {
   }
 
   async start(): Promise<void> {
-    this.#rtmpPort = (await this.rtmp.start()).port;
+    try {
+      this.#rtmpPort = (await this.rtmp.start()).port;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'EADDRINUSE' || code === 'EACCES') {
+        throw new SmoothcastError(
+          'CONFIG_INVALID',
+          `live.rtmpPort ${this.#o.rtmpPort} on ${this.#o.host} cannot be used (${code}): another RTMP server there? ` +
+            'Set live.rtmpPort (SMOOTHCAST_LIVE_RTMP_PORT), or live.enabled false to run without the live ingest',
+        );
+      }
+      throw err;
+    }
     this.#recover();
     const total = this.#o.live.count();
     for (let off = 0; off < total; off += 500) {
