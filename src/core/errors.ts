@@ -53,7 +53,6 @@ export const ERRORS = {
   LIVE_STATE_CONFLICT: { status: 409, permanent: true, message: "not allowed in the live stream's current state" },
   LIVE_TIMELINE_INVALID: { status: 500, permanent: true, message: 'live media time went backwards or overlaps' },
   LIVE_KEY_INVALID: { status: 403, permanent: true, message: 'unknown stream key or passphrase' },
-  LIVE_PUBLISHER_BUSY: { status: 409, permanent: true, message: 'another publisher is live on this stream' },
   LIVE_INIT_MISSING: { status: 412, permanent: true, message: "a media fragment came before its track's init" },
   LIVE_MEDIA_UNSUPPORTED: { status: 415, permanent: true, message: 'media this live ingest does not take' },
   LIVE_TARGET_INVALID: { status: 400, permanent: true, message: 'not a push target URL this server can forward to' },
