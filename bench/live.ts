@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser } from 'playwright-core';
 import type { LiveStreamJson } from '../src/roles/api/live.ts';
-import { startLiveLab } from '../test/browser/live-lab-server.ts';
+import { startLiveLab } from '../test/browser/lab-server.ts';
 import { launchChromium } from '../test/helpers/browser.ts';
 import { fmt, machine, outFile, type ServerProcess, startServer, waitFor } from './lib.ts';
 import { CLOCK, checkClock, clockFilter, decodeClock, installClockSampler } from './live-clock.ts';

@@ -9,8 +9,7 @@
 // The run writes docs/interop.md.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -32,15 +31,10 @@ import {
   SHAKA_HLS_LATE_TEXT_NOTE,
   type TrackEnv,
 } from './interop-tracks.ts';
+import { type Lab, startLab } from './lab-server.ts';
 
 const run = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;
-const LIBS: Record<string, string> = {
-  'hls.js': 'node_modules/hls.js/dist/hls.min.js',
-  'dash.all.min.js': 'node_modules/dashjs/dist/modern/umd/dash.all.min.js',
-  'dash.mss.min.js': 'node_modules/dashjs/dist/modern/umd/dash.mss.min.js',
-  'shaka5.js': 'node_modules/shaka-player/dist/shaka-player.compiled.js',
-};
 
 interface Cell {
   client: string;
@@ -51,37 +45,11 @@ interface Cell {
 }
 const results: Cell[] = [];
 
-/** The lab origin: the page, its script and the player libraries, on its own port (so: another origin). */
-function labServer(): Promise<{ url: string; server: Server }> {
-  const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const send = (type: string, body: Buffer | string) => {
-      res.writeHead(200, { 'content-type': type });
-      res.end(body);
-    };
-    if (path === '/lab.html') {
-      return send(
-        'text/html; charset=utf-8',
-        '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><video width="640" height="360"></video><script src="/lab.js"></script>',
-      );
-    }
-    if (path === '/lab.js') return send('text/javascript', readFileSync(join(root, 'test/browser/lab.js')));
-    const lib = LIBS[path.replace(/^\/lib\//, '')];
-    if (lib) return send('text/javascript', readFileSync(join(root, lib)));
-    res.writeHead(404).end();
-  });
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({ url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, server }),
-    ),
-  );
-}
-
 describe('interoperability matrix', { concurrency: false }, () => {
   let p: TestPlatform;
   let asset: AssetJson;
   let browser: Browser;
-  let lab: { url: string; server: Server };
+  let lab: Lab;
   let nginx: Nginx;
   let exportUrl = '';
   let bilingual: AssetJson;
@@ -106,13 +74,13 @@ describe('interoperability matrix', { concurrency: false }, () => {
     bilingual = await importSettled(p, await bilingualSource(sourceDir));
     assert.equal(bilingual.status, 'ready', JSON.stringify(bilingual.error));
     firstFrame = await firstVideoFrameTime(abs(bilingual.playback.hls!), sourceDir);
-    lab = await labServer();
+    lab = await startLab('lab', 'lab.js');
     browser = await launchChromium();
   });
 
   after(async () => {
     await browser?.close();
-    lab?.server.close();
+    await lab?.close();
     await nginx?.stop();
     await p?.stop();
     if (sourceDir) rmSync(sourceDir, { recursive: true, force: true });

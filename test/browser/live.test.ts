@@ -21,7 +21,7 @@ import type { LiveStreamJson } from '../../src/roles/api/live.ts';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { launchChromium } from '../helpers/browser.ts';
 import { startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
-import { type LiveLab, startLiveLab } from './live-lab-server.ts';
+import { type LiveLab, startLiveLab } from './lab-server.ts';
 
 /** Long enough for every check; shutdown ends the publish before. */
 const PUBLISH_SECONDS = 170;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { indexBuffer } from '../../src/media/bmff/indexer.ts';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { createStream, liveAction, publish, topBoxes } from '../helpers/live.ts';
+import { createStream, liveAction, playableEvent, publish, segmentsListed, topBoxes } from '../helpers/live.ts';
 import { startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
 import { decodeDash, decodeUrl, fetchBytes, fetchText } from '../helpers/verify.ts';
 
@@ -50,16 +50,7 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
     assert.match(s.ingest.rtmp, /^rtmp:\/\/[^/]+\/live\/[a-z2-7]{32}$/);
     assert.equal(s.state, 'idle');
     const pub = publish(rtmp(s.streamKey), { seconds: 16 });
-    const asset = await until(
-      'the event to be playable',
-      async () => {
-        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
-        if (!cur.currentAssetId) return undefined;
-        const a = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
-        return a.playable ? a : undefined;
-      },
-      20_000,
-    );
+    const asset = await playableEvent(p.url, s.id);
     const playableAfter = (Date.now() - pub.startedAt) / 1000;
     t.diagnostic(`playable ${playableAfter.toFixed(2)} s after the publisher started`);
     assert.ok(playableAfter <= 6, `playable after ${playableAfter} s`);
@@ -71,7 +62,10 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
     assert.notEqual((await second.exited).code, 0);
 
     // Let a few segments build up.
-    await new Promise((r) => setTimeout(r, 6000));
+    const v0Path = (await fetchText(`${p.url}/v/${asset.id}/master.m3u8`))
+      .split('\n')
+      .find((l) => l.endsWith('v0.m3u8'));
+    await segmentsListed(`${p.url}/v/${asset.id}/${v0Path}`, 3);
     const master = await fetch(`${p.url}${s.playback.hls}`);
     assert.equal(master.status, 200);
     const masterUrl = master.url;
@@ -194,15 +188,7 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
     // A 4 s DVR window: the live manifests drop what is older (HLS keeps its 3-target-duration minimum).
     const s = await createStream(p.url, { dvrWindowSeconds: 4 });
     const pub = publish(rtmp(s.streamKey), { seconds: 14, size: '640x360' });
-    const a = await until(
-      'the event to be playable',
-      async () => {
-        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
-        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
-        return x?.playable ? x : undefined;
-      },
-      20_000,
-    );
+    const a = await playableEvent(p.url, s.id);
     const pid = p.live!.ladderPid(s.id)!;
     assert.ok(pid > 0);
     process.kill(pid, 'SIGKILL');
@@ -246,15 +232,7 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
   it('answers a 1080p publish with transcode: false (the input stored as is, near-zero CPU)', async () => {
     const s = await createStream(p.url, { transcode: false });
     const pub = publish(rtmp(s.streamKey), { seconds: 6, size: '1920x1080' });
-    const a = await until(
-      'the 1080p event to be playable',
-      async () => {
-        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
-        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
-        return x?.playable ? x : undefined;
-      },
-      20_000,
-    );
+    const a = await playableEvent(p.url, s.id);
     assert.deepEqual(
       a.renditions.map((r) => [r.id, r.width, r.height]),
       [
@@ -351,15 +329,7 @@ describe('live over SRT', () => {
     assert.notEqual((await bad.exited).code, 0, 'a wrong passphrase must be refused');
     assert.equal((await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`)).currentAssetId, null);
     const pub = publish(s.ingest.srt!, { seconds: 8, size: '640x360', format: 'mpegts' });
-    const a = await until(
-      'the SRT event to be playable',
-      async () => {
-        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
-        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
-        return x?.playable ? x : undefined;
-      },
-      20_000,
-    );
+    const a = await playableEvent(p.url, s.id);
     assert.equal(a.status, 'live');
     assert.ok((Date.now() - pub.startedAt) / 1000 <= 6, 'playable within 6 s');
     await pub.exited;
@@ -425,15 +395,7 @@ describe('live stream deletion', () => {
   it('finalises the event a stopped stream still holds into its archive, then deletes the stream', async () => {
     const s = await createStream(p.url);
     const pub = publish(rtmp(s.streamKey), { seconds: 5, size: '320x240' });
-    const a = await until(
-      'the event to be playable',
-      async () => {
-        const cur = await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
-        const x = cur.currentAssetId ? await json<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
-        return x?.playable ? x : undefined;
-      },
-      20_000,
-    );
+    const a = await playableEvent(p.url, s.id);
     assert.equal((await liveAction(p.url, s.id, 'stop')).status, 200);
     await pub.exited;
     // A live event cannot be deleted as an asset while its stream holds it.

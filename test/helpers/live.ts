@@ -1,6 +1,8 @@
 // Live test helpers: a stream created through the API and a real ffmpeg publishing to it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { LiveStreamJson } from '../../src/roles/api/live.ts';
+import type { AssetJson } from '../../src/roles/api/present.ts';
+import { until } from './platform.ts';
 
 export async function createStream(base: string, body: Record<string, unknown> = {}): Promise<LiveStreamJson> {
   const r = await fetch(`${base}/api/live`, {
@@ -86,4 +88,31 @@ export function topBoxes(b: Uint8Array): string[] {
     at += size;
   }
   return out;
+}
+
+/** The stream's current event once it is playable (polled with a deadline). */
+export function playableEvent(base: string, streamId: string, timeoutMs = 20_000): Promise<AssetJson> {
+  const get = async <T>(path: string) => (await (await fetch(`${base}${path}`)).json()) as T;
+  return until(
+    `the event of ${streamId} to be playable`,
+    async () => {
+      const cur = await get<{ currentAssetId: string | null }>(`/api/live/${streamId}`);
+      const a = cur.currentAssetId ? await get<AssetJson>(`/api/assets/${cur.currentAssetId}`) : undefined;
+      return a?.playable ? a : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/** Waits (with a deadline) until a media playlist lists at least `n` whole segments; returns its text. */
+export function segmentsListed(url: string, n: number, timeoutMs = 20_000): Promise<string> {
+  return until(
+    `${url} to list ${n} segments`,
+    async () => {
+      const r = await fetch(url);
+      const text = r.ok ? await r.text() : '';
+      return (text.match(/#EXTINF/g) ?? []).length >= n ? text : undefined;
+    },
+    timeoutMs,
+  );
 }

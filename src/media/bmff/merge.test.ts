@@ -5,7 +5,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +13,7 @@ import { ffmpegFixture, testSource } from '../../../test/helpers/media.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import type { Segment, TrackInfo } from '../types.ts';
 import { indexBuffer } from './indexer.ts';
+import { iso } from './isoboxer-testing.ts';
 import { MAX_MERGED_SAMPLES, mergeFragments, shiftTfdt } from './merge.ts';
 import { ascii, avcC, box, concat, fullBox, init, largeBox, prng, u32, u64, visualEntry } from './testing.ts';
 
@@ -21,23 +21,6 @@ const run = promisify(execFile);
 
 // ---------------------------------------------------------------------------------------------------------------
 // References: ffprobe / ffmpeg and codem-isoboxer
-
-interface IsoBox {
-  type: string;
-  size: number;
-  version?: number;
-  flags?: number;
-  boxes?: IsoBox[];
-  [field: string]: unknown;
-}
-interface IsoFile {
-  boxes: IsoBox[];
-  fetch(type: string): IsoBox | null;
-  fetchAll(type: string): IsoBox[];
-}
-// A dependency of dashjs (a devDependency), untyped: loaded through require with the little of its API used here.
-const ISOBoxer = createRequire(import.meta.url)('codem-isoboxer') as { parseBuffer(b: ArrayBuffer): IsoFile };
-const iso = (bytes: Uint8Array) => ISOBoxer.parseBuffer(bytes.slice().buffer);
 
 /** ffprobe's packets (pts, dts, duration, size, flags, MD5 of the data), one CSV line each. */
 async function packets(file: string, strict = true): Promise<string[]> {

@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,6 +13,7 @@ import { SmoothcastError } from '../../core/errors.ts';
 import type { Segment, TrackInfo } from '../types.ts';
 import { parseMoof } from './fragment.ts';
 import { indexBuffer } from './indexer.ts';
+import { ISOBoxer, iso } from './isoboxer-testing.ts';
 import { addTfrf, addTfxd, TFRF_MAX_ENTRIES, TFXD_SIZE, tfrfSize } from './piff.ts';
 import { ascii, box, concat, fragment, fullBox, init, prng, u32, u64 } from './testing.ts';
 
@@ -21,20 +21,6 @@ const run = promisify(execFile);
 
 // codem-isoboxer (a dependency of the dashjs devDependency, untyped), with the uuid processor dash.js's
 // MssFragmentProcessor registers: it names the PIFF boxes 'tfxd'/'tfrf' and reads their fields.
-interface IsoBox {
-  type: string;
-  size: number;
-  version?: number;
-  flags?: number;
-  usertype?: number[];
-  boxes?: IsoBox[];
-  [field: string]: unknown;
-}
-interface IsoFile {
-  boxes: IsoBox[];
-  fetch(type: string): IsoBox | null;
-  fetchAll(type: string): IsoBox[];
-}
 interface Processor {
   type: string;
   version: number;
@@ -46,10 +32,6 @@ interface Processor {
   _procEntryField(entry: object, name: string, type: string, bits: number): void;
   fragment_count: number;
 }
-const ISOBoxer = createRequire(import.meta.url)('codem-isoboxer') as {
-  parseBuffer(b: ArrayBuffer): IsoFile;
-  addBoxProcessor(type: string, f: (this: Processor) => void): void;
-};
 const TFXD_USERTYPE = [0x6d, 0x1d, 0x9b, 0x05, 0x42, 0xd5, 0x44, 0xe6, 0x80, 0xe2, 0x14, 0x1d, 0xaf, 0xf7, 0x57, 0xb2];
 const TFRF_USERTYPE = [0xd4, 0x80, 0x7e, 0xf2, 0xca, 0x39, 0x46, 0x95, 0x8e, 0x54, 0x26, 0xcb, 0x9e, 0x46, 0xa7, 0x9f];
 ISOBoxer.addBoxProcessor('uuid', function (this: Processor) {
@@ -70,7 +52,6 @@ ISOBoxer.addBoxProcessor('uuid', function (this: Processor) {
     });
   }
 });
-const iso = (bytes: Uint8Array) => ISOBoxer.parseBuffer(bytes.slice().buffer);
 
 /** ffprobe's packets (pts, dts, duration, size, flags, MD5 of the data), one CSV line each. */
 async function packets(file: string): Promise<string[]> {

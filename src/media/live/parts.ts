@@ -337,6 +337,19 @@ function lowerBound(n: number, pred: (i: number) => boolean): number {
   return lo;
 }
 
+/** A segment as the VOD writers and summarizeIndex see one: a run of parts from one byte range of the file. */
+export function asSegment(s: LiveSegment): Segment {
+  return {
+    start: s.start,
+    duration: s.duration,
+    offset: s.offset,
+    size: s.size,
+    samples: s.samples,
+    startsWithKeyframe: s.parts[0]?.independent ?? false,
+    presentationStart: s.start,
+  };
+}
+
 /** One-shot grouping of a list of fragments (what LiveTimeline does incrementally). */
 export function groupParts(
   fragments: readonly Segment[],

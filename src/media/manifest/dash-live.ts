@@ -15,14 +15,14 @@ import type { LiveSegment } from '../live/parts.ts';
 import type { ManifestRendition, Segment, TextRendition, UrlScheme } from '../types.ts';
 import {
   attrs,
-  frameRateFraction,
   labelAndRoles,
-  ratio,
   runLengthTimeline,
   secondsToMs,
   type TimelineEntry,
   textSet,
   ticksToMs,
+  videoRepHead,
+  videoSetTag,
   xsDuration,
 } from './dash.ts';
 
@@ -207,36 +207,18 @@ type Template = (l: Listed, indent: string) => string[];
 
 function videoSet(id: number, reps: readonly Listed[], tpl: Template): string[] {
   const shared = sharedTimeline(reps);
-  const sizes = reps.map(({ r }) => ({ w: r.width ?? r.track.width ?? 0, h: r.height ?? r.track.height ?? 0 }));
   const rates = reps.map(({ r }) => (r.frameRate !== undefined && r.frameRate > 0 ? r.frameRate : undefined));
-  const known = rates.filter((x) => x !== undefined);
-  const pars = new Set(sizes.map(({ w, h }) => ratio(w, h)));
   const out = [
-    `    <AdaptationSet${attrs({
-      id: String(id),
-      contentType: 'video',
-      mimeType: 'video/mp4',
-      // The live ladder forces keyframes on the same grid in every rung (§5.3.3.2 segmentAlignment).
-      segmentAlignment: 'true',
-      startWithSAP: reps.every(independent) ? '1' : undefined,
-      maxWidth: String(Math.max(...sizes.map((s) => s.w))),
-      maxHeight: String(Math.max(...sizes.map((s) => s.h))),
-      maxFrameRate: known.length > 0 ? frameRateFraction(Math.max(...known)) : undefined,
-      par: pars.size === 1 ? [...pars][0] : undefined,
-    })}>`,
+    videoSetTag(
+      id,
+      reps.map(({ r }) => r),
+      rates,
+      reps.every(independent),
+    ),
   ];
   if (shared) out.push(...tpl(reps[0]!, '      '));
   reps.forEach((l, i) => {
-    const rate = rates[i];
-    const head = `      <Representation${attrs({
-      id: l.r.id,
-      bandwidth: String(Math.ceil(l.r.peakBitrate)),
-      codecs: l.r.track.codec,
-      width: String(sizes[i]!.w),
-      height: String(sizes[i]!.h),
-      frameRate: rate === undefined ? undefined : frameRateFraction(rate),
-      sar: '1:1',
-    })}`;
+    const head = videoRepHead(l.r, rates[i]);
     if (shared) out.push(`${head}/>`);
     else out.push(`${head}>`, ...tpl(l, '        '), '      </Representation>');
   });

@@ -79,6 +79,56 @@ export function writeMpd(p: Presentation, urls: UrlScheme, opts: MpdOptions = {}
   return `${out.join('\n')}\n`;
 }
 
+/**
+ * The opening tag of a video AdaptationSet (VOD and live): the largest size and frame rate of its Representations
+ * and, when they all have the same one, their picture aspect ratio.
+ */
+export function videoSetTag(
+  id: number,
+  reps: readonly Pick<ManifestRendition, 'width' | 'height' | 'track'>[],
+  rates: readonly (number | undefined)[],
+  startWithSap1: boolean,
+): string {
+  const sizes = reps.map(displaySize);
+  const maxRate = Math.max(...rates.filter((x) => x !== undefined));
+  // §5.3.3.2 par: the picture aspect ratio, stated only when every Representation has the same one (426x240 is not
+  // exactly 16:9, and with sar 1:1 a single par would then contradict width/height).
+  const pars = new Set(sizes.map(({ w, h }) => ratio(w, h)));
+  return `    <AdaptationSet${attrs({
+    id: String(id),
+    contentType: 'video',
+    mimeType: 'video/mp4',
+    // The ladders (VOD and live) force keyframes at the same instants in every rendition (§5.3.3.2).
+    segmentAlignment: 'true',
+    // §5.3.3.2 / ISO/IEC 14496-12 Annex I: an IDR that no frame precedes in presentation order is SAP type 1.
+    startWithSAP: startWithSap1 ? '1' : undefined,
+    maxWidth: String(Math.max(...sizes.map((s) => s.w))),
+    maxHeight: String(Math.max(...sizes.map((s) => s.h))),
+    maxFrameRate: Number.isFinite(maxRate) ? frameRateFraction(maxRate) : undefined,
+    par: pars.size === 1 ? [...pars][0] : undefined,
+  })}>`;
+}
+
+type VideoRep = Pick<ManifestRendition, 'id' | 'width' | 'height' | 'track' | 'peakBitrate'>;
+
+function displaySize(r: Pick<ManifestRendition, 'width' | 'height' | 'track'>): { w: number; h: number } {
+  return { w: r.width ?? r.track.width ?? 0, h: r.height ?? r.track.height ?? 0 };
+}
+
+/** A video Representation's start tag, left open (the caller closes it, or adds its addressing). */
+export function videoRepHead(r: VideoRep, rate: number | undefined): string {
+  const { w, h } = displaySize(r);
+  return `      <Representation${attrs({
+    id: r.id,
+    bandwidth: String(Math.ceil(r.peakBitrate)),
+    codecs: r.track.codec,
+    width: String(w),
+    height: String(h),
+    frameRate: rate === undefined ? undefined : frameRateFraction(rate),
+    sar: '1:1',
+  })}`;
+}
+
 /** How a Representation's segments are addressed: a (possibly shared) SegmentTemplate, or its own SegmentBase. */
 interface Addressing {
   /** Whether one element at AdaptationSet level may serve every Representation with the same timeline. */
@@ -88,39 +138,11 @@ interface Addressing {
 
 function videoSet(id: number, reps: readonly ManifestRendition[], addressing: Addressing): string[] {
   const shared = addressing.shared && sharedTimeline(reps);
-  const sizes = reps.map((r) => ({ w: r.width ?? r.track.width ?? 0, h: r.height ?? r.track.height ?? 0 }));
   const rates = reps.map(frameRate);
-  const maxRate = Math.max(...rates.filter((x) => x !== undefined));
-  // §5.3.3.2 par: the picture aspect ratio, stated only when every Representation has the same one (426x240 is not
-  // exactly 16:9, and with sar 1:1 a single par would then contradict width/height).
-  const pars = new Set(sizes.map(({ w, h }) => ratio(w, h)));
-  const out = [
-    `    <AdaptationSet${attrs({
-      id: String(id),
-      contentType: 'video',
-      mimeType: 'video/mp4',
-      // Our ladder forces keyframes at the same instants in every rendition (§5.3.3.2 segmentAlignment).
-      segmentAlignment: 'true',
-      // §5.3.3.2 / ISO/IEC 14496-12 Annex I: an IDR that no frame precedes in presentation order is SAP type 1.
-      startWithSAP: reps.every(allIndependent) ? '1' : undefined,
-      maxWidth: String(Math.max(...sizes.map((s) => s.w))),
-      maxHeight: String(Math.max(...sizes.map((s) => s.h))),
-      maxFrameRate: Number.isFinite(maxRate) ? frameRateFraction(maxRate) : undefined,
-      par: pars.size === 1 ? [...pars][0] : undefined,
-    })}>`,
-  ];
+  const out = [videoSetTag(id, reps, rates, reps.every(allIndependent))];
   if (shared) out.push(...addressing.of(reps[0]!, '      '));
   reps.forEach((r, i) => {
-    const rate = rates[i];
-    const head = `      <Representation${attrs({
-      id: r.id,
-      bandwidth: String(Math.ceil(r.peakBitrate)),
-      codecs: r.track.codec,
-      width: String(sizes[i]!.w),
-      height: String(sizes[i]!.h),
-      frameRate: rate === undefined ? undefined : frameRateFraction(rate),
-      sar: '1:1',
-    })}`;
+    const head = videoRepHead(r, rates[i]);
     if (shared) out.push(`${head}/>`);
     else out.push(`${head}>`, ...addressing.of(r, '        '), '      </Representation>');
   });

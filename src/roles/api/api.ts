@@ -9,6 +9,7 @@ import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { registerCaptionApi } from './captions.ts';
 import { presentAsset, presentCaption } from './present.ts';
+import { eventStream } from './sse.ts';
 
 export interface ApiOptions {
   assets: AssetRepository;
@@ -89,42 +90,19 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
     const id = assetId(req.params.id);
     const first = o.assets.get(id);
     if (!first) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-      'access-control-allow-origin': '*',
-    });
     let last = -1;
-    let closed = false;
-    const finish = () => {
-      if (closed) return;
-      closed = true;
-      clearInterval(poll);
-      clearInterval(keepAlive);
-      res.end();
-    };
-    const check = () => {
-      if (closed) return;
+    eventStream(req, reply, o.ssePollMs ?? 250, (sse) => {
       const a = o.assets.get(id);
       if (!a) {
-        res.write(`event: deleted\ndata: ${JSON.stringify({ id })}\n\n`);
-        finish();
+        sse.send('deleted', { id });
+        sse.end();
         return;
       }
       if (a.updatedAt !== last) {
         last = a.updatedAt;
-        res.write(`id: ${a.updatedAt}\nevent: asset\ndata: ${JSON.stringify(present(a))}\n\n`);
+        sse.send('asset', present(a), a.updatedAt);
       }
-      if (a.status === 'ready' || a.status === 'failed') finish();
-    };
-    const poll = setInterval(check, o.ssePollMs ?? 250);
-    const keepAlive = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    req.raw.on('close', finish);
-    res.write('retry: 2000\n\n');
-    check();
+      if (a.status === 'ready' || a.status === 'failed') sse.end();
+    });
   });
 }

@@ -6,6 +6,7 @@ import { LIVE_ID, type LiveRepository, type LiveStream, type NewLiveStream } fro
 import { SmoothcastError } from '../../core/errors.ts';
 import { publicState } from '../../media/live/state.ts';
 import type { LiveService, LiveStats } from '../live/live-service.ts';
+import { eventStream } from './sse.ts';
 
 export interface LiveTargetStatusJson {
   id: string;
@@ -186,45 +187,24 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
   // Server-Sent Events: the stream as JSON at once and on every change (`state`), its stats every second (`stats`).
   app.get<{ Params: { id: string } }>('/api/live/:id/events', async (req, reply) => {
     const id = mustGet(req.params.id).id;
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-store',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-      'access-control-allow-origin': '*',
-    });
+    const every = o.ssePollMs ?? 250;
     let last = -1;
     let ticks = 0;
-    const every = o.ssePollMs ?? 250;
-    let closed = false;
-    const finish = () => {
-      if (closed) return;
-      closed = true;
-      clearInterval(poll);
-      res.end();
-    };
-    const check = () => {
-      if (closed) return;
+    eventStream(req, reply, every, (sse) => {
       const s = o.live.get(id);
       if (!s) {
-        res.write(`event: deleted\ndata: ${JSON.stringify({ id })}\n\n`);
-        finish();
+        sse.send('deleted', { id });
+        sse.end();
         return;
       }
       if (s.updatedAt !== last) {
         last = s.updatedAt;
-        res.write(`id: ${s.updatedAt}\nevent: state\ndata: ${JSON.stringify(presentLive(s, req, o))}\n\n`);
+        sse.send('state', presentLive(s, req, o), s.updatedAt);
       }
       if (ticks++ % Math.max(1, Math.round(1000 / every)) === 0) {
-        res.write(`event: stats\ndata: ${JSON.stringify({ id, stats: o.service?.stats(id) ?? null })}\n\n`);
+        sse.send('stats', { id, stats: o.service?.stats(id) ?? null });
       }
-    };
-    const poll = setInterval(check, every);
-    req.raw.on('close', finish);
-    res.write('retry: 2000\n\n');
-    check();
+    });
   });
 
   // The stream's own playback URLs: 302 to its current event's (relative URLs in them resolve against the event).

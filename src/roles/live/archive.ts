@@ -10,6 +10,7 @@ import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { FragmentIndexer } from '../../media/bmff/indexer.ts';
 import { buildPosterArgs } from '../../media/encode/ffmpeg-args.ts';
+import { advanceIndex } from '../origin/index-cache.ts';
 import type { EncodeContext } from '../worker/encode-job.ts';
 import { type Finished, makeThumbnails } from '../worker/finishing.ts';
 
@@ -23,7 +24,7 @@ export async function finishArchive(
   },
 ): Promise<void> {
   const asset = o.assets.get(assetId);
-  if (!asset || asset.status !== 'ready' || !asset.rev) return;
+  if (asset?.status !== 'ready' || !asset.rev) return;
   const rev = asset.rev;
   const finished: Finished[] = [];
   for (const r of asset.renditions) {
@@ -73,12 +74,8 @@ export async function makeLivePoster(
 }
 
 async function readTrack(storage: Storage, key: string) {
-  const st = await storage.stat(key);
-  if (!st) return undefined;
   const ix = new FragmentIndexer();
-  // The init is all that is needed: stop at the first fragment.
-  for (let r = ix.next(st.size); r && !ix.track; r = ix.next(st.size)) {
-    ix.push(r.offset, await storage.read(key, r.offset, r.length));
-  }
+  // The init is all that is needed: stop once the track is known.
+  await advanceIndex(storage, key, ix, () => ix.track !== undefined);
   return ix.track;
 }

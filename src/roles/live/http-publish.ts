@@ -3,12 +3,13 @@
 // the event: video tracks v0, v1, … and audio a0, … in the order they first arrive, remembered by track name), no
 // transcode. One publish may be several requests (a DASH-IF encoder POSTs each track, or PUTs each segment): they
 // share the event, and the publish ends only when no request has been open for `lingerMs`.
-import { type AssetRepository, newAssetId } from '../../core/db/assets.ts';
+import type { AssetRepository } from '../../core/db/assets.ts';
 import type { LiveRepository } from '../../core/db/live.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { can } from '../../media/live/state.ts';
 import { CmafAppender } from './cmaf-appender.ts';
+import { eventAsset } from './event-asset.ts';
 import type { IngestTrack, StoreResult, TrackSink } from './http-ingest.ts';
 
 export interface HttpPublishOptions {
@@ -118,28 +119,9 @@ export class HttpPublishes {
     const have = this.#active.get(streamId);
     if (have) return have;
     const stream = this.#o.live.transition(streamId, 'publish');
-    const resume = stream.state.name === 'starting' && stream.state.resume;
-    const current = stream.currentAssetId ? this.#o.assets.get(stream.currentAssetId) : null;
-    let assetId: string;
-    let rev: string;
-    if (resume && current?.status === 'live' && current.rev) {
-      assetId = current.id;
-      rev = current.rev;
-    } else {
-      assetId = newAssetId();
-      rev = `rl-${Date.now().toString(36)}`;
-      this.#o.assets.createLive({
-        id: assetId,
-        title: stream.title,
-        liveStreamId: streamId,
-        liveStartMs: Date.now(),
-        rev,
-        // Tracks become renditions as they arrive (addLiveRenditions).
-        renditions: [],
-        source: { ingest: 'http' },
-      });
-      this.#o.live.setCurrentAsset(streamId, assetId);
-    }
+    // Tracks become renditions as they arrive (addLiveRenditions).
+    const { id: assetId, rev } = eventAsset(this.#o, stream, () => ({ renditions: [], source: { ingest: 'http' } }));
+    if (!rev) throw new Error(`live asset ${assetId} has no rev`);
     const p: Publish = { streamId, assetId, rev, tracks: new Map(), open: 0, linger: undefined };
     this.#active.set(streamId, p);
     this.#o.log('live: http publish started', { streamId, assetId, rev });

@@ -12,18 +12,18 @@
 // At start every stream that had a publisher is put in `reconnecting` with a fresh deadline: a publisher that comes
 // back continues the event; past the deadline the stream is `stopped` with its event still playable.
 
-import { type AssetRepository, newAssetId } from '../../core/db/assets.ts';
+import type { AssetRepository } from '../../core/db/assets.ts';
 import type { LiveRepository, LiveStream } from '../../core/db/live.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { summarizeIndex } from '../../media/bmff/index.ts';
 import { type LiveInput, liveInputFromMetadata, planLiveLadder } from '../../media/encode/live-args.ts';
-import { groupParts } from '../../media/live/parts.ts';
+import { asSegment, groupParts } from '../../media/live/parts.ts';
 import { can, deadline, publicState } from '../../media/live/state.ts';
 import { FLV_TAG } from '../../media/rtmp/flv.ts';
-import type { Segment } from '../../media/types.ts';
 import { CmafAppender } from './cmaf-appender.ts';
+import { eventAsset } from './event-asset.ts';
 import { FlvFollower, restamp } from './flv-prelude.ts';
 import { HttpPublishes } from './http-publish.ts';
 import { LiveLadder, type LiveLadderExit } from './ladder-process.ts';
@@ -195,54 +195,34 @@ export class LiveService {
         'the publisher sent no onMetaData with width, height and frame rate',
       );
     const input: LiveInput = { ...announced, audio: meta.flags.audio && meta.audioCodec === 'aac' };
-    let stream = this.#o.live.transition(streamId, 'publish');
-    const resume = stream.state.name === 'starting' && stream.state.resume;
-    const current = stream.currentAssetId ? this.#o.assets.get(stream.currentAssetId) : null;
+    const stream = this.#o.live.transition(streamId, 'publish');
     const transcode = stream.transcode ?? this.#o.transcode;
     try {
-      let assetId: string;
-      let rev: string;
-      let eventInput = input;
-      if (resume && current && current.status === 'live' && current.rev && current.liveStartMs !== null) {
-        assetId = current.id;
-        rev = current.rev;
-        const saved = (current.source as { liveInput?: LiveInput } | null)?.liveInput;
-        if (saved) eventInput = { ...saved };
-      } else {
-        assetId = newAssetId();
-        rev = `rl-${Date.now().toString(36)}`;
+      const asset = eventAsset(this.#o, stream, () => {
         const plan = planLiveLadder(input);
-        const renditions = [
-          ...plan.video.slice(0, transcode ? undefined : 1).map((r) => ({
-            id: r.id,
-            type: 'video' as const,
-            width: r.width,
-            height: r.height,
-            bitrate: transcode ? r.bitrate : (input.videoBitrate ?? r.bitrate),
-            frameRate: plan.outputFrameRate.num / plan.outputFrameRate.den,
-          })),
-          ...(input.audio
-            ? plan.audio.slice(0, 1).map((a) => ({
-                id: a.id,
-                type: 'audio' as const,
-                bitrate: a.bitrate,
-                language: 'und',
-                default: true,
-              }))
-            : []),
-        ];
-        this.#o.assets.createLive({
-          id: assetId,
-          title: stream.title,
-          liveStreamId: streamId,
-          liveStartMs: Date.now(),
-          rev,
-          renditions,
+        const video = plan.video.slice(0, transcode ? undefined : 1).map((r) => ({
+          id: r.id,
+          type: 'video' as const,
+          width: r.width,
+          height: r.height,
+          bitrate: transcode ? r.bitrate : (input.videoBitrate ?? r.bitrate),
+          frameRate: plan.outputFrameRate.num / plan.outputFrameRate.den,
+        }));
+        const audio = plan.audio.slice(0, input.audio ? 1 : 0).map((a) => ({
+          id: a.id,
+          type: 'audio' as const,
+          bitrate: a.bitrate,
+          language: 'und',
+          default: true,
+        }));
+        return {
+          renditions: [...video, ...audio],
           source: { liveInput: input, videoCodec: meta.videoCodec, audioCodec: meta.audioCodec },
-        });
-        stream = this.#o.live.setCurrentAsset(streamId, assetId);
-      }
-      return this.#sink(await this.#startRun(streamId, assetId, rev, eventInput, transcode));
+        };
+      });
+      // A continued event keeps the ladder it was planned with (the same inits in its files).
+      const eventInput = (asset.source as { liveInput?: LiveInput } | null)?.liveInput ?? input;
+      return this.#sink(await this.#startRun(streamId, asset.id, asset.rev!, eventInput, transcode));
     } catch (err) {
       this.#o.log('live: could not open the event', { streamId, error: String(err) });
       this.#lost(streamId);
@@ -324,7 +304,7 @@ export class LiveService {
     let restarting: Promise<void> | null = null;
     let waitKeyframe = false;
     let base = 0;
-    const sink: PublishSink & { closed: Promise<unknown> } = {
+    const sink: PublishSink = {
       write(chunk: Uint8Array): boolean {
         current.bytes += chunk.length;
         service.#o.onMedia?.(run.streamId, chunk);
@@ -356,7 +336,6 @@ export class LiveService {
         service.#o.onPublishEnded?.(run.streamId);
         return current.ladder.end();
       },
-      closed: new Promise<unknown>(() => {}),
     };
     // ffmpeg dying mid-publish: a new run within a second, fed the prelude and then from the next keyframe.
     const watch = (r: Run) => {
@@ -571,7 +550,7 @@ export class LiveService {
   /** Final figures from the files (their fragment indexes, not their bytes), then ready; the rest in the background. */
   async #finalize(stream: LiveStream, assetId: string): Promise<void> {
     const asset = this.#o.assets.get(assetId);
-    if (!asset || asset.status !== 'live' || !asset.rev) return;
+    if (asset?.status !== 'live' || !asset.rev) return;
     if (!stream.archive) {
       this.#o.assets.delete(assetId);
       this.#o.evict(assetId);
@@ -602,16 +581,7 @@ export class LiveService {
         ended: true,
         ...(x.r.type === 'audio' && refStarts ? { boundaries: refStarts } : {}),
       });
-      const segments: Segment[] = segs.map((s) => ({
-        start: s.start,
-        duration: s.duration,
-        offset: s.offset,
-        size: s.size,
-        samples: s.samples,
-        startsWithKeyframe: s.parts[0]?.independent ?? false,
-        presentationStart: s.start,
-      }));
-      const sum = summarizeIndex(x.track, segments);
+      const sum = summarizeIndex(x.track, segs.map(asSegment));
       duration = Math.max(duration, sum.duration);
       finals.push({
         id: x.r.id,

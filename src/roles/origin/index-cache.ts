@@ -2,7 +2,7 @@
 // fragment) and from then on a segment request costs one map lookup and one positioned read. A rendition that is
 // still being written is re-indexed incrementally from where the last scan stopped, at most once per `refreshMs`.
 
-import type { MediaReader } from '../../core/storage/storage.ts';
+import type { MediaReader, StatResult } from '../../core/storage/storage.ts';
 import { FragmentIndexer, summarizeIndex } from '../../media/bmff/index.ts';
 import type { IndexSummary, Segment, TrackInfo } from '../../media/types.ts';
 
@@ -104,15 +104,28 @@ export class IndexCache {
   }
 
   private async scan(e: Entry, complete: boolean): Promise<void> {
-    const st = await this.reader.stat(e.key);
-    if (st) {
-      for (let r = e.indexer.next(st.size); r; r = e.indexer.next(st.size)) {
-        const bytes = await this.reader.read(e.key, r.offset, r.length);
-        e.indexer.push(r.offset, bytes);
-        if (bytes.length < r.length) break;
-      }
-    }
+    const st = await advanceIndex(this.reader, e.key, e.indexer);
     e.refreshedAt = this.now();
     if (complete && st) e.final = true;
   }
+}
+
+/**
+ * Feeds `indexer` what the file at `key` has gained since its last call: positioned reads of box headers and moofs,
+ * never of media data. Stops early once `until()` holds. Returns the file's stat (null when it is not there).
+ */
+export async function advanceIndex(
+  reader: MediaReader,
+  key: string,
+  indexer: FragmentIndexer,
+  until?: () => boolean,
+): Promise<StatResult | null> {
+  const st = await reader.stat(key);
+  if (!st) return null;
+  for (let r = indexer.next(st.size); r && !until?.(); r = indexer.next(st.size)) {
+    const bytes = await reader.read(key, r.offset, r.length);
+    indexer.push(r.offset, bytes);
+    if (bytes.length < r.length) break;
+  }
+  return st;
 }

@@ -12,6 +12,7 @@ import { keys } from '../../core/storage/storage.ts';
 import { FragmentIndexer } from '../../media/bmff/indexer.ts';
 import { gridBoundaries, LiveTimeline } from '../../media/live/parts.ts';
 import type { TrackInfo } from '../../media/types.ts';
+import { advanceIndex } from './index-cache.ts';
 
 export interface LiveRenditionSpec {
   id: string;
@@ -167,13 +168,7 @@ export class LiveFeed {
     const list = [...this.#renditions.values()];
     list.sort((a, b) => (a.type === b.type ? 0 : a.type === 'video' ? -1 : 1));
     for (const r of list) {
-      const st = await this.#reader.stat(r.key);
-      if (!st) continue;
-      for (let q = r.indexer.next(st.size); q; q = r.indexer.next(st.size)) {
-        const bytes = await this.#reader.read(r.key, q.offset, q.length);
-        r.indexer.push(q.offset, bytes);
-        if (bytes.length < q.length) break;
-      }
+      if (!(await advanceIndex(this.#reader, r.key, r.indexer))) continue;
       const track = r.indexer.track;
       if (!track) continue;
       if (!r.timeline) {

@@ -10,7 +10,7 @@ import { keys } from '../../core/storage/storage.ts';
 import { summarizeIndex } from '../../media/bmff/index.ts';
 import { mergeFragments } from '../../media/bmff/merge.ts';
 import { addTfrf, addTfxd } from '../../media/bmff/piff.ts';
-import type { LiveSegment, LiveTimeline } from '../../media/live/parts.ts';
+import { asSegment, type LiveSegment, type LiveTimeline } from '../../media/live/parts.ts';
 import { type LiveManifestRendition, latencyTargets, writeLiveMpd } from '../../media/manifest/dash-live.ts';
 import { writeMultivariantPlaylist } from '../../media/manifest/hls.ts';
 import {
@@ -22,7 +22,7 @@ import {
 } from '../../media/manifest/llhls.ts';
 import { smoothAudioNames, smoothBitrates } from '../../media/manifest/smooth.ts';
 import { writeLiveSmoothManifest } from '../../media/manifest/smooth-live.ts';
-import type { ManifestRendition, Presentation, Segment } from '../../media/types.ts';
+import type { ManifestRendition, Presentation } from '../../media/types.ts';
 import type { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
 import { type LiveFeed, LiveFeeds } from './live-feed.ts';
@@ -82,28 +82,40 @@ export class LiveOrigin {
     return feed;
   }
 
-  /** The presentation of an event so far (complete once it is over), segments grouped from its parts. */
+  /** The ended feeds' archive presentations: built once (they never change), like a VOD ReadyRevision. */
+  readonly #archives = new WeakMap<LiveFeed, Presentation>();
+
+  /**
+   * The presentation of an event. While live it carries no segment list (the live writers take the timelines, and
+   * its bitrates are the planned ones), so building it costs nothing per segment; once the event is over it is the
+   * archive's, segments grouped from the parts and measured, built once.
+   */
   async presentation(state: PlaybackState, rev: string): Promise<Presentation> {
+    return (await this.#view(state, rev)).p;
+  }
+
+  async #view(state: PlaybackState, rev: string): Promise<{ feed: LiveFeed; p: Presentation }> {
     const feed = await this.feed(state, rev);
+    const complete = feed.ended;
+    const known = complete ? this.#archives.get(feed) : undefined;
+    if (known) return { feed, p: known };
     const renditions: ManifestRendition[] = [];
     let duration = 0;
     for (const r of state.renditions) {
       const track = feed.track(r.id);
       const t = feed.timeline(r.id);
       if (!track || !t) continue;
-      const segments = t.segments.filter((s) => s.complete).map(asSegment);
+      const segments = complete ? t.segments.filter((s) => s.complete).map(asSegment) : [];
       const summary = segments.length > 0 ? summarizeIndex(track, segments) : undefined;
       if (summary) duration = Math.max(duration, summary.duration);
-      const planned = r.bitrate ?? 0;
-      const peak = state.status === 'live' ? Math.max(planned, 1) : Math.max(summary?.peakBitrate ?? 0, 1);
-      const average = state.status === 'live' ? Math.max(planned, 1) : Math.max(summary?.averageBitrate ?? 0, 1);
+      const planned = Math.max(r.bitrate ?? 0, 1);
       const frameRate = summary?.frameRate ?? r.frameRate ?? undefined;
       renditions.push({
         id: r.id,
         track,
         segments,
-        peakBitrate: peak,
-        averageBitrate: average,
+        peakBitrate: summary ? Math.max(summary.peakBitrate, 1) : planned,
+        averageBitrate: summary ? Math.max(summary.averageBitrate, 1) : planned,
         ...(frameRate ? { frameRate } : {}),
         ...(track.width === undefined ? {} : { width: track.width, height: track.height }),
         ...(r.type === 'audio'
@@ -116,10 +128,27 @@ export class LiveOrigin {
           : {}),
       });
     }
-    if (renditions.length === 0)
+    if (renditions.length === 0) {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `live asset ${state.id} has no media yet`);
-    const complete = state.status !== 'live';
-    return { complete, renditions, duration, text: complete ? state.text : [] };
+    }
+    const p: Presentation = { complete, renditions, duration, text: complete ? state.text : [] };
+    if (complete) this.#archives.set(feed, p);
+    return { feed, p };
+  }
+
+  /** The renditions that have a complete segment, with their timelines, for the live MPD and Smooth manifest. */
+  async #listed(state: PlaybackState) {
+    const { feed, p } = await this.#view(state, state.rev!);
+    const timelines = new Map<string, LiveTimeline>();
+    const renditions: LiveManifestRendition[] = [];
+    for (const r of p.renditions) {
+      const t = feed.timeline(r.id);
+      if (!t?.segments.some((s) => s.complete)) continue;
+      timelines.set(r.id, t);
+      const { segments: _, ...rest } = r;
+      renditions.push(rest);
+    }
+    return { p, timelines, renditions };
   }
 
   async multivariant(req: Req, reply: FastifyReply, state: PlaybackState): Promise<string> {
@@ -176,17 +205,7 @@ export class LiveOrigin {
   async mpd(req: Req, reply: FastifyReply, state: PlaybackState): Promise<string> {
     const live = mustLive(state);
     this.#saw(state.id, req.ip);
-    const p = await this.presentation(state, state.rev!);
-    const feed = await this.feed(state, state.rev!);
-    const timelines = new Map<string, LiveTimeline>();
-    const renditions: LiveManifestRendition[] = [];
-    for (const r of p.renditions) {
-      const t = feed.timeline(r.id);
-      if (!t || !t.segments.some((s) => s.complete)) continue;
-      timelines.set(r.id, t);
-      const { segments: _, ...rest } = r;
-      renditions.push(rest);
-    }
+    const { timelines, renditions } = await this.#listed(state);
     if (renditions.length === 0) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'no complete segment yet');
     const proto = (req.headers['x-forwarded-proto'] as string | undefined) ?? req.protocol;
     const text = writeLiveMpd(renditions, timelines, manifestUrls(state.rev!), {
@@ -204,17 +223,7 @@ export class LiveOrigin {
   async smoothManifest(req: Req, reply: FastifyReply, state: PlaybackState): Promise<string> {
     const live = mustLive(state);
     this.#saw(state.id, req.ip);
-    const p = await this.presentation(state, state.rev!);
-    const feed = await this.feed(state, state.rev!);
-    const timelines = new Map<string, LiveTimeline>();
-    const renditions: LiveManifestRendition[] = [];
-    for (const r of p.renditions) {
-      const t = feed.timeline(r.id);
-      if (!t || !t.segments.some((s) => s.complete)) continue;
-      timelines.set(r.id, t);
-      const { segments: _, ...rest } = r;
-      renditions.push(rest);
-    }
+    const { p, timelines, renditions } = await this.#listed(state);
     const text = writeLiveSmoothManifest(renditions, timelines, liveSmoothBitrates(p), {
       dvrSeconds: live.dvrWindowSeconds,
       lookaheadCount: 1,
@@ -224,22 +233,25 @@ export class LiveOrigin {
     return text;
   }
 
-  /** `{rid}/init.mp4`, `{rid}/{msn}.m4s` (a whole segment) or `{rid}/{msn}.{part}.m4s` (one LL-HLS part). */
-  async bytes(req: Req, reply: FastifyReply, state: PlaybackState, rev: string, rid: string, seg: string) {
+  /**
+   * `{rid}/init.mp4`, `{rid}/{msn}.m4s` (a whole segment) or `{rid}/{msn}.{part}.m4s` (one LL-HLS part): one
+   * positioned read of the bytes the feed's timeline names.
+   */
+  async bytes(req: Req, reply: FastifyReply, feed: LiveFeed, rid: string, seg: string) {
     const m = /^(?:(init)\.mp4|(\d{1,9})\.m4s|(\d{1,9})\.(\d{1,3})\.m4s)$/.exec(seg);
     if (!m) throw new SmoothcastError('NOT_FOUND', 'no such segment');
-    if (!state.renditions.some((r) => r.id === rid)) throw new SmoothcastError('NOT_FOUND', 'no such rendition');
-    if (state.status === 'live') this.#saw(state.id, req.ip);
-    const feed = await this.feed(state, rev);
-    const key = keys.rendition(state.id, rev, rid);
-    const contentType = state.renditions.find((r) => r.id === rid)?.type === 'audio' ? 'audio/mp4' : 'video/mp4';
+    if (!feed.ids().includes(rid)) throw new SmoothcastError('NOT_FOUND', 'no such rendition');
+    if (!feed.ended) this.#saw(feed.assetId, req.ip);
+    const rev = feed.rev;
+    const key = keys.rendition(feed.assetId, rev, rid);
+    const contentType = () => (feed.track(rid)?.kind === 'audio' ? 'audio/mp4' : 'video/mp4');
     if (m[1]) {
       const track = feed.track(rid);
       if (!track) throw new SmoothcastError('NOT_FOUND', 'rendition not written yet');
       return sendBytes(req, reply, {
         size: track.initSize,
         etag: `"${rev}.${rid}.init.${track.initSize}"`,
-        contentType,
+        contentType: contentType(),
         cacheControl: IMMUTABLE,
         read: (o, len, into) => this.#reader.read(key, o, len, into),
       });
@@ -277,7 +289,7 @@ export class LiveOrigin {
     return sendBytes(req, reply, {
       size: r.size,
       etag: `"${rev}.${rid}.${seg}.${r.offset}.${r.size}"`,
-      contentType,
+      contentType: contentType(),
       cacheControl: IMMUTABLE,
       read: (o, len, into) => this.#reader.read(key, r.offset + o, len, into),
       ...(this.#pool ? { pool: this.#pool } : {}),
@@ -306,8 +318,7 @@ export class LiveOrigin {
     infoOnly = false,
   ) {
     if (state.status === 'live') this.#saw(state.id, req.ip);
-    const p = await this.presentation(state, rev);
-    const feed = await this.feed(state, rev);
+    const { feed, p } = await this.#view(state, rev);
     const bitrates = liveSmoothBitrates(p);
     const names = smoothAudioNames(p.renditions.filter((x) => x.track.kind === 'audio'));
     const want = kind === 'video' ? 'video' : 'audio';
@@ -387,18 +398,6 @@ function liveSmoothBitrates(p: Presentation): Map<string, number> {
     for (const [id, b] of smoothBitrates(p.renditions.filter((r) => r.track.kind === kind))) out.set(id, b);
   }
   return out;
-}
-
-export function asSegment(s: LiveSegment): Segment {
-  return {
-    start: s.start,
-    duration: s.duration,
-    offset: s.offset,
-    size: s.size,
-    samples: s.samples,
-    startsWithKeyframe: s.parts[0]?.independent ?? false,
-    presentationStart: s.start,
-  };
 }
 
 /** The end of the moof at the start of a merged fragment (FragmentInfo answers the moof alone). */

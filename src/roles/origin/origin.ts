@@ -216,9 +216,11 @@ export class Origin {
         if (CAPTION_ID.test(req.params.rid)) return this.textSegment(req, reply);
         if (LIVE_REV.test(req.params.rev)) {
           const { id, rev, rid, seg } = req.params;
-          const state = this.eventState(id, rev);
           if (!RENDITION_ID.test(rid)) throw new SmoothcastError('NOT_FOUND', 'no such rendition');
-          return this.live.bytes(req as never, reply, state, rev, rid, seg);
+          // An archive's feed never changes: like a VOD segment from a final index, no catalog query.
+          const known = this.live.feeds.peek(checkId(id), rev);
+          const feed = known?.ended ? known : await this.live.feed(this.eventState(id, rev), rev);
+          return this.live.bytes(req as never, reply, feed, rid, seg);
         }
         return this.segment(req, reply);
       },
@@ -365,7 +367,7 @@ export class Origin {
   private liveState(rawId: string, rev?: string): PlaybackState | null {
     const id = checkId(rawId);
     const state = this.opts.catalog.playbackState(id);
-    if (!state || state.status !== 'live') return null;
+    if (state?.status !== 'live') return null;
     if (!state.playable || !state.rev) {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `live asset ${id} has no media yet`);
     }

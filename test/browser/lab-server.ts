@@ -1,5 +1,6 @@
-// The live lab's origin (live.test.ts, bench/live.ts): the page, its script and the player libraries from
-// node_modules, on a port of its own — so the page is on another origin than the media, as a real embed is.
+// The labs' origin (interop.test.ts: lab.html + lab.js; live.test.ts and bench/live.ts: live.html + live-lab.js):
+// a page, its script and the player libraries from node_modules, on a port of its own — so the page is on another
+// origin than the media, as a real embed is.
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
@@ -17,26 +18,26 @@ const LIBS: Record<string, string> = {
   'shaka5.debug.js': 'node_modules/shaka-player/dist/shaka-player.compiled.debug.js',
 };
 
-export interface LiveLab {
+export interface Lab {
   url: string;
   close(): Promise<void>;
 }
 
-/** Serves /live.html (a 640×360 video element and /live-lab.js), /live-lab.js and /lib/* on 127.0.0.1:0. */
-export function startLiveLab(): Promise<LiveLab> {
+/** Serves /{page}.html (a 640×360 video element and the script), /{script} and /lib/* on 127.0.0.1:0. */
+export function startLab(page: string, script: string): Promise<Lab> {
   const server: Server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const send = (type: string, body: Buffer | string) => {
       res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' });
       res.end(body);
     };
-    if (path === '/live.html') {
+    if (path === `/${page}.html`) {
       return send(
         'text/html; charset=utf-8',
-        '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><video width="640" height="360"></video><script src="/live-lab.js"></script>',
+        `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><video width="640" height="360"></video><script src="/${script}"></script>`,
       );
     }
-    if (path === '/live-lab.js') return send('text/javascript', readFileSync(join(root, 'test/browser/live-lab.js')));
+    if (path === `/${script}`) return send('text/javascript', readFileSync(join(root, 'test/browser', script)));
     const lib = LIBS[path.replace(/^\/lib\//, '')];
     if (lib) return send('text/javascript', readFileSync(join(root, lib)));
     res.writeHead(404).end();
@@ -54,3 +55,7 @@ export function startLiveLab(): Promise<LiveLab> {
     ),
   );
 }
+
+export type LiveLab = Lab;
+/** The live lab: /live.html and /live-lab.js. */
+export const startLiveLab = (): Promise<Lab> => startLab('live', 'live-lab.js');
