@@ -57,6 +57,55 @@ export const ERRORS = {
   LIVE_MEDIA_UNSUPPORTED: { status: 415, permanent: true, message: 'media this live ingest does not take' },
   LIVE_TARGET_INVALID: { status: 400, permanent: true, message: 'not a push target URL this server can forward to' },
   LIVE_TARGET_NOT_FOUND: { status: 404, permanent: true, message: 'no such push target' },
+  // accounts, API tokens, sessions (issue 10)
+  AUTH_REQUIRED: { status: 401, permanent: true, message: 'sign in or send Authorization: Bearer TOKEN' },
+  AUTH_INVALID: { status: 401, permanent: true, message: 'the token or session is unknown, revoked or expired' },
+  SCOPE_MISSING: { status: 403, permanent: true, message: 'the credential lacks the scope this route needs' },
+  CSRF_INVALID: { status: 403, permanent: true, message: 'missing or wrong X-CSRF-Token for a cookie session' },
+  LOGIN_FAILED: { status: 401, permanent: true, message: 'wrong name or password' },
+  LOGIN_RATE_LIMITED: { status: 429, permanent: false, message: 'too many failed logins: wait and try again' },
+  SETUP_CODE_INVALID: { status: 403, permanent: true, message: 'wrong or used setup code' },
+  SETUP_DONE: { status: 409, permanent: true, message: 'the first admin exists already: sign in' },
+  USER_NOT_FOUND: { status: 404, permanent: true, message: 'no such user' },
+  USER_EXISTS: { status: 409, permanent: true, message: 'a user with this name exists' },
+  TOKEN_NOT_FOUND: { status: 404, permanent: true, message: 'no such API token' },
+  RATE_LIMITED: { status: 429, permanent: false, message: 'too many requests: slow down' },
+  // direct uploads
+  DIRECT_UPLOAD_INVALID: { status: 403, permanent: true, message: 'unknown, expired or already used upload URL' },
+  // signed playback
+  PLAYBACK_TOKEN_REQUIRED: { status: 403, permanent: true, message: 'this media needs a playback token' },
+  PLAYBACK_TOKEN_INVALID: { status: 403, permanent: true, message: 'the playback token is not valid' },
+  PLAYBACK_TOKEN_EXPIRED: { status: 403, permanent: true, message: 'the playback token has expired' },
+  PLAYBACK_TOKEN_WRONG_ASSET: { status: 403, permanent: true, message: 'the playback token is for other media' },
+  PLAYBACK_TOKEN_WRONG_AUD: {
+    status: 403,
+    permanent: true,
+    message: 'the playback token does not allow this kind of request',
+  },
+  PLAYBACK_TOKEN_KEY_REVOKED: {
+    status: 403,
+    permanent: true,
+    message: 'the key that signed this playback token was revoked',
+  },
+  PLAYBACK_TOKEN_WRONG_IP: { status: 403, permanent: true, message: 'the playback token is bound to another address' },
+  SIGNING_KEY_NOT_FOUND: { status: 404, permanent: true, message: 'no such signing key' },
+  // viewer limits
+  VIEWER_LIMIT_REACHED: {
+    status: 429,
+    permanent: false,
+    message: 'this video has as many viewers as it allows: try again later',
+  },
+  SESSION_LIMIT_REACHED: {
+    status: 429,
+    permanent: false,
+    message: 'this address has as many playback sessions as allowed',
+  },
+  // encryption
+  KEY_NOT_FOUND: { status: 404, permanent: true, message: 'no such content key' },
+  ENCRYPTION_UNSUPPORTED: { status: 409, permanent: true, message: 'this encryption cannot be applied to this media' },
+  // webhooks
+  WEBHOOK_NOT_FOUND: { status: 404, permanent: true, message: 'no such webhook' },
+  WEBHOOK_URL_INVALID: { status: 400, permanent: true, message: 'a webhook URL is http(s)://host[:port]/path' },
 } as const satisfies Record<string, { status: number; permanent: boolean; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

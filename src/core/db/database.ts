@@ -167,6 +167,97 @@ export const MIGRATIONS: readonly Migration[] = [
    );
    CREATE INDEX live_targets_stream ON live_targets (stream_id);`,
   },
+  // 6: security. Accounts (roles), login sessions and API tokens (stored only as SHA-256 of the secret), playback
+  // signing keys (public key; the server's own private key only wrapped by the master key), one-time direct
+  // uploads, webhooks (secret wrapped) and their deliveries, the audit log; per asset and live stream the playback
+  // policy, encryption, viewer limit and owner; an asset's content key, wrapped.
+  `CREATE TABLE users (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+     role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),
+     password_hash TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL
+   );
+   CREATE TABLE login_sessions (
+     id_hash TEXT PRIMARY KEY,
+     user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+     csrf TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER NOT NULL,
+     last_seen_at INTEGER NOT NULL
+   );
+   CREATE INDEX login_sessions_user ON login_sessions (user_id);
+   CREATE TABLE api_tokens (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     token_hash TEXT NOT NULL UNIQUE,
+     scopes TEXT NOT NULL,
+     user_id TEXT REFERENCES users (id) ON DELETE CASCADE,
+     created_at INTEGER NOT NULL,
+     expires_at INTEGER,
+     last_used_at INTEGER,
+     revoked_at INTEGER
+   );
+   CREATE TABLE signing_keys (
+     id TEXT PRIMARY KEY,
+     kind TEXT NOT NULL CHECK (kind IN ('server', 'customer')),
+     alg TEXT NOT NULL,
+     public_jwk TEXT NOT NULL,
+     private_wrapped TEXT,
+     created_at INTEGER NOT NULL,
+     revoked_at INTEGER
+   );
+   CREATE TABLE direct_uploads (
+     id TEXT PRIMARY KEY,
+     token_hash TEXT NOT NULL UNIQUE,
+     max_size INTEGER NOT NULL,
+     cors_origin TEXT,
+     policy TEXT NOT NULL DEFAULT 'public' CHECK (policy IN ('public', 'signed')),
+     expires_at INTEGER NOT NULL,
+     used_at INTEGER,
+     upload_id TEXT,
+     created_by TEXT,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TABLE webhooks (
+     id TEXT PRIMARY KEY,
+     url TEXT NOT NULL,
+     events TEXT NOT NULL,
+     secret_wrapped TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     disabled_at INTEGER
+   );
+   CREATE TABLE webhook_deliveries (
+     id TEXT PRIMARY KEY,
+     webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+     event TEXT NOT NULL,
+     payload TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER,
+     last_status INTEGER,
+     last_error TEXT,
+     created_at INTEGER NOT NULL,
+     delivered_at INTEGER
+   );
+   CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+   CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_at DESC);
+   CREATE TABLE audit_log (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL,
+     actor TEXT NOT NULL,
+     action TEXT NOT NULL,
+     target TEXT,
+     detail TEXT
+   );
+   ALTER TABLE assets ADD COLUMN playback_policy TEXT NOT NULL DEFAULT 'public' CHECK (playback_policy IN ('public', 'signed'));
+   ALTER TABLE assets ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none' CHECK (encryption IN ('none', 'aes-128', 'cbcs', 'cenc'));
+   ALTER TABLE assets ADD COLUMN max_viewers INTEGER CHECK (max_viewers IS NULL OR max_viewers >= 1);
+   ALTER TABLE assets ADD COLUMN owner_id TEXT;
+   ALTER TABLE assets ADD COLUMN content_key TEXT;
+   ALTER TABLE live_streams ADD COLUMN playback_policy TEXT NOT NULL DEFAULT 'public' CHECK (playback_policy IN ('public', 'signed'));
+   ALTER TABLE live_streams ADD COLUMN max_viewers INTEGER CHECK (max_viewers IS NULL OR max_viewers >= 1);`,
 ];
 
 export type Row = Record<string, SQLOutputValue>;
