@@ -1,7 +1,7 @@
 // `smoothcast import FILE…`: copies files into the data folder, queues their encodes for the server's worker, and
 // (unless --no-wait) shows progress until each is ready, then prints its playback URLs.
 import type { Config } from '../core/config.ts';
-import type { Asset } from '../core/db/assets.ts';
+import type { Asset, NewAssetAccess } from '../core/db/assets.ts';
 import { SmoothcastError } from '../core/errors.ts';
 import { importLocalFile } from '../core/ingest.ts';
 import { addCaption } from '../roles/api/captions.ts';
@@ -39,7 +39,7 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
   try {
     for (const file of cli.positionals) {
       try {
-        const a = await importLocalFile(deps, file);
+        const a = await importLocalFile(deps, file, { access: importAccess(config, cli) });
         queued.push(a);
         for (const c of specs) {
           await addCaption({ ...data, maxBytes: config.captions.maxBytes }, a.id, {
@@ -104,4 +104,12 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
   } finally {
     data.db.close();
   }
+}
+
+/** --policy and --encryption of the imported assets (validated by the catalog). */
+function importAccess(config: Config, cli: Cli): NewAssetAccess {
+  const out: NewAssetAccess = { playbackPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed' };
+  if (typeof cli.values.policy === 'string') out.playbackPolicy = cli.values.policy as NewAssetAccess['playbackPolicy'];
+  if (typeof cli.values.encryption === 'string') out.encryption = cli.values.encryption as NewAssetAccess['encryption'];
+  return out;
 }

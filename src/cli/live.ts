@@ -4,6 +4,7 @@
 // `CODE: message` (with --json also as `{"error":{…}}` on stdout) and exits 1; a usage error exits 2.
 import type { Config } from '../core/config.ts';
 import type { LiveStreamJson } from '../roles/api/live.ts';
+import { bearer, cliToken } from './accounts.ts';
 import type { Cli } from './main.ts';
 
 const USAGE = `usage: smoothcast live <command> [--server URL] [--json]
@@ -22,12 +23,17 @@ class ApiError extends Error {
 
 class Usage extends Error {}
 
+/** Authorization of this run (--token or $SMOOTHCAST_TOKEN). */
+let auth: Record<string, string> = {};
+
 async function request<T>(server: string, method: string, path: string, body?: unknown): Promise<T | null> {
   let res: Response;
   try {
     res = await fetch(`${server}${path}`, {
       method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      ...(body === undefined
+        ? { headers: auth }
+        : { headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
@@ -150,6 +156,7 @@ async function allStreams(server: string): Promise<LiveStreamJson[]> {
 export async function liveCommand(config: Config, cli: Cli): Promise<number> {
   const [sub, id] = cli.positionals;
   const json = Boolean(cli.values.json);
+  auth = bearer(cliToken(cli));
   const server = String(cli.values.server ?? (config.server.publicUrl || `http://localhost:${config.server.port}`))
     .trim()
     .replace(/\/+$/, '');

@@ -7,10 +7,11 @@ const USAGE = `usage: smoothcast <command> [options]
 
 commands:
   serve  [--port N] [--host H] [--data DIR]        run the platform (API, origin, worker, web page)
-  import [--data DIR] [--json] [--no-wait] [--captions FILE[:lang]]… FILE…
+  import [--data DIR] [--json] [--no-wait] [--captions FILE[:lang]]… [--policy public|signed]
+         [--encryption none|aes-128|cbcs|cenc] FILE…
                                                     add local video or audio files; waits until each is ready;
                                                     --captions adds a .srt/.vtt text track to each (repeatable)
-  upload --server URL [--wait] [--json] [--chunk-size BYTES] [--state FILE] FILE…
+  upload --server URL [--token T] [--wait] [--json] [--chunk-size BYTES] [--state FILE] FILE…
                                                     upload files to a running server over tus; run it again
                                                     after an interruption to resume (upload URLs are kept in
                                                     --state, default ~/.local/state/smoothcast/uploads.json)
@@ -26,6 +27,14 @@ commands:
                                                     live streams of a running server (--server URL; default
                                                     server.publicUrl, else http://localhost:PORT); show prints
                                                     the state, ingest URLs, OBS settings, playback URLs, stats
+
+  user add NAME [--admin | --role admin|editor|viewer] --password-stdin [--json] | user ls [--json]
+                                                    accounts (on the data folder; the first admin)
+  token create --name N --scopes S,S [--expires 30d] [--json] | token ls [--json] | token revoke ID
+                                                    API tokens; the secret is printed once (scopes: assets:read,
+                                                    assets:write, uploads:create, live:write, playback:sign, admin)
+
+commands that talk to a server (upload, live) send --token T or $SMOOTHCAST_TOKEN as Authorization: Bearer
 
 options for every command:
   --config FILE   JSON configuration file (also SMOOTHCAST_CONFIG); see docs/configuration.md
@@ -65,6 +74,15 @@ async function main(argv: string[]): Promise<number> {
       dvr: { type: 'string' },
       latency: { type: 'string' },
       'no-archive': { type: 'boolean' },
+      token: { type: 'string' },
+      admin: { type: 'boolean' },
+      role: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      name: { type: 'string' },
+      scopes: { type: 'string' },
+      expires: { type: 'string' },
+      policy: { type: 'string' },
+      encryption: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -95,6 +113,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./rm.ts')).rm(config, cli);
     case 'live':
       return (await import('./live.ts')).liveCommand(config, cli);
+    case 'user':
+      return (await import('./accounts.ts')).userCommand(config, cli);
+    case 'token':
+      return (await import('./accounts.ts')).tokenCommand(config, cli);
     default:
       process.stderr.write(`smoothcast: unknown command "${command}"\n\n${USAGE}`);
       return 2;

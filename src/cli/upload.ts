@@ -9,6 +9,7 @@ import { Upload, type UploadOptions } from 'tus-js-client';
 import type { Config } from '../core/config.ts';
 import { titleFromName } from '../core/ingest.ts';
 import type { AssetJson } from '../roles/api/present.ts';
+import { bearer, cliToken } from './accounts.ts';
 import type { Cli } from './main.ts';
 import { ProgressBars } from './progress-bar.ts';
 
@@ -28,15 +29,20 @@ function fail(json: boolean, file: string, code: string, message: string): void 
   else console.error(`smoothcast upload: ${file}: ${code}: ${message}`);
 }
 
-async function getAsset(uploadUrl: string): Promise<AssetJson> {
-  const res = await fetch(`${uploadUrl}/asset`);
+async function getAsset(uploadUrl: string, auth: Record<string, string>): Promise<AssetJson> {
+  const res = await fetch(`${uploadUrl}/asset`, { headers: auth });
   const body = (await res.json()) as AssetJson & { error?: { code: string; message: string } };
   if (!res.ok) throw Object.assign(new Error(body.error?.message ?? `HTTP ${res.status}`), { code: body.error?.code });
   return body;
 }
 
 /** Follows an asset until ready or failed, drawing its encoding progress. */
-async function follow(server: string, asset: AssetJson, bars: ProgressBars): Promise<AssetJson> {
+async function follow(
+  server: string,
+  asset: AssetJson,
+  bars: ProgressBars,
+  auth: Record<string, string>,
+): Promise<AssetJson> {
   let a = asset;
   for (;;) {
     bars.update(a.id, {
@@ -48,7 +54,7 @@ async function follow(server: string, asset: AssetJson, bars: ProgressBars): Pro
     });
     if (a.status === 'ready' || a.status === 'failed') return a;
     await new Promise((r) => setTimeout(r, 500));
-    const res = await fetch(`${server}/api/assets/${a.id}`);
+    const res = await fetch(`${server}/api/assets/${a.id}`, { headers: auth });
     if (!res.ok) throw new Error(`asset ${a.id}: HTTP ${res.status} (deleted?)`);
     a = (await res.json()) as AssetJson;
   }
@@ -57,7 +63,7 @@ async function follow(server: string, asset: AssetJson, bars: ProgressBars): Pro
 function uploadOne(
   file: string,
   endpoint: string,
-  opts: { chunkSize: number; storage: UrlStorage; bars: ProgressBars; json: boolean },
+  opts: { chunkSize: number; storage: UrlStorage; bars: ProgressBars; json: boolean; auth: Record<string, string> },
 ): Promise<{ url: string; resumedFrom: number }> {
   const size = statSync(file).size;
   const name = basename(file);
@@ -66,6 +72,7 @@ function uploadOne(
   return new Promise((done, reject) => {
     const upload: Upload = new Upload(createReadStream(file), {
       endpoint,
+      headers: opts.auth,
       uploadSize: size,
       chunkSize: opts.chunkSize,
       metadata: { filename: name, title: titleFromName(name) },
@@ -121,6 +128,7 @@ export async function uploadCommand(_config: Config, cli: Cli): Promise<number> 
   mkdirSync(dirname(stateFile), { recursive: true });
   const storage = new FileUrlStorage(stateFile);
   const bars = new ProgressBars(process.stderr);
+  const auth = bearer(cliToken(cli));
   let failed = 0;
   for (const file of cli.positionals) {
     try {
@@ -131,10 +139,16 @@ export async function uploadCommand(_config: Config, cli: Cli): Promise<number> 
       continue;
     }
     try {
-      const { url, resumedFrom } = await uploadOne(file, `${server}/api/uploads`, { chunkSize, storage, bars, json });
+      const { url, resumedFrom } = await uploadOne(file, `${server}/api/uploads`, {
+        chunkSize,
+        storage,
+        bars,
+        json,
+        auth,
+      });
       const absolute = new URL(url, server).href;
-      let asset = await getAsset(absolute);
-      if (cli.values.wait) asset = await follow(server, asset, bars);
+      let asset = await getAsset(absolute, auth);
+      if (cli.values.wait) asset = await follow(server, asset, bars, auth);
       const playback = (u: string | null) => (u ? new URL(u, `${server}/`).href : null);
       if (json) console.log(JSON.stringify({ ...asset, upload: { url: absolute, resumedFrom } }));
       else if (asset.status === 'ready') {

@@ -3,7 +3,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import type { Config } from './config.ts';
-import type { Asset, AssetRepository } from './db/assets.ts';
+import type { Asset, NewAssetAccess, AssetRepository } from './db/assets.ts';
 import { newAssetId } from './db/assets.ts';
 import type { Db } from './db/database.ts';
 import type { JobQueue } from './db/queue.ts';
@@ -36,6 +36,8 @@ export interface ImportOptions {
   name?: string;
   /** Runs inside the transaction that creates the asset (e.g. recording the upload it came from). */
   onCreated?: (asset: Asset) => void;
+  /** Owner, playback policy, encryption, viewer limit of the new asset. */
+  access?: NewAssetAccess;
 }
 
 export async function importLocalFile(deps: IngestDeps, path: string, opts: ImportOptions = {}): Promise<Asset> {
@@ -65,6 +67,7 @@ export async function importLocalFile(deps: IngestDeps, path: string, opts: Impo
         title: opts.title ?? titleFromName(name),
         sourcePath: key,
         sourceName: name,
+        ...opts.access,
       });
       deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
       opts.onCreated?.(asset);

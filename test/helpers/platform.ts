@@ -15,9 +15,23 @@ export const BIN = fileURLToPath(new URL('../../bin/smoothcast.js', import.meta.
 
 export interface TestPlatform extends Platform {
   dataDir: string;
+  /** An admin API token (every scope): tests call the API as an admin unless they test access itself. */
+  token: string;
+  /** `{ authorization: 'Bearer …' }` with that token. */
+  auth: Record<string, string>;
+  /** The admin user ("admin", password ADMIN_PASSWORD) and a login session of it, for browser tests. */
+  admin: { id: string; name: string; cookie: string; csrf: string };
+  /** Server log lines (JSON). */
+  logs: readonly string[];
   get<T = unknown>(path: string): Promise<T>;
+  /** fetch(url + path) as the admin (token added unless init sets authorization). */
+  api(path: string, init?: RequestInit): Promise<Response>;
   stop(): Promise<void>;
 }
+
+export const ADMIN_PASSWORD = 'correct horse battery staple';
+/** Cheap password hashing for test users (the OWASP cost is checked in secrets.test.ts). */
+export const TEST_SCRYPT = { N: 1024, r: 8, p: 1 };
 
 /** A block of 20 UDP ports for this test process's SRT listeners (pid-based, so parallel test files differ). */
 function srtRange(): string {
@@ -43,10 +57,24 @@ export async function startTestPlatform(overrides: ConfigInput = {}): Promise<Te
     logs.push(JSON.stringify({ msg, ...extra }));
     if (process.env.SC_TEST_LOG) console.log(msg, extra ?? '');
   });
+  const user = await p.accounts.addUser('admin', ADMIN_PASSWORD, 'admin', TEST_SCRYPT);
+  const { secret } = p.accounts.createToken({ name: 'tests', scopes: ['admin'], userId: user.id, expiresAt: null });
+  const session = p.accounts.createSession(user.id, 3600_000);
+  const auth = { authorization: `Bearer ${secret}` };
+  const api = (path: string, init: RequestInit = {}) => {
+    const headers = new Headers(init.headers);
+    if (!headers.has('authorization')) headers.set('authorization', auth.authorization);
+    return fetch(p.url + path, { ...init, headers });
+  };
   return Object.assign(p, {
     dataDir,
+    token: secret,
+    auth,
+    admin: { id: user.id, name: user.name, cookie: session.cookie, csrf: session.csrf },
+    logs,
+    api,
     async get<T>(path: string): Promise<T> {
-      const r = await fetch(p.url + path);
+      const r = await api(path);
       if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);
       return (await r.json()) as T;
     },

@@ -73,10 +73,41 @@ export interface Asset {
   liveStreamId: string | null;
   /** Live events: the wall clock (ms) of media time 0 (EXT-X-PROGRAM-DATE-TIME, availabilityStartTime). */
   liveStartMs: number | null;
+  /** Who may play it: anyone, or only holders of a playback token. */
+  playbackPolicy: PlaybackPolicy;
+  /** Encryption applied on the fly when it is served (the stored files stay clear). */
+  encryption: Encryption;
+  /** Concurrent playback sessions allowed; null: no limit. */
+  maxViewers: number | null;
+  /** The user who created it (null: the CLI, a token without a user, or before accounts existed). */
+  ownerId: string | null;
+  /** Its content key, wrapped by the master key (src/core/content-keys.ts); null until first needed. */
+  contentKey: string | null;
   createdAt: number;
   /** ms; strictly increases with every change, so pollers (SSE) can compare it. */
   updatedAt: number;
   readyAt: number | null;
+}
+
+export type PlaybackPolicy = 'public' | 'signed';
+export type Encryption = 'none' | 'aes-128' | 'cbcs' | 'cenc';
+export const PLAYBACK_POLICIES: readonly PlaybackPolicy[] = ['public', 'signed'];
+export const ENCRYPTIONS: readonly Encryption[] = ['none', 'aes-128', 'cbcs', 'cenc'];
+
+/** What PATCH /api/assets/:id may change. */
+export interface AssetSettings {
+  title?: string;
+  playbackPolicy?: PlaybackPolicy;
+  encryption?: Encryption;
+  maxViewers?: number | null;
+}
+
+/** Who owns a new asset and how it is played (defaults: public, clear, no viewer limit). */
+export interface NewAssetAccess {
+  ownerId?: string | null;
+  playbackPolicy?: PlaybackPolicy;
+  encryption?: Encryption;
+  maxViewers?: number | null;
 }
 
 export interface PlannedRendition {
@@ -126,11 +157,16 @@ export interface LiveAssetInput {
   rev: string;
   renditions: readonly PlannedRendition[];
   source: SourceSummary;
+  access?: NewAssetAccess;
 }
 
 export interface AssetRepository {
-  create(input: { id: string; title: string; sourcePath: string; sourceName: string }): Asset;
+  create(input: { id: string; title: string; sourcePath: string; sourceName: string } & NewAssetAccess): Asset;
   get(id: string): Asset | null;
+  /** Title, playback policy, encryption, viewer limit (any status). */
+  updateSettings(id: string, settings: AssetSettings): Asset;
+  /** Stores the wrapped content key unless one is there already; returns the one stored. */
+  setContentKeyOnce(id: string, wrapped: string): string;
   /** Newest first. */
   list(options: { limit: number; offset?: number }): Asset[];
   count(): number;
@@ -209,19 +245,32 @@ export class SqliteAssetRepository implements AssetRepository {
     this.#now = options.now ?? Date.now;
   }
 
-  create(input: { id: string; title: string; sourcePath: string; sourceName: string }): Asset {
+  create(input: { id: string; title: string; sourcePath: string; sourceName: string } & NewAssetAccess): Asset {
     if (!isValidAssetId(input.id)) throw new SmoothcastError('INVALID_ID', `invalid asset id: ${String(input.id)}`);
     for (const key of ['title', 'sourcePath', 'sourceName'] as const) {
       if (typeof input[key] !== 'string') throw new SmoothcastError('BAD_REQUEST', `asset ${key} must be a string`);
     }
+    const a = checkAccess(input);
     const now = this.#now();
     try {
       this.#db.raw
         .prepare(
-          `INSERT INTO assets (id, title, status, source_path, source_name, created_at, updated_at)
-           VALUES (?, ?, 'queued', ?, ?, ?, ?)`,
+          `INSERT INTO assets (id, title, status, source_path, source_name, owner_id, playback_policy, encryption,
+             max_viewers, created_at, updated_at)
+           VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(input.id, input.title, input.sourcePath, input.sourceName, now, now);
+        .run(
+          input.id,
+          input.title,
+          input.sourcePath,
+          input.sourceName,
+          a.ownerId,
+          a.playbackPolicy,
+          a.encryption,
+          a.maxViewers,
+          now,
+          now,
+        );
     } catch (err) {
       if (isConstraintError(err)) throw new SmoothcastError('INVALID_ID', `asset ${input.id} already exists`);
       throw err;
@@ -383,12 +432,14 @@ export class SqliteAssetRepository implements AssetRepository {
     const planned = input.renditions.length === 0 ? [] : validatePlan(input.renditions);
     const now = this.#now();
     const mediaType = planned.some((r) => r.type === 'video') ? 'video' : 'audio';
+    const access = checkAccess(input.access ?? {});
     this.#db.write(() => {
       this.#db.raw
         .prepare(
           `INSERT INTO assets (id, title, status, source_path, source_name, rev, source, media_type, notes,
-             presentation_offset, live_stream_id, live_start_ms, created_at, updated_at)
-           VALUES (?, ?, 'live', '', 'live', ?, ?, ?, '[]', 0, ?, ?, ?, ?)`,
+             presentation_offset, live_stream_id, live_start_ms, owner_id, playback_policy, encryption, max_viewers,
+             created_at, updated_at)
+           VALUES (?, ?, 'live', '', 'live', ?, ?, ?, '[]', 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           input.id,
@@ -398,6 +449,10 @@ export class SqliteAssetRepository implements AssetRepository {
           mediaType,
           input.liveStreamId,
           Math.round(finiteNonNegative(input.liveStartMs, 'liveStartMs')),
+          access.ownerId,
+          access.playbackPolicy,
+          access.encryption,
+          access.maxViewers,
           now,
           now,
         );
@@ -471,6 +526,40 @@ export class SqliteAssetRepository implements AssetRepository {
   }
 
   /** Sets status and columns; updated_at becomes max(now, previous + 1) so it strictly increases. */
+  updateSettings(id: string, settings: AssetSettings): Asset {
+    const sets: string[] = [];
+    const params: (string | number | null)[] = [];
+    if (settings.title !== undefined) {
+      if (typeof settings.title !== 'string' || !settings.title.trim() || settings.title.length > 500) {
+        throw new SmoothcastError('BAD_REQUEST', 'title must be a string of 1–500 characters');
+      }
+      sets.push('title = ?');
+      params.push(settings.title.trim());
+    }
+    const a = checkAccess(settings);
+    const set = (column: string, v: string | number | null) => {
+      sets.push(`${column} = ?`);
+      params.push(v);
+    };
+    if (settings.playbackPolicy !== undefined) set('playback_policy', a.playbackPolicy);
+    if (settings.encryption !== undefined) set('encryption', a.encryption);
+    if (settings.maxViewers !== undefined) set('max_viewers', a.maxViewers);
+    return this.#db.write(() => {
+      const current = this.#mustGet(id);
+      if (sets.length > 0) this.#update(id, current.status, sets.join(', '), params);
+      return this.#mustGet(id);
+    });
+  }
+
+  setContentKeyOnce(id: string, wrapped: string): string {
+    return this.#db.write(() => {
+      const current = this.#mustGet(id);
+      if (current.contentKey !== null) return current.contentKey;
+      this.#db.raw.prepare('UPDATE assets SET content_key = ? WHERE id = ?').run(wrapped, id);
+      return wrapped;
+    });
+  }
+
   #update(id: string, status: AssetStatus, sets: string, params: (string | number | null)[]): void {
     this.#db.raw
       .prepare(`UPDATE assets SET status = ?, ${sets}, updated_at = max(?, updated_at + 1) WHERE id = ?`)
@@ -482,6 +571,23 @@ export class SqliteAssetRepository implements AssetRepository {
     if (asset === null) throw new SmoothcastError('ASSET_NOT_FOUND', `asset ${id} not found`);
     return asset;
   }
+}
+
+/** Validated access settings with their defaults. */
+function checkAccess(a: NewAssetAccess): Required<NewAssetAccess> {
+  const policy = a.playbackPolicy ?? 'public';
+  if (!PLAYBACK_POLICIES.includes(policy)) {
+    throw new SmoothcastError('BAD_REQUEST', 'playbackPolicy is "public" or "signed"');
+  }
+  const encryption = a.encryption ?? 'none';
+  if (!ENCRYPTIONS.includes(encryption)) {
+    throw new SmoothcastError('BAD_REQUEST', 'encryption is one of "none", "aes-128", "cbcs", "cenc"');
+  }
+  const maxViewers = a.maxViewers ?? null;
+  if (maxViewers !== null && (!Number.isInteger(maxViewers) || maxViewers < 1 || maxViewers > 10_000_000)) {
+    throw new SmoothcastError('BAD_REQUEST', 'maxViewers is a whole number ≥ 1, or null for no limit');
+  }
+  return { ownerId: a.ownerId ?? null, playbackPolicy: policy, encryption, maxViewers };
 }
 
 function toAsset(row: Row, renditionRows: readonly Row[]): Asset {
@@ -505,6 +611,11 @@ function toAsset(row: Row, renditionRows: readonly Row[]): Asset {
     renditions,
     liveStreamId: textOrNull(row, 'live_stream_id'),
     liveStartMs: numOrNull(row, 'live_start_ms'),
+    playbackPolicy: text(row, 'playback_policy') as PlaybackPolicy,
+    encryption: text(row, 'encryption') as Encryption,
+    maxViewers: numOrNull(row, 'max_viewers'),
+    ownerId: textOrNull(row, 'owner_id'),
+    contentKey: textOrNull(row, 'content_key'),
     createdAt: int(row, 'created_at'),
     updatedAt: int(row, 'updated_at'),
     readyAt: numOrNull(row, 'ready_at'),

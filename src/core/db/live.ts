@@ -34,6 +34,10 @@ export interface LiveStream {
   srtPassphrase: string;
   /** Transcode RTMP/SRT input into the ladder; null: the server's live.transcode. */
   transcode: boolean | null;
+  /** Who may watch its events (they inherit it when they start). */
+  playbackPolicy: 'public' | 'signed';
+  /** Concurrent viewers allowed; null: no limit. */
+  maxViewers: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -52,6 +56,8 @@ export interface NewLiveStream {
   latency?: LiveLatency;
   reconnectWindowSeconds?: number;
   transcode?: boolean | null;
+  playbackPolicy?: 'public' | 'signed';
+  maxViewers?: number | null;
 }
 
 export interface LiveRepository {
@@ -67,6 +73,11 @@ export interface LiveRepository {
   transition(id: string, action: LiveAction, nowMs?: number): LiveStream;
   /** A new key; the old one stops working at once (a publisher already connected keeps its session). */
   rotateKey(id: string): LiveStream;
+  /** Title, playback policy, viewer limit. */
+  updateSettings(
+    id: string,
+    s: { title?: string; playbackPolicy?: 'public' | 'signed'; maxViewers?: number | null },
+  ): LiveStream;
   setCurrentAsset(id: string, assetId: string | null): LiveStream;
   /** False when it did not exist. A stream with a publisher (starting/started/reconnecting) cannot be deleted. */
   delete(id: string): boolean;
@@ -142,7 +153,23 @@ export function liveSettings(input: NewLiveStream): Required<NewLiveStream> {
       LIVE_LIMITS.reconnectWindowSeconds,
     ),
     transcode: input.transcode ?? null,
+    playbackPolicy: checkPolicy(input.playbackPolicy ?? 'public'),
+    maxViewers: checkMaxViewers(input.maxViewers ?? null),
   };
+}
+
+function checkPolicy(p: unknown): 'public' | 'signed' {
+  if (p !== 'public' && p !== 'signed')
+    throw new SmoothcastError('BAD_REQUEST', 'playbackPolicy is "public" or "signed"');
+  return p;
+}
+
+function checkMaxViewers(n: unknown): number | null {
+  if (n === null) return null;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 10_000_000) {
+    throw new SmoothcastError('BAD_REQUEST', 'maxViewers is a whole number ≥ 1, or null for no limit');
+  }
+  return n;
 }
 
 /** States with a publisher connected or expected back: such a stream is not deleted under it. */
@@ -165,8 +192,9 @@ export class SqliteLiveRepository implements LiveRepository {
       this.#db.raw
         .prepare(
           `INSERT INTO live_streams (id, title, state, stream_key, dvr_window_seconds, archive, latency,
-             reconnect_window_seconds, srt_port, srt_passphrase, transcode, created_at, updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             reconnect_window_seconds, srt_port, srt_passphrase, transcode, playback_policy, max_viewers, created_at,
+             updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           id,
@@ -180,6 +208,8 @@ export class SqliteLiveRepository implements LiveRepository {
           options.srtPorts ? this.#freeSrtPort(options.srtPorts) : null,
           newStreamKey().slice(0, 24),
           s.transcode === null ? null : s.transcode ? 1 : 0,
+          s.playbackPolicy,
+          s.maxViewers,
           now,
           now,
         );
@@ -300,6 +330,37 @@ export class SqliteLiveRepository implements LiveRepository {
   }
 
   /** updated_at becomes max(now, previous + 1) so it strictly increases (SSE followers compare it). */
+  updateSettings(
+    id: string,
+    u: { title?: string; playbackPolicy?: 'public' | 'signed'; maxViewers?: number | null },
+  ): LiveStream {
+    const sets: string[] = [];
+    const params: (string | number | null)[] = [];
+    if (u.title !== undefined) {
+      if (typeof u.title !== 'string' || !u.title.trim() || u.title.length > LIVE_LIMITS.titleLength) {
+        throw new SmoothcastError(
+          'BAD_REQUEST',
+          `title must be a non-empty string of at most ${LIVE_LIMITS.titleLength}`,
+        );
+      }
+      sets.push('title = ?');
+      params.push(u.title.trim());
+    }
+    if (u.playbackPolicy !== undefined) {
+      sets.push('playback_policy = ?');
+      params.push(checkPolicy(u.playbackPolicy));
+    }
+    if (u.maxViewers !== undefined) {
+      sets.push('max_viewers = ?');
+      params.push(checkMaxViewers(u.maxViewers));
+    }
+    return this.#db.write(() => {
+      this.#mustGet(id);
+      if (sets.length) this.#set(id, sets.join(', '), params);
+      return this.#mustGet(id);
+    });
+  }
+
   #set(id: string, sets: string, params: (string | number | null)[]): void {
     this.#db.raw
       .prepare(`UPDATE live_streams SET ${sets}, updated_at = max(?, updated_at + 1) WHERE id = ?`)
@@ -327,6 +388,8 @@ function toLive(row: Row): LiveStream {
     srtPort: row.srt_port === null ? null : int(row, 'srt_port'),
     srtPassphrase: text(row, 'srt_passphrase'),
     transcode: row.transcode === null ? null : int(row, 'transcode') === 1,
+    playbackPolicy: text(row, 'playback_policy') as 'public' | 'signed',
+    maxViewers: row.max_viewers === null ? null : int(row, 'max_viewers'),
     createdAt: int(row, 'created_at'),
     updatedAt: int(row, 'updated_at'),
   };

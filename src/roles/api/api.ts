@@ -37,7 +37,7 @@ function assetId(raw: string): string {
 
 export function registerApi(app: FastifyInstance, o: ApiOptions): void {
   const present = (a: Asset) => presentAsset(a, o.publicUrl, o.captions.list(a.id));
-  app.get('/healthz', async () => ({ ok: true, ...o.health() }));
+  app.get('/healthz', { config: { scope: 'public' } }, async () => ({ ok: true, ...o.health() }));
   registerCaptionApi(
     app,
     {
@@ -52,57 +52,69 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
     assetId,
   );
 
-  app.get<{ Querystring: { limit?: string; offset?: string } }>('/api/assets', async (req) => {
-    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
-    const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
-      throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
-    }
-    return {
-      assets: o.assets.list({ limit, offset }).map((a) => present(a)),
-      total: o.assets.count(),
-    };
-  });
+  app.get<{ Querystring: { limit?: string; offset?: string } }>(
+    '/api/assets',
+    { config: { scope: 'assets:read' } },
+    async (req) => {
+      const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+      const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
+        throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
+      }
+      return {
+        assets: o.assets.list({ limit, offset }).map((a) => present(a)),
+        total: o.assets.count(),
+      };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/api/assets/:id', async (req) => {
+  app.get<{ Params: { id: string } }>('/api/assets/:id', { config: { scope: 'assets:read' } }, async (req) => {
     const a = o.assets.get(assetId(req.params.id));
     if (!a) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${req.params.id}`);
     return present(a);
   });
 
-  app.delete<{ Params: { id: string } }>('/api/assets/:id', async (req, reply) => {
-    const id = assetId(req.params.id);
-    const asset = o.assets.get(id);
-    if (!asset) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
-    if (asset.status === 'live') {
-      throw new SmoothcastError('ASSET_STATE_CONFLICT', `asset ${id} is a live event: shut its stream down first`);
-    }
-    o.queue.cancelForAsset(id);
-    o.cancelEncode(id);
-    o.assets.delete(id);
-    o.evict(id);
-    await o.storage.deletePrefix(keys.assetPrefix(id));
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: { id: string } }>(
+    '/api/assets/:id',
+    { config: { scope: 'assets:write' } },
+    async (req, reply) => {
+      const id = assetId(req.params.id);
+      const asset = o.assets.get(id);
+      if (!asset) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+      if (asset.status === 'live') {
+        throw new SmoothcastError('ASSET_STATE_CONFLICT', `asset ${id} is a live event: shut its stream down first`);
+      }
+      o.queue.cancelForAsset(id);
+      o.cancelEncode(id);
+      o.assets.delete(id);
+      o.evict(id);
+      await o.storage.deletePrefix(keys.assetPrefix(id));
+      return reply.code(204).send();
+    },
+  );
 
   // Server-Sent Events: the asset as JSON at once and after every change, until it is ready, failed or deleted.
-  app.get<{ Params: { id: string } }>('/api/assets/:id/events', async (req, reply) => {
-    const id = assetId(req.params.id);
-    const first = o.assets.get(id);
-    if (!first) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
-    let last = -1;
-    eventStream(req, reply, o.ssePollMs ?? 250, (sse) => {
-      const a = o.assets.get(id);
-      if (!a) {
-        sse.send('deleted', { id });
-        sse.end();
-        return;
-      }
-      if (a.updatedAt !== last) {
-        last = a.updatedAt;
-        sse.send('asset', present(a), a.updatedAt);
-      }
-      if (a.status === 'ready' || a.status === 'failed') sse.end();
-    });
-  });
+  app.get<{ Params: { id: string } }>(
+    '/api/assets/:id/events',
+    { config: { scope: 'assets:read' } },
+    async (req, reply) => {
+      const id = assetId(req.params.id);
+      const first = o.assets.get(id);
+      if (!first) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+      let last = -1;
+      eventStream(req, reply, o.ssePollMs ?? 250, (sse) => {
+        const a = o.assets.get(id);
+        if (!a) {
+          sse.send('deleted', { id });
+          sse.end();
+          return;
+        }
+        if (a.updatedAt !== last) {
+          last = a.updatedAt;
+          sse.send('asset', present(a), a.updatedAt);
+        }
+        if (a.status === 'ready' || a.status === 'failed') sse.end();
+      });
+    },
+  );
 }

@@ -97,7 +97,7 @@ function assetOrThrow(assets: AssetRepository, id: string): void {
 }
 
 export function registerCaptionApi(app: FastifyInstance, o: CaptionApiOptions, assetId: (raw: string) => string) {
-  app.get<{ Params: { id: string } }>('/api/assets/:id/captions', async (req) => {
+  app.get<{ Params: { id: string } }>('/api/assets/:id/captions', { config: { scope: 'assets:read' } }, async (req) => {
     const id = assetId(req.params.id);
     assetOrThrow(o.assets, id);
     return { captions: o.captions.list(id).map(o.present) };
@@ -105,6 +105,7 @@ export function registerCaptionApi(app: FastifyInstance, o: CaptionApiOptions, a
 
   app.delete<{ Params: { id: string; captionId: string } }>(
     '/api/assets/:id/captions/:captionId',
+    { config: { scope: 'assets:write' } },
     async (req, reply) => {
       const id = assetId(req.params.id);
       assetOrThrow(o.assets, id);
@@ -133,7 +134,7 @@ export function registerCaptionApi(app: FastifyInstance, o: CaptionApiOptions, a
     scope.post<{
       Params: { id: string };
       Querystring: { language?: string; label?: string; kind?: string; format?: string };
-    }>('/api/assets/:id/captions', { bodyLimit: o.maxBytes }, async (req, reply) => {
+    }>('/api/assets/:id/captions', { bodyLimit: o.maxBytes, config: { scope: 'assets:write' } }, async (req, reply) => {
       const id = assetId(req.params.id);
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       if (body.length === 0)

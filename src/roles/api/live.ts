@@ -120,7 +120,7 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     return o.service;
   };
 
-  app.post<{ Body: NewLiveStream }>('/api/live', async (req, reply) => {
+  app.post<{ Body: NewLiveStream }>('/api/live', { config: { scope: 'live:write' } }, async (req, reply) => {
     const body = req.body;
     if (!body || typeof body !== 'object' || Array.isArray(body)) {
       throw new SmoothcastError('BAD_REQUEST', 'the body must be a JSON object with at least a title');
@@ -134,78 +134,100 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     return reply.code(201).send(presentLive(s, req, o));
   });
 
-  app.get<{ Querystring: { limit?: string; offset?: string } }>('/api/live', async (req) => {
-    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
-    const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
-      throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
-    }
-    return { streams: o.live.list({ limit, offset }).map((s) => presentLive(s, req, o)), total: o.live.count() };
-  });
+  app.get<{ Querystring: { limit?: string; offset?: string } }>(
+    '/api/live',
+    { config: { scope: 'live:write' } },
+    async (req) => {
+      const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+      const offset = req.query.offset === undefined ? 0 : Number(req.query.offset);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
+        throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
+      }
+      return { streams: o.live.list({ limit, offset }).map((s) => presentLive(s, req, o)), total: o.live.count() };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/api/live/:id', async (req) => presentLive(mustGet(req.params.id), req, o));
+  app.get<{ Params: { id: string } }>('/api/live/:id', { config: { scope: 'live:write' } }, async (req) =>
+    presentLive(mustGet(req.params.id), req, o),
+  );
 
   for (const action of ['start', 'stop', 'shutdown', 'rotate-key'] as const) {
-    app.post<{ Params: { id: string } }>(`/api/live/:id/${action}`, async (req) => {
-      const id = mustGet(req.params.id).id;
-      const svc = service();
-      const s =
-        action === 'start'
-          ? svc.startStream(id)
-          : action === 'stop'
-            ? svc.stopStream(id)
-            : action === 'shutdown'
-              ? await svc.shutdown(id)
-              : svc.rotateKey(id);
-      return presentLive(s, req, o);
-    });
+    app.post<{ Params: { id: string } }>(
+      `/api/live/:id/${action}`,
+      { config: { scope: 'live:write' } },
+      async (req) => {
+        const id = mustGet(req.params.id).id;
+        const svc = service();
+        const s =
+          action === 'start'
+            ? svc.startStream(id)
+            : action === 'stop'
+              ? svc.stopStream(id)
+              : action === 'shutdown'
+                ? await svc.shutdown(id)
+                : svc.rotateKey(id);
+        return presentLive(s, req, o);
+      },
+    );
   }
 
-  app.delete<{ Params: { id: string } }>('/api/live/:id', async (req, reply) => {
+  app.delete<{ Params: { id: string } }>('/api/live/:id', { config: { scope: 'live:write' } }, async (req, reply) => {
     const s = mustGet(req.params.id);
     if (o.service) await o.service.remove(s.id);
     else o.live.delete(s.id);
     return reply.code(204).send();
   });
 
-  app.post<{ Params: { id: string }; Body: { url?: unknown } }>('/api/live/:id/targets', async (req, reply) => {
-    const s = mustGet(req.params.id);
-    if (!o.targets) throw new SmoothcastError('LIVE_STATE_CONFLICT', 'push targets are not available here');
-    const url = req.body?.url;
-    if (typeof url !== 'string') throw new SmoothcastError('LIVE_TARGET_INVALID', 'url must be a string');
-    return reply.code(201).send(o.targets.add(s, url));
-  });
+  app.post<{ Params: { id: string }; Body: { url?: unknown } }>(
+    '/api/live/:id/targets',
+    { config: { scope: 'live:write' } },
+    async (req, reply) => {
+      const s = mustGet(req.params.id);
+      if (!o.targets) throw new SmoothcastError('LIVE_STATE_CONFLICT', 'push targets are not available here');
+      const url = req.body?.url;
+      if (typeof url !== 'string') throw new SmoothcastError('LIVE_TARGET_INVALID', 'url must be a string');
+      return reply.code(201).send(o.targets.add(s, url));
+    },
+  );
 
-  app.delete<{ Params: { id: string; targetId: string } }>('/api/live/:id/targets/:targetId', async (req, reply) => {
-    const s = mustGet(req.params.id);
-    if (!o.targets?.remove(s, req.params.targetId)) {
-      throw new SmoothcastError('LIVE_TARGET_NOT_FOUND', `no push target ${req.params.targetId}`);
-    }
-    return reply.code(204).send();
-  });
+  app.delete<{ Params: { id: string; targetId: string } }>(
+    '/api/live/:id/targets/:targetId',
+    { config: { scope: 'live:write' } },
+    async (req, reply) => {
+      const s = mustGet(req.params.id);
+      if (!o.targets?.remove(s, req.params.targetId)) {
+        throw new SmoothcastError('LIVE_TARGET_NOT_FOUND', `no push target ${req.params.targetId}`);
+      }
+      return reply.code(204).send();
+    },
+  );
 
   // Server-Sent Events: the stream as JSON at once and on every change (`state`), its stats every second (`stats`).
-  app.get<{ Params: { id: string } }>('/api/live/:id/events', async (req, reply) => {
-    const id = mustGet(req.params.id).id;
-    const every = o.ssePollMs ?? 250;
-    let last = -1;
-    let ticks = 0;
-    eventStream(req, reply, every, (sse) => {
-      const s = o.live.get(id);
-      if (!s) {
-        sse.send('deleted', { id });
-        sse.end();
-        return;
-      }
-      if (s.updatedAt !== last) {
-        last = s.updatedAt;
-        sse.send('state', presentLive(s, req, o), s.updatedAt);
-      }
-      if (ticks++ % Math.max(1, Math.round(1000 / every)) === 0) {
-        sse.send('stats', { id, stats: o.service?.stats(id) ?? null });
-      }
-    });
-  });
+  app.get<{ Params: { id: string } }>(
+    '/api/live/:id/events',
+    { config: { scope: 'live:write' } },
+    async (req, reply) => {
+      const id = mustGet(req.params.id).id;
+      const every = o.ssePollMs ?? 250;
+      let last = -1;
+      let ticks = 0;
+      eventStream(req, reply, every, (sse) => {
+        const s = o.live.get(id);
+        if (!s) {
+          sse.send('deleted', { id });
+          sse.end();
+          return;
+        }
+        if (s.updatedAt !== last) {
+          last = s.updatedAt;
+          sse.send('state', presentLive(s, req, o), s.updatedAt);
+        }
+        if (ticks++ % Math.max(1, Math.round(1000 / every)) === 0) {
+          sse.send('stats', { id, stats: o.service?.stats(id) ?? null });
+        }
+      });
+    },
+  );
 
   // The stream's own playback URLs: 302 to its current event's (relative URLs in them resolve against the event).
   const follow = (file: string) => async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {

@@ -76,11 +76,54 @@ export interface AssetJson {
     smooth: string | null;
     /** Progressive MP4s (audio muxed in, moov first) for a plain `<video src>`; empty until ready. */
     downloads: { url: string; width: number | null; height: number | null; bitrate: number }[];
+    /** Licence servers when encrypted with cenc/cbcs (aes-128: the key URI is in the HLS playlist). */
+    drm: DrmJson | null;
   };
   /** The live stream whose event this is (null for uploads). */
   liveStreamId: string | null;
+  /** `signed`: its manifests, keys, posters, thumbnails and downloads need a playback token. */
+  playbackPolicy: Asset['playbackPolicy'];
+  /** Applied on the fly when served (the stored files stay clear). */
+  encryption: Asset['encryption'];
+  /** Concurrent playback sessions allowed (null: no limit). */
+  maxViewers: number | null;
+  /** Playback sessions open now. */
+  viewers: number;
   createdAt: string;
   updatedAt: string;
+}
+
+/** Licence servers of an encrypted asset (cenc/cbcs): ours for ClearKey, DRM-ready entries for others. */
+export interface DrmJson {
+  clearkey: { licenseUrl: string };
+  widevine?: { licenseUrl: string };
+  playready?: { licenseUrl: string };
+}
+
+/** What presentAsset adds beyond the asset row: live figures and, for signed playback, the token. */
+export interface PresentExtras {
+  viewers?: number;
+  /** A playback token put into every playback URL (`?token=`). */
+  token?: string;
+  /** DRM-ready licence servers from config. */
+  drmServers?: { widevine?: string; playready?: string };
+}
+
+/** `url` with the playback token in its query (`token` unset: the URL as is). */
+export function withToken(url: string, token: string | undefined): string {
+  if (!token) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+}
+
+function drmOf(a: Asset, base: string, x: PresentExtras): DrmJson | null {
+  if (a.encryption !== 'cenc' && a.encryption !== 'cbcs') return null;
+  return {
+    clearkey: { licenseUrl: withToken(`${base}/v/${a.id}/clearkey`, x.token) },
+    ...(x.drmServers?.widevine ? { widevine: { licenseUrl: x.drmServers.widevine } } : {}),
+    ...(x.drmServers?.playready && a.encryption === 'cenc'
+      ? { playready: { licenseUrl: x.drmServers.playready } }
+      : {}),
+  };
 }
 
 function downloads(a: Asset, base: string, rev: string): AssetJson['playback']['downloads'] {
@@ -95,8 +138,21 @@ function downloads(a: Asset, base: string, rev: string): AssetJson['playback']['
 }
 
 /** `base`: '' for server-relative URLs, or the configured public URL. */
-export function presentAsset(a: Asset, base: string, captions: readonly Caption[] = []): AssetJson {
-  const urls = playbackUrls(base, a.id);
+export function presentAsset(
+  a: Asset,
+  base: string,
+  captions: readonly Caption[] = [],
+  x: PresentExtras = {},
+): AssetJson {
+  const t = (u: string) => withToken(u, x.token);
+  const plain = playbackUrls(base, a.id);
+  const urls = {
+    hls: t(plain.hls),
+    dash: t(plain.dash),
+    poster: t(plain.poster),
+    hlsByteRange: t(plain.hlsByteRange),
+    dashSegmentBase: t(plain.dashSegmentBase),
+  };
   return {
     id: a.id,
     title: a.title,
@@ -108,7 +164,10 @@ export function presentAsset(a: Asset, base: string, captions: readonly Caption[
     source: a.source,
     mediaType: a.mediaType,
     notes: a.notes,
-    captions: captions.map((c) => presentCaption(c, a, base)),
+    captions: captions.map((c) => {
+      const j = presentCaption(c, a, base);
+      return j.url ? { ...j, url: t(j.url) } : j;
+    }),
     renditions: a.renditions.map((r) => ({
       id: r.id,
       type: r.type,
@@ -129,12 +188,22 @@ export function presentAsset(a: Asset, base: string, captions: readonly Caption[
       hlsByteRange: a.status === 'ready' ? urls.hlsByteRange : null,
       dashSegmentBase: a.status === 'ready' ? urls.dashSegmentBase : null,
       smooth:
-        (a.status === 'ready' || (a.status === 'live' && a.playable)) && a.rev ? smoothUrl(base, a.id, a.rev) : null,
-      thumbnails: a.status === 'ready' && a.rev ? thumbnailsUrl(base, a.id, a.rev) : null,
+        (a.status === 'ready' || (a.status === 'live' && a.playable)) && a.rev
+          ? t(smoothUrl(base, a.id, a.rev))
+          : null,
+      thumbnails: a.status === 'ready' && a.rev ? t(thumbnailsUrl(base, a.id, a.rev)) : null,
       // A live archive's files are the live ones (no progressive copies are made of an event).
-      downloads: a.status === 'ready' && a.rev && !a.liveStreamId ? downloads(a, base, a.rev) : [],
+      downloads:
+        a.status === 'ready' && a.rev && !a.liveStreamId
+          ? downloads(a, base, a.rev).map((d) => ({ ...d, url: t(d.url) }))
+          : [],
+      drm: drmOf(a, base, x),
     },
     liveStreamId: a.liveStreamId,
+    playbackPolicy: a.playbackPolicy,
+    encryption: a.encryption,
+    maxViewers: a.maxViewers,
+    viewers: x.viewers ?? 0,
     createdAt: new Date(a.createdAt).toISOString(),
     updatedAt: new Date(a.updatedAt).toISOString(),
   };

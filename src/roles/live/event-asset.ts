@@ -24,6 +24,8 @@ export function eventAsset(
     rev: `rl-${Date.now().toString(36)}`,
     renditions,
     source,
+    // Its viewers are the stream's: the event inherits who may watch and how many (PATCH on the stream follows).
+    access: { playbackPolicy: stream.playbackPolicy, maxViewers: stream.maxViewers },
   });
   o.live.setCurrentAsset(stream.id, asset.id);
   return asset;

@@ -23,6 +23,13 @@ export const CHECKSUM_ALGORITHMS = ['sha1', 'sha256', 'md5'] as const;
 /** Per-request facts the store needs but @tus/server does not pass to write(): carried by async context. */
 export interface UploadRequestContext {
   checksum?: { algorithm: string; digest: string };
+  /** Who creates the upload (its asset's owner) and the new asset's playback policy. */
+  owner?: string | null;
+  policy?: 'public' | 'signed';
+  /** The direct upload (one-time URL) this request belongs to: its upload is recorded on it. */
+  directUploadId?: string;
+  /** The origin a direct upload's page runs on: the only one CORS lets in. */
+  corsOrigin?: string | null;
 }
 
 export const requestContext = new AsyncLocalStorage<UploadRequestContext>();

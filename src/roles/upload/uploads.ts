@@ -9,6 +9,7 @@ import { Server } from '@tus/server';
 import { ERRORS as TUS_ERRORS, type Upload } from '@tus/utils';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../core/config.ts';
+import type { SqliteAccounts } from '../../core/db/accounts.ts';
 import type { AssetRepository } from '../../core/db/assets.ts';
 import type { Db } from '../../core/db/database.ts';
 import type { JobQueue } from '../../core/db/queue.ts';
@@ -17,6 +18,7 @@ import { SmoothcastError } from '../../core/errors.ts';
 import { importLocalFile, titleFromName } from '../../core/ingest.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { presentAsset } from '../api/present.ts';
+import type { Principal } from '../api/scopes.ts';
 import {
   CHECKSUM_ALGORITHMS,
   parseChecksumHeader,
@@ -38,6 +40,10 @@ export interface UploadDeps {
   uploads: UploadRepository;
   publicUrl: string;
   log: (msg: string, extra?: Record<string, unknown>) => void;
+  /** Accounts: direct uploads (one-time URLs) are claimed and recorded there. */
+  accounts?: SqliteAccounts;
+  /** Playback policy of uploads whose creator does not choose one. */
+  defaultPolicy?: 'public' | 'signed';
 }
 
 const GiB = 1024 ** 3;
@@ -91,7 +97,24 @@ export class Uploads {
       allowedHeaders: ['Upload-Checksum'],
       exposedHeaders: ['Upload-Expires', 'Smoothcast-Asset', 'Tus-Checksum-Algorithm'],
       namingFunction: () => randomBytes(16).toString('hex'),
-      onUploadCreate: async (_req, upload) => ({ metadata: checkMetadata(upload.metadata) }),
+      // The creator and the policy travel with the upload in metadata the client cannot set (checkMetadata keeps
+      // only filename and title of what it sent).
+      onUploadCreate: async (_req, upload) => {
+        const ctx = requestContext.getStore();
+        if (ctx?.directUploadId) deps.accounts?.setDirectUploadTarget(ctx.directUploadId, upload.id);
+        return {
+          metadata: {
+            ...checkMetadata(upload.metadata),
+            ...(ctx?.owner ? { sc_owner: ctx.owner } : {}),
+            sc_policy: ctx?.policy ?? deps.defaultPolicy ?? 'public',
+          },
+        };
+      },
+      // CORS: only a direct upload's declared page origin (the web app and the CLI are same-origin or not browsers).
+      allowedOrigins: (origin) => {
+        const allowed = requestContext.getStore()?.corsOrigin;
+        return !!allowed && origin === allowed;
+      },
       onUploadFinish: async (_req, upload) => {
         const assetId = await this.finalize(upload.id);
         return { headers: { 'Smoothcast-Asset': assetId } };
@@ -118,7 +141,7 @@ export class Uploads {
     const handle = async (req: FastifyRequest<{ Params: { id?: string } }>, reply: FastifyReply) => {
       const id = req.params.id;
       if (id !== undefined && !UPLOAD_ID.test(id)) throw new SmoothcastError('UPLOAD_NOT_FOUND', 'no such upload');
-      const ctx: UploadRequestContext = {};
+      const ctx: UploadRequestContext = this.contextOf(req.principal, req.method, id, req.headers['upload-length']);
       const checksum = req.headers['upload-checksum'];
       if (req.method === 'PATCH' && typeof checksum === 'string') {
         try {
@@ -132,18 +155,81 @@ export class Uploads {
       reply.hijack();
       await requestContext.run(ctx, () => this.tus.handle(req.raw, reply.raw));
     };
-    app.route({ method: ['POST', 'OPTIONS'], url: UPLOADS_PATH, handler: handle });
-    app.route({ method: ['HEAD', 'PATCH', 'DELETE', 'OPTIONS'], url: `${UPLOADS_PATH}/:id`, handler: handle });
+    // CORS preflights carry no credentials: they are open (and answer only what tus answers to OPTIONS).
+    const pub = { scope: 'public' } as const;
+    const up = { scope: 'uploads:create' } as const;
+    app.route({ method: 'OPTIONS', url: UPLOADS_PATH, handler: handle, config: pub });
+    app.route({ method: 'OPTIONS', url: `${UPLOADS_PATH}/:id`, handler: handle, config: pub });
+    app.route({ method: 'POST', url: UPLOADS_PATH, handler: handle, config: up });
+    app.route({ method: ['HEAD', 'PATCH', 'DELETE'], url: `${UPLOADS_PATH}/:id`, handler: handle, config: up });
 
     // Which asset a finished upload became (the tus response also says it, in Smoothcast-Asset).
-    app.get<{ Params: { id: string } }>(`${UPLOADS_PATH}/:id/asset`, async (req) => {
-      const { id } = req.params;
-      if (!UPLOAD_ID.test(id)) throw new SmoothcastError('UPLOAD_NOT_FOUND', 'no such upload');
-      const assetId = await this.finalize(id);
-      const asset = this.deps.assets.get(assetId);
-      if (!asset) throw new SmoothcastError('UPLOAD_NOT_FOUND', `upload ${id} became asset ${assetId}, since deleted`);
-      return presentAsset(asset, this.deps.publicUrl);
-    });
+    app.get<{ Params: { id: string } }>(
+      `${UPLOADS_PATH}/:id/asset`,
+      { config: { scope: 'uploads:create' } },
+      async (req) => {
+        const { id } = req.params;
+        if (!UPLOAD_ID.test(id)) throw new SmoothcastError('UPLOAD_NOT_FOUND', 'no such upload');
+        const assetId = await this.finalize(id);
+        const asset = this.deps.assets.get(assetId);
+        if (!asset)
+          throw new SmoothcastError('UPLOAD_NOT_FOUND', `upload ${id} became asset ${assetId}, since deleted`);
+        return presentAsset(asset, this.deps.publicUrl);
+      },
+    );
+  }
+
+  /**
+   * The direct upload a tus request carries (a one-time URL on creation, then the upload it created), as a
+   * principal that may do nothing but that one upload; null when it carries none or a dead one.
+   */
+  directPrincipal(req: FastifyRequest): Principal | null {
+    const accounts = this.deps.accounts;
+    if (!accounts || !req.url.startsWith(UPLOADS_PATH)) return null;
+    const q = req.query as Record<string, unknown>;
+    const path = req.url.split('?')[0]!;
+    let d = null;
+    if (path === UPLOADS_PATH && typeof q.direct === 'string' && typeof q.sig === 'string') {
+      d = accounts.directUploadBySecret(q.direct, q.sig);
+      if (!d) throw new SmoothcastError('DIRECT_UPLOAD_INVALID', 'this upload URL is unknown or expired');
+    } else {
+      const m = /^\/api\/uploads\/([0-9a-f]{32})$/.exec(path);
+      if (m) d = accounts.directUploadFor(m[1]!);
+    }
+    if (!d) return null;
+    return {
+      kind: 'direct-upload',
+      id: d.id,
+      name: `direct-upload:${d.id}`,
+      userId: d.createdBy,
+      scopes: new Set(['uploads:create']),
+      via: 'upload-url',
+    };
+  }
+
+  private contextOf(
+    p: Principal | null,
+    method: string,
+    uploadId: string | undefined,
+    length: string | string[] | undefined,
+  ): UploadRequestContext {
+    if (p?.kind !== 'direct-upload') return { owner: p?.userId ?? null };
+    const d = this.deps.accounts!.getDirectUpload(p.id)!;
+    if (uploadId === undefined && method === 'POST') {
+      const size = typeof length === 'string' && /^\d{1,16}$/.test(length) ? Number(length) : Number.NaN;
+      if (!(size <= d.maxSize)) {
+        throw new SmoothcastError('UPLOAD_TOO_LARGE', `this upload URL takes a declared Upload-Length ≤ ${d.maxSize}`);
+      }
+      // The one upload of a one-time URL: claimed atomically, so a second use is refused even in a race.
+      if (!this.deps.accounts!.claimDirectUpload(d.id)) {
+        throw new SmoothcastError('DIRECT_UPLOAD_INVALID', 'this upload URL was used already');
+      }
+      return { owner: d.createdBy, policy: d.policy, directUploadId: d.id, corsOrigin: d.corsOrigin };
+    }
+    if (uploadId !== undefined && d.uploadId !== uploadId) {
+      throw new SmoothcastError('DIRECT_UPLOAD_INVALID', 'this upload URL belongs to another upload');
+    }
+    return { owner: d.createdBy, policy: d.policy, corsOrigin: d.corsOrigin };
   }
 
   /**
@@ -179,6 +265,10 @@ export class Uploads {
     const asset = await importLocalFile(this.deps, this.store.pathOf(uploadId), {
       name,
       title,
+      access: {
+        ownerId: upload.metadata?.sc_owner || null,
+        playbackPolicy: upload.metadata?.sc_policy === 'signed' ? 'signed' : 'public',
+      },
       onCreated: (a) => this.deps.uploads.record(uploadId, a.id),
     });
     // The upload's own files stay for a grace period (the data file is a hard link to the asset's source, so no
