@@ -3,7 +3,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import type { Config } from './config.ts';
-import type { Asset, NewAssetAccess, AssetRepository } from './db/assets.ts';
+import type { Asset, AssetRepository, NewAssetAccess } from './db/assets.ts';
 import { newAssetId } from './db/assets.ts';
 import type { Db } from './db/database.ts';
 import type { JobQueue } from './db/queue.ts';

@@ -4,23 +4,39 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { PlaybackSigner, PlaybackVerifier } from '../core/auth/playback-tokens.ts';
 import type { Config } from '../core/config.ts';
+import { SqliteAccounts } from '../core/db/accounts.ts';
+import type { Asset } from '../core/db/assets.ts';
 import { SqliteAssetRepository } from '../core/db/assets.ts';
 import { type Caption, SqliteCaptionRepository } from '../core/db/captions.ts';
 import { type Db, openDatabase } from '../core/db/database.ts';
 import { SqliteLiveRepository } from '../core/db/live.ts';
 import { SqliteJobQueue } from '../core/db/queue.ts';
+import { SqliteSigningKeys } from '../core/db/signing-keys.ts';
 import { SqliteUploadRepository } from '../core/db/uploads.ts';
 import { asSmoothcastError, SmoothcastError } from '../core/errors.ts';
+import { randomBase32 } from '../core/ids.ts';
+import { loadMasterKey } from '../core/master-key.ts';
 import { LocalStorage } from '../core/storage/local.ts';
+import { Webhooks } from '../core/webhooks.ts';
 import type { TextRendition } from '../media/types.ts';
+import { registerAccountsApi } from './api/accounts.ts';
 import { registerApi } from './api/api.ts';
+import { Auth, type DeclaredRoute, LoginLimiter } from './api/auth.ts';
 import { registerLiveApi } from './api/live.ts';
+import { registerPlaybackApi, tokenRequest } from './api/playback.ts';
+import { presentAsset } from './api/present.ts';
+import { actorOf } from './api/scopes.ts';
+import { registerWebhookApi } from './api/webhooks.ts';
+import { registerHardening, serverOptions } from './http/hardening.ts';
 import { finishArchive, makeLivePoster } from './live/archive.ts';
 import { registerHttpIngest } from './live/http-ingest.ts';
 import { LiveService } from './live/live-service.ts';
 import { srtUrl } from './live/srt-ingest.ts';
 import { LiveTargets } from './live/targets.ts';
+import { PlaybackAccess, queryParam, Sessions } from './origin/access.ts';
+import { OnTheFly } from './origin/encryption.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
 import { registerWeb } from './web/web.ts';
@@ -35,6 +51,11 @@ export interface Platform {
   uploads: Uploads;
   /** The live role (null when live.enabled is false). */
   live: LiveService | null;
+  accounts: SqliteAccounts;
+  /** Every route that declares its access (all of /api does): what the security tests enumerate. */
+  routes: readonly DeclaredRoute[];
+  /** The one-time first-run code while no user exists (printed in the log at start), else null. */
+  readonly setupCode: string | null;
   close(): Promise<void>;
 }
 
@@ -64,6 +85,7 @@ export function openData(config: Config) {
     db,
     assets,
     captions: new SqliteCaptionRepository(db),
+    accounts: new SqliteAccounts(db),
     live: new SqliteLiveRepository(db),
     queue,
     uploads: new SqliteUploadRepository(db),
@@ -98,7 +120,17 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   if (!ffmpeg) {
     throw new SmoothcastError('CONFIG_INVALID', 'ffmpeg was not found on PATH: install it (apt-get install ffmpeg)');
   }
-  const { db, assets, captions, live: liveStreams, queue, storage, uploads: uploadRecords } = openData(config);
+  const {
+    db,
+    assets,
+    captions,
+    accounts,
+    live: liveStreams,
+    queue,
+    storage,
+    uploads: uploadRecords,
+  } = openData(config);
+  const masterKey = loadMasterKey(config);
   const catalog = {
     playbackState(id: string): PlaybackState | null {
       const a = assets.get(id);
@@ -121,11 +153,52 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
             : null,
         text: a.status === 'ready' ? captions.list(a.id).map(textRendition) : [],
         presentationOffset: a.presentationOffset ?? legacyOffset(a.renditions),
+        // A live event's viewers are its stream's: policy and limit follow the stream (PATCH /api/live/:id).
+        access: {
+          policy: stream ? stream.playbackPolicy : a.playbackPolicy,
+          encryption: a.encryption,
+          maxViewers: stream ? stream.maxViewers : a.maxViewers,
+          subjects: stream ? [a.id, stream.id] : [a.id],
+          limitKey: stream ? stream.id : a.id,
+        },
       };
     },
   };
+  const signingKeys = new SqliteSigningKeys(db);
+  // The origin holds public keys only: it can tell a valid token, never make one.
+  const verifier = new PlaybackVerifier(() => signingKeys.verificationKeys());
+  const signer = new PlaybackSigner(signingKeys, masterKey);
+  const sessions = new Sessions({ idleSeconds: config.security.playbackSessionIdleSeconds });
+  const drmServers = {
+    ...(config.security.widevineLicenseUrl ? { widevine: config.security.widevineLicenseUrl } : {}),
+    ...(config.security.playreadyLicenseUrl ? { playready: config.security.playreadyLicenseUrl } : {}),
+  };
+  const playbackAccess = new PlaybackAccess({ verifier, sessions, maxSessionsPerIp: config.limits.maxSessionsPerIp });
+  const webhooks = new Webhooks({ db, master: masterKey, log });
+  assets.onSettled = (a) =>
+    webhooks.emit(a.status === 'ready' ? 'asset.ready' : 'asset.failed', {
+      id: a.id,
+      title: a.title,
+      status: a.status,
+      duration: a.duration,
+      error: a.error,
+      ...(a.liveStreamId ? { liveStreamId: a.liveStreamId } : {}),
+    });
+  const LIVE_EVENTS = { started: 'live.started', stopped: 'live.stopped', shutdown: 'live.shutdown' } as const;
+  liveStreams.onStateChanged = (st) => {
+    const event = LIVE_EVENTS[st.state.name as keyof typeof LIVE_EVENTS];
+    if (event) webhooks.emit(event, { id: st.id, title: st.title, assetId: st.currentAssetId });
+  };
+  const present = (a: Asset, token?: string) =>
+    presentAsset(a, config.server.publicUrl, captions.list(a.id), {
+      viewers: sessions.count(a.liveStreamId ?? a.id),
+      ...(token ? { token } : {}),
+      drmServers,
+    });
   const origin = new Origin({
     catalog,
+    access: playbackAccess,
+    encryption: new OnTheFly({ master: masterKey, store: assets, cacheBytes: 64 * 2 ** 20, drm: drmServers }),
     reader: storage,
     indexCacheEntries: config.origin.indexCacheEntries,
     manifestMaxAge: config.origin.manifestMaxAge,
@@ -139,7 +212,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     ? new Worker({ config, assets, captions, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })
     : null;
 
-  const app = Fastify({ bodyLimit: config.server.bodyLimit, logger: false });
+  const app = Fastify({ ...serverOptions(config), bodyLimit: config.server.bodyLimit, logger: false });
   app.setErrorHandler((raw, req, reply) => {
     const fastifyStatus = (raw as { statusCode?: number }).statusCode;
     const err =
@@ -158,6 +231,23 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     const err = new SmoothcastError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`);
     return reply.code(404).send({ error: err.toJSON() });
   });
+  await registerHardening(app, config, log);
+  const auth = new Auth(accounts);
+  auth.register(app);
+  const setupCode = { current: accounts.userCount() === 0 ? randomBase32(20) : null };
+  registerAccountsApi(app, {
+    accounts,
+    auth,
+    limiter: new LoginLimiter({
+      maxFailures: config.security.loginMaxFailures,
+      windowMs: config.security.loginWindowMinutes * 60_000,
+    }),
+    loginSessionMs: config.security.loginSessionHours * 3600_000,
+    setupCode,
+    publicUrl: config.server.publicUrl,
+    maxUploadSize: Math.min(config.uploads.maxSize, config.limits.maxFileSize),
+    defaultPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed',
+  });
   registerApi(app, {
     assets,
     captions,
@@ -169,6 +259,31 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     cancelEncode: (id) => worker?.cancelAsset(id),
     evict: (id) => origin.evict(id),
     health: () => ({ ffmpeg, worker: worker ? { active: worker.activeJobs } : null }),
+    present: (a) => present(a),
+    onDeleted: (a, req) => {
+      webhooks.emit('asset.deleted', { id: a.id, title: a.title });
+      accounts.audit(actorOf(req), 'asset.deleted', a.id, { title: a.title });
+    },
+  });
+  registerPlaybackApi(app, {
+    assets,
+    signer,
+    verifier,
+    signingKeys,
+    present: (a, token) => present(a, token),
+    evict: (id) => origin.evict(id),
+    audit: (actor, action, target, detail) => accounts.audit(actor, action, target, detail),
+    maxTokenSeconds: config.security.playbackTokenMaxSeconds,
+    playerAccess: async (req, id) => {
+      const access = catalog.playbackState(id)?.access;
+      if (access?.policy !== 'signed') return undefined;
+      await playbackAccess.verify(req, access, 'manifest');
+      return queryParam(req, 'token');
+    },
+  });
+  registerWebhookApi(app, {
+    webhooks,
+    audit: (req, action, target, detail) => accounts.audit(actorOf(req), action, target, detail),
   });
   const uploads = new Uploads({
     config,
@@ -179,7 +294,12 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     uploads: uploadRecords,
     publicUrl: config.server.publicUrl,
     log,
+    accounts,
+    onUploaded: (uploadId, a) =>
+      webhooks.emit('upload.completed', { uploadId, assetId: a.id, title: a.title, sourceName: a.sourceName }),
+    defaultPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed',
   });
+  auth.setDirectUploadResolver((req) => uploads.directPrincipal(req));
   uploads.register(app);
   origin.register(app);
   const [srtFrom, srtTo] = config.live.srtPorts.split('-').map(Number) as [number, number];
@@ -215,6 +335,9 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     publicHost: config.live.publicHost,
     publicUrl: config.server.publicUrl,
     currentRev: (id) => assets.get(id)?.rev ?? null,
+    evict: (id) => origin.evict(id),
+    sign: async (sub, body) => signer.sign({ sub, ...tokenRequest(body, config.security.playbackTokenMaxSeconds) }),
+    viewers: (id) => sessions.count(id),
     srtUrl,
     ...(targets ? { targets } : {}),
   });
@@ -231,6 +354,13 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? 'localhost' : config.server.host;
+  if (setupCode.current) {
+    const url = `${config.server.publicUrl || `http://${host}:${port}`}/setup`;
+    log(`first run: no user exists yet — open ${url} and enter the setup code ${setupCode.current}`, {
+      setupUrl: url,
+      setupCode: setupCode.current,
+    });
+  }
   await uploads.start();
   try {
     await live?.start();
@@ -241,6 +371,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     throw err;
   }
   worker?.start();
+  webhooks.start();
   return {
     app,
     url: `http://${host}:${port}`,
@@ -249,9 +380,15 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     origin,
     uploads,
     live,
+    accounts,
+    routes: auth.routes,
+    get setupCode() {
+      return setupCode.current;
+    },
     async close() {
       await live?.close();
       await targets?.close();
+      await webhooks.close();
       uploads.close();
       await worker?.close();
       await app.close();

@@ -516,14 +516,25 @@ export class SqliteAssetRepository implements AssetRepository {
 
   /** Runs change() under the write lock after checking the current status allows `action`; returns the result. */
   #transition(id: string, action: Action, change: (current: Asset) => void): Asset {
-    return this.#db.write(() => {
+    const after = this.#db.write(() => {
       const current = this.get(id);
       if (current === null) throw new SmoothcastError('ASSET_NOT_FOUND', `asset ${id} not found`);
       if (!ALLOWED_FROM[action].includes(current.status)) throw new IllegalTransitionError(id, current.status, action);
       change(current);
       return this.#mustGet(id);
     });
+    if (action === 'setReady' || action === 'setFailed') {
+      try {
+        this.onSettled?.(after);
+      } catch {
+        // a listener's failure is not the catalog's
+      }
+    }
+    return after;
   }
+
+  /** Called (after the commit) when an asset becomes ready or failed in this process: webhooks. */
+  onSettled: ((a: Asset) => void) | undefined;
 
   /** Sets status and columns; updated_at becomes max(now, previous + 1) so it strictly increases. */
   updateSettings(id: string, settings: AssetSettings): Asset {

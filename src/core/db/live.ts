@@ -291,13 +291,26 @@ export class SqliteLiveRepository implements LiveRepository {
   }
 
   transition(id: string, action: LiveAction, nowMs = this.#now()): LiveStream {
-    return this.#db.write(() => {
+    let from = '';
+    const after = this.#db.write(() => {
       const cur = this.#mustGet(id);
+      from = cur.state.name;
       const next = transition(cur.state, action, nowMs, { reconnectWindowMs: cur.reconnectWindowSeconds * 1000 });
       this.#set(id, 'state = ?', [JSON.stringify(next)]);
       return this.#mustGet(id);
     });
+    if (after.state.name !== from) {
+      try {
+        this.onStateChanged?.(after, from);
+      } catch {
+        // a listener's failure is not the catalog's
+      }
+    }
+    return after;
   }
+
+  /** Called (after the commit) when a stream's state changes in this process: webhooks. */
+  onStateChanged: ((s: LiveStream, from: string) => void) | undefined;
 
   rotateKey(id: string): LiveStream {
     return this.#db.write(() => {

@@ -16,6 +16,11 @@ export interface MpdOptions {
    * is what makes `bandwidth` (the peak per-segment bit rate) a sufficient delivery rate.
    */
   minBufferTime?: number;
+  /**
+   * ContentProtection elements (§5.8.4.1) put into every audio and video AdaptationSet of an encrypted
+   * presentation; the MPD then declares the cenc and dashif namespaces they use.
+   */
+  contentProtection?: readonly string[];
 }
 
 /** One `<S>` element of a SegmentTimeline (§5.3.9.6): t only where the timeline is not contiguous. */
@@ -57,6 +62,8 @@ export function writeMpd(p: Presentation, urls: UrlScheme, opts: MpdOptions = {}
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<MPD${attrs({
       xmlns: 'urn:mpeg:dash:schema:mpd:2011',
+      'xmlns:cenc': opts.contentProtection ? 'urn:mpeg:cenc:2013' : undefined,
+      'xmlns:dashif': opts.contentProtection ? 'https://dashif.org/CPS' : undefined,
       profiles: opts.segmentBase
         ? 'urn:mpeg:dash:profile:isoff-on-demand:2011'
         : 'urn:mpeg:dash:profile:isoff-live:2011',
@@ -70,13 +77,19 @@ export function writeMpd(p: Presentation, urls: UrlScheme, opts: MpdOptions = {}
   const addressing: Addressing = opts.segmentBase
     ? { shared: false, of: (r, indent) => segmentBase(r, opts.segmentBase!, indent) }
     : { shared: true, of: (r, indent) => segmentTemplate(r, urls, indent) };
-  if (video.length > 0) out.push(...videoSet(setId++, video, addressing));
+  const cp = opts.contentProtection ?? [];
+  if (video.length > 0) out.push(...withProtection(videoSet(setId++, video, addressing), cp));
   // One AdaptationSet per audio track (language / role): they are alternatives a viewer picks, not a switching
   // set a player adapts across (§5.3.3.1: Representations of one AdaptationSet are perceptually equivalent).
-  for (const group of audioGroups(audio)) out.push(...audioSet(setId++, group, addressing));
+  for (const group of audioGroups(audio)) out.push(...withProtection(audioSet(setId++, group, addressing), cp));
   for (const t of p.text ?? []) out.push(...textSet(setId++, t, urls));
   out.push('  </Period>', '</MPD>');
   return `${out.join('\n')}\n`;
+}
+
+/** An AdaptationSet's lines with ContentProtection elements right after its opening tag (their place in §5.3.3.2). */
+function withProtection(set: string[], cp: readonly string[]): string[] {
+  return cp.length === 0 ? set : [set[0]!, ...cp, ...set.slice(1)];
 }
 
 /**

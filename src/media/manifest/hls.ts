@@ -8,6 +8,11 @@ import { allIndependent, frameRate } from './common.ts';
 
 export interface MediaPlaylistOptions {
   /**
+   * An EXT-X-KEY line (§4.3.2.4) for every segment, written after EXT-X-MAP so the init segment stays clear
+   * (§4.3.2.5: a key applies to the Media Initialization Sections declared after it).
+   */
+  keyLine?: string;
+  /**
    * Byte-range addressing (RFC 8216 §4.3.2.2 EXT-X-BYTERANGE, §4.3.2.5 EXT-X-MAP BYTERANGE): every segment is a
    * range of the one single file at `uri` laid out as `layout` says, instead of a URL of its own.
    */
@@ -156,6 +161,7 @@ export function writeMediaPlaylist(
   } else {
     lines.push(`#EXT-X-MAP:URI=${quoted(urls.hlsInit(r))}`);
   }
+  if (opts.keyLine) lines.push(opts.keyLine);
   const durations = extinfDurations(r.segments, ts);
   r.segments.forEach((_, n) => {
     if (br) {

@@ -28,6 +28,8 @@ export interface LiveSmoothOptions {
    * set to match.
    */
   lookaheadCount?: number;
+  /** Appended to the fragment URLs (signed playback, viewer sessions). */
+  query?: string;
   /** The event is over: the VOD manifest of the whole event. */
   ended?: boolean;
 }
@@ -84,7 +86,7 @@ export function writeLiveSmoothManifest(
       return keep.filter((s) => starts.has(s.start));
     }, listed.get(ref.id)!);
     if (common.length === 0) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'no fragment is in every video rendition');
-    out.push(videoStreamIndex(video, common.length));
+    out.push(videoStreamIndex(video, common.length, opts.query ?? ''));
     video.forEach((r, i) => {
       out.push(videoQualityLevel(r, i, bitrate(bitrates, r.id)));
     });
@@ -101,7 +103,7 @@ export function writeLiveSmoothManifest(
         Language: r.language ?? 'und',
         Chunks: String(frags.length),
         QualityLevels: '1',
-        Url: smoothUrlTemplate(names.get(r.id)!),
+        Url: smoothUrlTemplate(names.get(r.id)!, opts.query ?? ''),
         TimeScale: String(r.track.timescale),
       })}>`,
       audioQualityLevel(r, bitrate(bitrates, r.id)),

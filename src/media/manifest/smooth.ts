@@ -7,8 +7,8 @@ import type { ManifestRendition, Presentation } from '../types.ts';
 import { attrs } from './dash.ts';
 
 /** Fragment URL template ([MS-SSTR] §2.2.2.2 StreamIndex@Url), relative to the manifest. */
-export function smoothUrlTemplate(name: string): string {
-  return `QualityLevels({bitrate})/Fragments(${name}={start time})`;
+export function smoothUrlTemplate(name: string, query = ''): string {
+  return `QualityLevels({bitrate})/Fragments(${name}={start time})${query}`;
 }
 
 /**
@@ -61,6 +61,7 @@ export function avcCodecPrivateData(avcC: Uint8Array): string {
 export function videoStreamIndex(
   video: readonly Pick<ManifestRendition, 'track' | 'width' | 'height'>[],
   chunks: number,
+  query = '',
 ): string {
   const maxW = Math.max(...video.map((r) => r.width ?? r.track.width ?? 0));
   const maxH = Math.max(...video.map((r) => r.height ?? r.track.height ?? 0));
@@ -69,7 +70,7 @@ export function videoStreamIndex(
     Name: 'video',
     Chunks: String(chunks),
     QualityLevels: String(video.length),
-    Url: smoothUrlTemplate('video'),
+    Url: smoothUrlTemplate('video', query),
     TimeScale: String(video[0]?.track.timescale ?? 0),
     MaxWidth: String(maxW),
     MaxHeight: String(maxH),
@@ -111,7 +112,8 @@ export function audioQualityLevel(r: Pick<ManifestRendition, 'track'>, bitrate: 
   })}/>`;
 }
 
-export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<string, number>): string {
+/** `query`: appended to the fragment URLs (signed playback: the token of a clear asset, a viewer session). */
+export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<string, number>, query = ''): string {
   if (!p.complete) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'the Smooth manifest is written when complete');
   const video = p.renditions.filter((r) => r.track.kind === 'video');
   const audio = p.renditions.filter((r) => r.track.kind === 'audio');
@@ -131,7 +133,7 @@ export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<strin
   ];
   if (video.length) {
     const ref = video[0]!;
-    out.push(videoStreamIndex(video, ref.segments.length));
+    out.push(videoStreamIndex(video, ref.segments.length, query));
     video.forEach((r, i) => {
       out.push(videoQualityLevel(r, i, bitrates.get(r.id)!));
     });
@@ -147,7 +149,7 @@ export function writeSmoothManifest(p: Presentation, bitrates: ReadonlyMap<strin
         Language: r.language ?? 'und',
         Chunks: String(ref.segments.length),
         QualityLevels: '1',
-        Url: smoothUrlTemplate(names.get(r.id)!),
+        Url: smoothUrlTemplate(names.get(r.id)!, query),
         TimeScale: String(ref.track.timescale),
       })}>`,
     );

@@ -1,5 +1,5 @@
 // The JSON HTTP API (docs/openapi.yaml): list, read, delete assets, follow one as Server-Sent Events, health.
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Asset, AssetRepository } from '../../core/db/assets.ts';
 import { isValidAssetId } from '../../core/db/assets.ts';
 import type { CaptionRepository } from '../../core/db/captions.ts';
@@ -8,7 +8,7 @@ import { SmoothcastError } from '../../core/errors.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { registerCaptionApi } from './captions.ts';
-import { presentAsset, presentCaption } from './present.ts';
+import { type AssetJson, presentAsset, presentCaption } from './present.ts';
 import { eventStream } from './sse.ts';
 
 export interface ApiOptions {
@@ -28,6 +28,10 @@ export interface ApiOptions {
   health: () => Record<string, unknown>;
   /** How often the SSE stream looks for changes (ms). */
   ssePollMs?: number;
+  /** The asset's JSON (default: presentAsset without live figures). */
+  present?: (a: Asset) => AssetJson;
+  /** After an asset was deleted (webhooks, audit). */
+  onDeleted?: (a: Asset, req: FastifyRequest) => void;
 }
 
 function assetId(raw: string): string {
@@ -36,7 +40,7 @@ function assetId(raw: string): string {
 }
 
 export function registerApi(app: FastifyInstance, o: ApiOptions): void {
-  const present = (a: Asset) => presentAsset(a, o.publicUrl, o.captions.list(a.id));
+  const present = o.present ?? ((a: Asset) => presentAsset(a, o.publicUrl, o.captions.list(a.id)));
   app.get('/healthz', { config: { scope: 'public' } }, async () => ({ ok: true, ...o.health() }));
   registerCaptionApi(
     app,
@@ -89,6 +93,7 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
       o.assets.delete(id);
       o.evict(id);
       await o.storage.deletePrefix(keys.assetPrefix(id));
+      o.onDeleted?.(asset, req);
       return reply.code(204).send();
     },
   );

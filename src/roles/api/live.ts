@@ -23,6 +23,12 @@ export interface LiveStreamJson {
   reconnectDeadline: string | null;
   streamKey: string;
   ingest: { rtmp: string; srt: string | null; http: string };
+  /** `signed`: watching its events needs a playback token (POST /api/live/:id/playback-tokens). */
+  playbackPolicy: 'public' | 'signed';
+  /** Concurrent viewers allowed (null: no limit). */
+  maxViewers: number | null;
+  /** Viewer sessions open now (counted where limits apply or tokens are used). */
+  viewers: number;
   /** What to type into OBS (Settings → Stream → Service: Custom). */
   obs: { server: string; streamKey: string };
   playback: { hls: string; dash: string; smooth: string };
@@ -56,6 +62,12 @@ export interface LiveApiOptions {
   ssePollMs?: number;
   /** The rev of an asset (the Smooth manifest URL names it). */
   currentRev?: (assetId: string) => string | null;
+  /** Forgets what the origin cached of an asset (its access changed). */
+  evict?: (assetId: string) => void;
+  /** Signs a playback token for a stream (body: expiresInSeconds, ip, sid, aud). */
+  sign?: (sub: string, body: Record<string, unknown>) => Promise<{ token: string; expiresAt: number }>;
+  /** Viewer sessions open on a stream now. */
+  viewers?: (streamId: string) => number;
 }
 
 function streamId(raw: string): string {
@@ -104,6 +116,9 @@ export function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOption
     transcode: s.transcode,
     targets: o.targets?.list(s) ?? [],
     stats: o.service?.stats(s.id) ?? null,
+    playbackPolicy: s.playbackPolicy,
+    maxViewers: s.maxViewers,
+    viewers: o.viewers?.(s.id) ?? 0,
     createdAt: new Date(s.createdAt).toISOString(),
     updatedAt: new Date(s.updatedAt).toISOString(),
   };
@@ -241,8 +256,45 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
       if (!rev) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'this stream has no event yet');
       target = `/v/${s.currentAssetId}/${rev}.ism/Manifest`;
     }
-    return reply.redirect(`${o.publicUrl}${target}`, 302);
+    // The token (and session) of signed playback travel on: the event's manifests check them.
+    const q = req.url.indexOf('?');
+    return reply.redirect(`${o.publicUrl}${target}${q >= 0 ? req.url.slice(q) : ''}`, 302);
   };
+
+  app.patch<{ Params: { id: string }; Body: Record<string, unknown> }>(
+    '/api/live/:id',
+    { config: { scope: 'live:write' } },
+    async (req) => {
+      const s = mustGet(req.params.id);
+      const b = req.body;
+      if (typeof b !== 'object' || b === null || Array.isArray(b)) {
+        throw new SmoothcastError('BAD_REQUEST', 'the body is a JSON object');
+      }
+      const known = new Set(['title', 'playbackPolicy', 'maxViewers']);
+      for (const k of Object.keys(b)) if (!known.has(k)) throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
+      const u = o.live.updateSettings(s.id, b as never);
+      if (u.currentAssetId) o.evict?.(u.currentAssetId);
+      return presentLive(u, req, o);
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: Record<string, unknown> | undefined }>(
+    '/api/live/:id/playback-tokens',
+    { config: { scope: 'playback:sign' } },
+    async (req, reply) => {
+      const s = mustGet(req.params.id);
+      if (!o.sign) throw new SmoothcastError('INTERNAL', 'this server does not sign playback tokens');
+      const t = await o.sign(s.id, req.body ?? {});
+      const play = `${o.publicUrl}/v/live/${s.id}`;
+      const q = `?token=${encodeURIComponent(t.token)}`;
+      reply.header('cache-control', 'no-store');
+      return reply.code(201).send({
+        token: t.token,
+        expiresAt: new Date(t.expiresAt).toISOString(),
+        playback: { hls: `${play}/master.m3u8${q}`, dash: `${play}/manifest.mpd${q}`, smooth: `${play}/Manifest${q}` },
+      });
+    },
+  );
   app.get('/v/live/:id/master.m3u8', follow('master.m3u8'));
   app.get('/v/live/:id/manifest.mpd', follow('manifest.mpd'));
   app.get('/v/live/:id/Manifest', follow('Manifest'));

@@ -116,9 +116,9 @@ export function withToken(url: string, token: string | undefined): string {
 }
 
 function drmOf(a: Asset, base: string, x: PresentExtras): DrmJson | null {
-  if (a.encryption !== 'cenc' && a.encryption !== 'cbcs') return null;
+  if ((a.encryption !== 'cenc' && a.encryption !== 'cbcs') || !a.rev || !a.playable) return null;
   return {
-    clearkey: { licenseUrl: withToken(`${base}/v/${a.id}/clearkey`, x.token) },
+    clearkey: { licenseUrl: withToken(`${base}/v/${a.id}/${a.rev}/clearkey`, x.token) },
     ...(x.drmServers?.widevine ? { widevine: { licenseUrl: x.drmServers.widevine } } : {}),
     ...(x.drmServers?.playready && a.encryption === 'cenc'
       ? { playready: { licenseUrl: x.drmServers.playready } }
@@ -145,6 +145,8 @@ export function presentAsset(
   x: PresentExtras = {},
 ): AssetJson {
   const t = (u: string) => withToken(u, x.token);
+  // An encrypted asset leaves the origin only through its HLS and DASH manifests (no clear single files).
+  const clear = a.encryption === 'none';
   const plain = playbackUrls(base, a.id);
   const urls = {
     hls: t(plain.hls),
@@ -185,16 +187,16 @@ export function presentAsset(
       hls: a.playable ? urls.hls : null,
       dash: a.status === 'ready' || (a.status === 'live' && a.playable) ? urls.dash : null,
       poster: a.playable ? urls.poster : null,
-      hlsByteRange: a.status === 'ready' ? urls.hlsByteRange : null,
-      dashSegmentBase: a.status === 'ready' ? urls.dashSegmentBase : null,
+      hlsByteRange: a.status === 'ready' && clear ? urls.hlsByteRange : null,
+      dashSegmentBase: a.status === 'ready' && clear ? urls.dashSegmentBase : null,
       smooth:
-        (a.status === 'ready' || (a.status === 'live' && a.playable)) && a.rev
+        (a.status === 'ready' || (a.status === 'live' && a.playable)) && a.rev && clear
           ? t(smoothUrl(base, a.id, a.rev))
           : null,
       thumbnails: a.status === 'ready' && a.rev ? t(thumbnailsUrl(base, a.id, a.rev)) : null,
       // A live archive's files are the live ones (no progressive copies are made of an event).
       downloads:
-        a.status === 'ready' && a.rev && !a.liveStreamId
+        a.status === 'ready' && a.rev && !a.liveStreamId && clear
           ? downloads(a, base, a.rev).map((d) => ({ ...d, url: t(d.url) }))
           : [],
       drm: drmOf(a, base, x),

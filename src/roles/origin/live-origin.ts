@@ -25,9 +25,10 @@ import { writeLiveSmoothManifest } from '../../media/manifest/smooth-live.ts';
 import type { ManifestRendition, Presentation } from '../../media/types.ts';
 import type { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
+import type { Grant } from './access.ts';
 import { type LiveFeed, LiveFeeds } from './live-feed.ts';
 import type { PlaybackState } from './origin.ts';
-import { manifestUrls } from './urls.ts';
+import { manifestUrls, withQuery } from './urls.ts';
 
 export const LIVE_REV = /^rl-[0-9a-z-]{1,37}$/;
 
@@ -151,15 +152,18 @@ export class LiveOrigin {
     return { p, timelines, renditions };
   }
 
-  async multivariant(req: Req, reply: FastifyReply, state: PlaybackState): Promise<string> {
+  async multivariant(req: Req, reply: FastifyReply, state: PlaybackState, g?: Grant): Promise<string> {
     this.#saw(state.id, req.ip);
     const p = await this.presentation(state, state.rev!);
-    liveHeaders(reply);
+    liveHeaders(reply, g);
     reply.header('content-type', 'application/vnd.apple.mpegurl');
-    return writeMultivariantPlaylist(p, manifestUrls(state.rev!));
+    return writeMultivariantPlaylist(
+      p,
+      withQuery(manifestUrls(state.rev!), g?.manifestQuery ?? '', g?.segmentQuery ?? ''),
+    );
   }
 
-  async mediaPlaylist(req: Req, reply: FastifyReply, state: PlaybackState, rid: string): Promise<string> {
+  async mediaPlaylist(req: Req, reply: FastifyReply, state: PlaybackState, rid: string, g?: Grant): Promise<string> {
     const live = mustLive(state);
     this.#saw(state.id, req.ip);
     const directives = parseBlockingRequest(req.query);
@@ -185,7 +189,7 @@ export class LiveOrigin {
       const rr = ot ? renditionReport(`${other}.m3u8`, ot) : undefined;
       if (rr) reports.push(rr);
     }
-    const text = writeLivePlaylist({ id: rid, track }, t, liveUrls(rid), {
+    const text = writeLivePlaylist({ id: rid, track }, t, liveUrls(rid, g?.segmentQuery ?? ''), {
       dvrSeconds: live.dvrWindowSeconds,
       ingestStartWallClockMs: live.startMs,
       targetDuration: SEGMENT_SECONDS,
@@ -196,39 +200,47 @@ export class LiveOrigin {
     // collapse the many identical ones).
     reply.header(
       'cache-control',
-      t.ended ? 'public, max-age=10' : directives.msn !== undefined ? 'public, max-age=6' : 'public, max-age=0',
+      g?.personal
+        ? 'private, no-store'
+        : t.ended
+          ? 'public, max-age=10'
+          : directives.msn !== undefined
+            ? 'public, max-age=6'
+            : 'public, max-age=0',
     );
     reply.header('content-type', 'application/vnd.apple.mpegurl');
     return text;
   }
 
-  async mpd(req: Req, reply: FastifyReply, state: PlaybackState): Promise<string> {
+  async mpd(req: Req, reply: FastifyReply, state: PlaybackState, g?: Grant): Promise<string> {
     const live = mustLive(state);
     this.#saw(state.id, req.ip);
     const { timelines, renditions } = await this.#listed(state);
     if (renditions.length === 0) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'no complete segment yet');
     const proto = (req.headers['x-forwarded-proto'] as string | undefined) ?? req.protocol;
-    const text = writeLiveMpd(renditions, timelines, manifestUrls(state.rev!), {
+    const urls = withQuery(manifestUrls(state.rev!), g?.manifestQuery ?? '', g?.segmentQuery ?? '');
+    const text = writeLiveMpd(renditions, timelines, urls, {
       dvrSeconds: live.dvrWindowSeconds,
       ingestStartWallClockMs: live.startMs,
       nowMs: Date.now(),
       utcTimingUrl: `${proto}://${req.headers.host ?? 'localhost'}/v/time`,
       latency: latencyTargets(live.latency, SEGMENT_SECONDS),
     });
-    liveHeaders(reply);
+    liveHeaders(reply, g);
     reply.header('content-type', 'application/dash+xml');
     return text;
   }
 
-  async smoothManifest(req: Req, reply: FastifyReply, state: PlaybackState): Promise<string> {
+  async smoothManifest(req: Req, reply: FastifyReply, state: PlaybackState, g?: Grant): Promise<string> {
     const live = mustLive(state);
     this.#saw(state.id, req.ip);
     const { p, timelines, renditions } = await this.#listed(state);
     const text = writeLiveSmoothManifest(renditions, timelines, liveSmoothBitrates(p), {
       dvrSeconds: live.dvrWindowSeconds,
       lookaheadCount: 1,
+      ...(g?.segmentQuery ? { query: g.segmentQuery } : {}),
     });
-    liveHeaders(reply);
+    liveHeaders(reply, g);
     reply.header('content-type', 'text/xml; charset=utf-8');
     return text;
   }
@@ -378,16 +390,16 @@ function mustLive(state: PlaybackState): LiveInfo {
   return state.live;
 }
 
-function liveHeaders(reply: FastifyReply): void {
-  reply.header('cache-control', 'public, max-age=1');
+function liveHeaders(reply: FastifyReply, g?: Grant): void {
+  reply.header('cache-control', g?.personal ? 'private, no-store' : 'public, max-age=1');
 }
 
 /** Part and segment URLs relative to the media playlist (`/v/{id}/{rev}/{rid}.m3u8`). */
-function liveUrls(rid: string) {
+function liveUrls(rid: string, q = '') {
   return {
-    init: () => `${rid}/init.mp4`,
-    segment: (msn: number) => `${rid}/${msn}.m4s`,
-    part: (msn: number, index: number) => `${rid}/${msn}.${index}.m4s`,
+    init: () => `${rid}/init.mp4${q}`,
+    segment: (msn: number) => `${rid}/${msn}.m4s${q}`,
+    part: (msn: number, index: number) => `${rid}/${msn}.${index}.m4s${q}`,
   };
 }
 

@@ -2,6 +2,7 @@
 // CMAF file of each rendition by one positioned read. It keeps no state two origins could disagree about: everything
 // comes from the catalog and the files; the index cache only saves work.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { PlaybackAud } from '../../core/auth/playback-tokens.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import type { MediaReader } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
@@ -10,9 +11,11 @@ import { mapRange } from '../../media/bmff/single-file.ts';
 import { writeMpd } from '../../media/manifest/dash.ts';
 import { writeMediaPlaylist, writeMultivariantPlaylist, writeTextPlaylist } from '../../media/manifest/hls.ts';
 import { writeSmoothManifest } from '../../media/manifest/smooth.ts';
-import type { ManifestRendition, Presentation, TextRendition } from '../../media/types.ts';
+import type { ManifestRendition, Presentation, TextRendition, UrlScheme } from '../../media/types.ts';
 import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
+import { type AccessPolicy, type Grant, type PlaybackAccess, queryParam } from './access.ts';
+import type { OnTheFly } from './encryption.ts';
 import { IndexCache, type RenditionIndex } from './index-cache.ts';
 import { LIVE_REV, LiveOrigin } from './live-origin.ts';
 import { ReadyRevision } from './ready-revision.ts';
@@ -26,6 +29,7 @@ import {
   REV,
   singleFileUrl,
   singleTextUrls,
+  withQuery,
 } from './urls.ts';
 
 /** What the origin needs to know of an asset (each consumer declares its own narrow view). */
@@ -52,6 +56,8 @@ export interface PlaybackState {
   presentationOffset: number;
   /** A live event (its rev starts with `rl-`): set while live and after, for its archive. */
   live?: { startMs: number; dvrWindowSeconds: number; latency: 'low' | 'standard' } | null;
+  /** Who may play it and how it is encrypted (absent: public, clear, no limit). */
+  access?: AccessPolicy;
 }
 
 export interface OriginCatalog {
@@ -68,7 +74,23 @@ export interface OriginOptions {
   throttle?: { burstSeconds: number; rateFactor: number } | undefined;
   /** Bytes of segment read buffers kept for reuse; 0 allocates per request. */
   bufferPoolBytes?: number;
+  /** Signed playback and viewer sessions (absent: everything public and unlimited). */
+  access?: PlaybackAccess;
+  /** Encryption on the fly (absent: assets are served clear). */
+  encryption?: OnTheFly;
 }
+
+const PUBLIC_ACCESS: AccessPolicy = {
+  policy: 'public',
+  encryption: 'none',
+  maxViewers: null,
+  subjects: [],
+  limitKey: '',
+};
+/** How long the origin trusts what it read of an asset's access (a change made elsewhere applies within it). */
+const ACCESS_TTL_MS = 2000;
+const PERSONAL = 'private, no-store';
+const PRIVATE_IMMUTABLE = 'private, max-age=31536000, immutable';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** Smooth Streaming fragments (with their tfxd) kept in memory, bytes. */
@@ -93,6 +115,8 @@ export class Origin {
 
   /** Drops what is cached of an asset (after delete or re-encode). */
   evict(assetId: string): void {
+    this.accessCache.delete(assetId);
+    this.opts.encryption?.evict(assetId);
     this.cache.evictPrefix(`${keys.assetPrefix(assetId)}/`);
     this.text.evict(assetId);
     this.live.feeds.evict(assetId);
@@ -106,8 +130,8 @@ export class Origin {
     };
     app.options('/v/*', (_req, reply) => {
       cors(reply);
-      reply.header('access-control-allow-methods', 'GET, HEAD, OPTIONS');
-      reply.header('access-control-allow-headers', 'range, if-none-match, if-range');
+      reply.header('access-control-allow-methods', 'GET, HEAD, POST, OPTIONS');
+      reply.header('access-control-allow-headers', 'range, if-none-match, if-range, content-type');
       reply.header('access-control-max-age', '86400');
       return reply.code(204).send();
     });
@@ -124,40 +148,70 @@ export class Origin {
 
     app.get<{ Params: { id: string } }>('/v/:id/master.m3u8', async (req, reply) => {
       const live = this.liveState(req.params.id);
-      if (live) return this.live.multivariant(req as never, reply, live);
+      if (live) {
+        const g = await this.enter(req, live);
+        return this.live.multivariant(req as never, reply, live, g);
+      }
       const { state, p } = await this.presentation(req.params.id);
-      const text = writeMultivariantPlaylist(p, manifestUrls(state.rev ?? ''));
-      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete);
+      const g = await this.enter(req, state);
+      const text = writeMultivariantPlaylist(p, this.urls(manifestUrls(state.rev ?? ''), g));
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete, g);
+    });
+
+    // Keys: the HLS AES-128 key of a revision, and a W3C ClearKey licence (cenc/cbcs), gated by aud "key".
+    app.get<{ Params: { id: string; rev: string } }>('/v/:id/:rev/key.bin', async (req, reply) => {
+      const { id, rev, state } = await this.encrypted(req.params.id, req.params.rev);
+      await this.opts.access?.verify(req, state.access!, 'key');
+      reply.header('cache-control', PERSONAL);
+      reply.header('content-type', 'application/octet-stream');
+      return reply.send(this.opts.encryption!.key(id, rev).key);
+    });
+    app.post<{ Params: { id: string; rev: string } }>('/v/:id/:rev/clearkey', async (req, reply) => {
+      const { id, rev, state } = await this.encrypted(req.params.id, req.params.rev);
+      await this.opts.access?.verify(req, state.access!, 'key');
+      const body = typeof req.body === 'string' ? safeJson(req.body) : req.body;
+      reply.header('cache-control', PERSONAL);
+      return this.opts.encryption!.clearKeyLicense(id, rev, body);
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/manifest.mpd', async (req, reply) => {
       const live = this.liveState(req.params.id);
-      if (live) return this.live.mpd(req as never, reply, live);
+      if (live) {
+        const g = await this.enter(req, live);
+        return this.live.mpd(req as never, reply, live, g);
+      }
       const { state, p } = await this.presentation(req.params.id);
       if (!p.complete) {
         throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'the DASH manifest is published when encoding completes');
       }
-      const text = writeMpd(p, manifestUrls(state.rev ?? ''));
-      return this.sendManifest(reply, text, 'application/dash+xml', true);
+      const g = await this.enter(req, state);
+      const rev = state.rev ?? '';
+      const text = writeMpd(p, this.urls(manifestUrls(rev), g), this.protection(state, rev, g));
+      return this.sendManifest(reply, text, 'application/dash+xml', true, g);
     });
 
     // Byte-range addressing of the same files (complete assets): HLS EXT-X-BYTERANGE and DASH SegmentBase.
     app.get<{ Params: { id: string } }>('/v/:id/byterange.m3u8', async (req, reply) => {
       const { rev, ready, state } = await this.ready(req.params.id);
-      const text = writeMultivariantPlaylist({ ...ready.p, text: state.text }, byteRangeUrls(rev));
-      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
+      clearOnly(state);
+      const g = await this.enter(req, state);
+      const text = writeMultivariantPlaylist({ ...ready.p, text: state.text }, this.urls(byteRangeUrls(rev), g));
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true, g);
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/ondemand.mpd', async (req, reply) => {
       const { rev, ready, state } = await this.ready(req.params.id);
-      const text = writeMpd({ ...ready.p, text: state.text }, manifestUrls(rev), {
-        segmentBase: { uri: (r) => singleFileUrl(rev, r), layout: (r) => ready.layout(r) },
+      clearOnly(state);
+      const g = await this.enter(req, state);
+      const text = writeMpd({ ...ready.p, text: state.text }, this.urls(manifestUrls(rev), g), {
+        segmentBase: { uri: (r) => `${singleFileUrl(rev, r)}${g.segmentQuery}`, layout: (r) => ready.layout(r) },
       });
-      return this.sendManifest(reply, text, 'application/dash+xml', true);
+      return this.sendManifest(reply, text, 'application/dash+xml', true, g);
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/poster.jpg', async (req, reply) => {
       const id = checkId(req.params.id);
+      const personal = await this.gateBytes(req, id, 'thumbnail');
       const key = keys.poster(id);
       const st = await this.opts.reader.stat(key);
       if (!st) throw new SmoothcastError('NOT_FOUND', 'no poster for this asset (yet)');
@@ -165,7 +219,7 @@ export class Origin {
         size: st.size,
         etag: `"${id}.poster.${st.size}.${Math.floor(st.mtimeMs)}"`,
         contentType: 'image/jpeg',
-        cacheControl: `public, max-age=${this.opts.manifestMaxAge}`,
+        cacheControl: personal ? PERSONAL : `public, max-age=${this.opts.manifestMaxAge}`,
         read: (o, n, into) => this.opts.reader.read(key, o, n, into),
       });
     });
@@ -176,10 +230,16 @@ export class Origin {
       const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
       if (ism && req.params.file === 'Manifest') {
         const live = this.liveState(req.params.id, ism[1]);
-        if (live) return this.live.smoothManifest(req as never, reply, live);
-        const { ready } = await this.ready(req.params.id, ism[1]);
-        const text = writeSmoothManifest(ready.p, ready.smoothBitrates);
-        return this.sendManifest(reply, text, 'text/xml; charset=utf-8', true);
+        if (live) {
+          clearOnly(live);
+          const g = await this.enter(req, live);
+          return this.live.smoothManifest(req as never, reply, live, g);
+        }
+        const { ready, state } = await this.ready(req.params.id, ism[1]);
+        clearOnly(state);
+        const g = await this.enter(req, state);
+        const text = writeSmoothManifest(ready.p, ready.smoothBitrates, g.segmentQuery);
+        return this.sendManifest(reply, text, 'text/xml; charset=utf-8', true, g);
       }
       const single = /^([va][0-9]{1,2})\.mp4$/.exec(req.params.file);
       if (single) return this.singleFile(req, reply, single[1]!);
@@ -188,23 +248,36 @@ export class Origin {
       if (/^thumbs(\.vtt|-\d{3}\.jpg)$/.test(req.params.file)) return this.thumbnailFile(req, reply);
       const br = /^([va][0-9]{1,2})-br\.m3u8$/.exec(req.params.file);
       if (br) {
-        const { rev, ready } = await this.ready(req.params.id, req.params.rev);
+        const { rev, ready, state } = await this.ready(req.params.id, req.params.rev);
+        clearOnly(state);
+        const g = await this.enter(req, state);
         const r = ready.rendition(br[1]!);
         // The playlist sits next to the single file: its URI is just the file name.
         const text = writeMediaPlaylist(r, ready.p, manifestUrls(rev), {
-          byteRange: { uri: `${r.id}.mp4`, layout: ready.layout(r) },
+          byteRange: { uri: `${r.id}.mp4${g.segmentQuery}`, layout: ready.layout(r) },
         });
-        return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
+        return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true, g);
       }
       const m = /^([va][0-9]{1,2})\.m3u8$/.exec(req.params.file);
       if (!m) throw new SmoothcastError('NOT_FOUND', 'no such playlist');
       const live = this.liveState(req.params.id, req.params.rev);
-      if (live) return this.live.mediaPlaylist(req as never, reply, live, m[1]!);
+      if (live) {
+        const g = await this.enter(req, live);
+        return this.live.mediaPlaylist(req as never, reply, live, m[1]!, g);
+      }
       const { state, p } = await this.presentation(req.params.id, req.params.rev);
       const r = p.renditions.find((x) => x.id === m[1]);
       if (!r) throw new SmoothcastError('NOT_FOUND', `no rendition ${m[1]}`);
-      const text = writeMediaPlaylist(r, p, manifestUrls(state.rev ?? ''), { targetDuration: state.segmentDuration });
-      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete);
+      const g = await this.enter(req, state);
+      const rev = state.rev ?? '';
+      const enc = state.access?.encryption ?? 'none';
+      const text = writeMediaPlaylist(r, p, this.urls(manifestUrls(rev), g), {
+        targetDuration: state.segmentDuration,
+        ...(enc !== 'none' && this.opts.encryption
+          ? { keyLine: this.opts.encryption.hlsKeyLine(enc, state.id, rev, `key.bin${g.manifestQuery}`) }
+          : {}),
+      });
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete, g);
     });
 
     app.get<{ Params: { id: string; rev: string; rid: string; seg: string } }>(
@@ -219,12 +292,89 @@ export class Origin {
           if (!RENDITION_ID.test(rid)) throw new SmoothcastError('NOT_FOUND', 'no such rendition');
           // An archive's feed never changes: like a VOD segment from a final index, no catalog query.
           const known = this.live.feeds.peek(checkId(id), rev);
+          await this.gateBytes(req, id, 'manifest');
           const feed = known?.ended ? known : await this.live.feed(this.eventState(id, rev), rev);
           return this.live.bytes(req as never, reply, feed, rid, seg);
         }
         return this.segment(req, reply);
       },
     );
+  }
+
+  /** What was read of an asset's access lately (a catalog query at most every ACCESS_TTL_MS per asset). */
+  private readonly accessCache = new Map<string, { a: AccessPolicy; at: number }>();
+
+  private async accessOf(id: string): Promise<AccessPolicy> {
+    if (!this.opts.access && !this.opts.encryption) return PUBLIC_ACCESS;
+    const hit = this.accessCache.get(id);
+    const now = Date.now();
+    if (hit && now - hit.at < ACCESS_TTL_MS) return hit.a;
+    const a = this.opts.catalog.playbackState(id)?.access ?? PUBLIC_ACCESS;
+    if (this.accessCache.size > 100_000) this.accessCache.clear();
+    this.accessCache.set(id, { a, at: now });
+    return a;
+  }
+
+  /** A manifest request: token checked, session admitted; what its URLs must carry. */
+  private async enter(req: FastifyRequest, state: PlaybackState): Promise<Grant> {
+    const a = state.access ?? PUBLIC_ACCESS;
+    this.accessCache.set(state.id, { a, at: Date.now() });
+    if (!this.opts.access)
+      return { token: undefined, sid: undefined, manifestQuery: '', segmentQuery: '', personal: false };
+    return this.opts.access.enter(req, a);
+  }
+
+  /**
+   * Media bytes: a signed asset's token (aud `aud`) where its bytes need one, the viewer session kept alive.
+   * `clear`: bytes that are never encrypted (text, single files, downloads) always need the token when signed.
+   * Returns whether the response is for this viewer only (not for shared caches).
+   */
+  private async gateBytes(
+    req: FastifyRequest,
+    id: string,
+    aud: PlaybackAud,
+    known?: AccessPolicy,
+    clear = false,
+  ): Promise<boolean> {
+    if (!this.opts.access) return false;
+    const a = known ?? (await this.accessOf(id));
+    if (a.policy === 'public' && a.maxViewers === null && !queryParam(req, 'sid')) return false;
+    const effective = clear && a.encryption !== 'none' ? { ...a, encryption: 'none' as const } : a;
+    await this.opts.access.bytes(req, effective, aud);
+    return effective.policy === 'signed' && (effective.encryption === 'none' || aud !== 'manifest')
+      ? true
+      : queryParam(req, 'sid') !== undefined;
+  }
+
+  /** The URL scheme of a manifest written for a grant (token / session in the query where needed). */
+  private urls(u: UrlScheme, g: Grant): UrlScheme {
+    return withQuery(u, g.manifestQuery, g.segmentQuery);
+  }
+
+  /** The MPD options of an encrypted asset: ContentProtection with ClearKey (and DRM-ready systems). */
+  private protection(state: PlaybackState, rev: string, g: Grant): { contentProtection?: string[] } {
+    const enc = state.access?.encryption ?? 'none';
+    if ((enc !== 'cenc' && enc !== 'cbcs') || !this.opts.encryption) return {};
+    return {
+      contentProtection: this.opts.encryption.contentProtection(
+        enc,
+        state.id,
+        rev,
+        `${rev}/clearkey${g.manifestQuery}`,
+      ),
+    };
+  }
+
+  /** An encrypted asset's current revision (keys are given only for it). */
+  private async encrypted(rawId: string, rev: string) {
+    const id = checkId(rawId);
+    if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
+    const state = this.opts.catalog.playbackState(id);
+    if (!state || state.rev !== rev || !state.playable) throw new SmoothcastError('KEY_NOT_FOUND', 'no such key');
+    if (!this.opts.encryption || (state.access?.encryption ?? 'none') === 'none') {
+      throw new SmoothcastError('KEY_NOT_FOUND', 'this asset is not encrypted');
+    }
+    return { id, rev, state: { ...state, access: state.access! } };
   }
 
   /** Segment hot path: a cached final index answers with no catalog query and one positioned read. */
@@ -239,6 +389,8 @@ export class Origin {
     if (!m) throw new SmoothcastError('NOT_FOUND', 'no such segment');
     const key = keys.rendition(id, rev, rid);
     const n = m[2] === undefined ? -1 : Number(m[2]);
+    const a = await this.accessOf(id);
+    const personal = await this.gateBytes(req, id, 'manifest', a);
     let ix: RenditionIndex | undefined = this.cache.peek(key);
     if (!ix?.track || n >= ix.segments.length) {
       const state = this.opts.catalog.playbackState(id);
@@ -250,12 +402,36 @@ export class Origin {
     const track = ix.track;
     if (!track) throw new SmoothcastError('NOT_FOUND', 'rendition not written yet');
     const audio = track.kind === 'audio';
+    const cacheControl = personal ? PRIVATE_IMMUTABLE : IMMUTABLE;
+    const enc = a.encryption;
+    const otf = this.opts.encryption;
+    if (enc !== 'none' && otf) {
+      // Encrypted on the fly from the clear bytes: the same bytes for every viewer, so one ETag and shared caches.
+      const clearInit = () => this.opts.reader.read(key, 0, track.initSize);
+      let body: Buffer;
+      if (n < 0) body = otf.init(enc, id, rev, rid, await clearInit());
+      else {
+        const s = ix.segments[n];
+        if (!s) throw new SmoothcastError('NOT_FOUND', `segment ${n} does not exist (yet)`);
+        body = await otf.segment(enc, id, rev, rid, n, async () => ({
+          seg: await this.opts.reader.read(key, s.offset, s.size),
+          init: await clearInit(),
+        }));
+      }
+      return sendBytes(req, reply, {
+        size: body.length,
+        etag: `"${rev}.${rid}.${n < 0 ? 'init' : n}.${enc}.${body.length}"`,
+        contentType: audio ? 'audio/mp4' : 'video/mp4',
+        cacheControl,
+        read: async (o, len) => body.subarray(o, o + len),
+      });
+    }
     if (n < 0) {
       return sendBytes(req, reply, {
         size: track.initSize,
         etag: `"${rev}.${rid}.init.${track.initSize}"`,
         contentType: audio ? 'audio/mp4' : 'video/mp4',
-        cacheControl: IMMUTABLE,
+        cacheControl,
         read: (o, len, into) => this.opts.reader.read(key, o, len, into),
       });
     }
@@ -265,7 +441,7 @@ export class Origin {
       size: s.size,
       etag: `"${rev}.${rid}.${n}.${s.offset}.${s.size}"`,
       contentType: audio ? 'audio/mp4' : 'video/mp4',
-      cacheControl: IMMUTABLE,
+      cacheControl,
       read: (o, len, into) => this.opts.reader.read(key, s.offset + o, len, into),
       ...(this.pool ? { pool: this.pool } : {}),
     });
@@ -281,21 +457,22 @@ export class Origin {
     const { id, rev, ready, state } = await this.ready(req.params.id, req.params.rev);
     const t = state.text.find((x) => x.id === cid);
     if (!t) throw new SmoothcastError('CAPTION_NOT_FOUND', `no text track ${cid}`);
+    const g = await this.enter(req, state);
     if (kind !== '.vtt') {
       const p = { ...ready.p, text: state.text };
       const single = kind === '-br.m3u8';
-      const text = writeTextPlaylist(t, p, single ? singleTextUrls(rev) : manifestUrls(rev), {
+      const text = writeTextPlaylist(t, p, this.urls(single ? singleTextUrls(rev) : manifestUrls(rev), g), {
         segmentDuration: state.segmentDuration,
         single,
       });
-      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true);
+      return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true, g);
     }
     const track = await this.text.get(id, rev, cid, state.presentationOffset);
     return sendBytes(req, reply, {
       size: track.whole.length,
       etag: `"${rev}.${cid}.${track.whole.length}"`,
       contentType: 'text/vtt; charset=utf-8',
-      cacheControl: IMMUTABLE,
+      cacheControl: g.personal ? PRIVATE_IMMUTABLE : IMMUTABLE,
       read: async (o, n) => track.whole.subarray(o, o + n),
     });
   }
@@ -308,12 +485,13 @@ export class Origin {
     const m = /^(\d{1,6})\.vtt$/.exec(req.params.seg);
     if (!m) throw new SmoothcastError('NOT_FOUND', 'no such text segment');
     const { id, rev, rid } = req.params;
+    const personal = await this.gateBytes(req, checkId(id), 'manifest', undefined, true);
     const body = await this.text.segment(checkId(id), rev, rid, Number(m[1]), () => this.ready(id, rev));
     return sendBytes(req, reply, {
       size: body.length,
       etag: `"${rev}.${rid}.${m[1]}.${body.length}"`,
       contentType: 'text/vtt; charset=utf-8',
-      cacheControl: IMMUTABLE,
+      cacheControl: personal ? PRIVATE_IMMUTABLE : IMMUTABLE,
       read: async (o, n) => body.subarray(o, o + n),
     });
   }
@@ -412,6 +590,7 @@ export class Origin {
     const q = /^QualityLevels\((\d{1,10})\)$/.exec(req.params.rid);
     const f = /^Fragments\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
     if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
+    const personal = await this.gateBytes(req, checkId(req.params.id), 'manifest', undefined, true);
     const { ready } = await this.readyBytes(req.params.id, rev);
     const { r, n } = ready.smoothFragment(f[1]!, Number(q[1]), Number(f[2]));
     const s = r.segments[n]!;
@@ -437,7 +616,7 @@ export class Origin {
       size: bytes.length,
       etag: `"${rev}.${r.id}.${n}.piff.${bytes.length}"`,
       contentType: r.track.kind === 'audio' ? 'audio/mp4' : 'video/mp4',
-      cacheControl: IMMUTABLE,
+      cacheControl: personal ? PRIVATE_IMMUTABLE : IMMUTABLE,
       read: async (o, len) => bytes.subarray(o, o + len),
     });
   }
@@ -447,6 +626,7 @@ export class Origin {
     req: FastifyRequest<{ Params: { id: string; rev: string; file: string } }>,
     reply: FastifyReply,
   ) {
+    const personal = await this.gateBytes(req, checkId(req.params.id), 'thumbnail');
     const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const file = req.params.file;
     const key = keys.thumbnails(id, rev, file);
@@ -455,7 +635,7 @@ export class Origin {
       size,
       etag: `"${rev}.${file}.${size}"`,
       contentType: file.endsWith('.vtt') ? 'text/vtt; charset=utf-8' : 'image/jpeg',
-      cacheControl: IMMUTABLE,
+      cacheControl: personal ? PRIVATE_IMMUTABLE : IMMUTABLE,
       read: (o, n) => this.opts.reader.read(key, o, n),
     });
   }
@@ -466,6 +646,7 @@ export class Origin {
     reply: FastifyReply,
     rid: string,
   ) {
+    const personal = await this.gateBytes(req, checkId(req.params.id), 'download', undefined, true);
     const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const key = keys.download(id, rev, rid);
     const size = await ready.size(this.opts.reader, key);
@@ -475,7 +656,7 @@ export class Origin {
       size,
       etag: `"${rev}.${rid}.download.${size}"`,
       contentType: rid.startsWith('a') ? 'audio/mp4' : 'video/mp4',
-      cacheControl: IMMUTABLE,
+      cacheControl: personal ? PRIVATE_IMMUTABLE : IMMUTABLE,
       ...(this.pool ? { pool: this.pool } : {}),
       ...(t && bytesPerSecondOfMedia > 0
         ? {
@@ -495,6 +676,7 @@ export class Origin {
     reply: FastifyReply,
     rid: string,
   ) {
+    const personal = await this.gateBytes(req, checkId(req.params.id), 'manifest', undefined, true);
     const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const r = ready.rendition(rid);
     const layout = ready.layout(r);
@@ -503,7 +685,7 @@ export class Origin {
       size: layout.size,
       etag: `"${rev}.${rid}.single.${layout.size}"`,
       contentType: r.track.kind === 'audio' ? 'audio/mp4' : 'video/mp4',
-      cacheControl: IMMUTABLE,
+      cacheControl: personal ? PRIVATE_IMMUTABLE : IMMUTABLE,
       ...(this.pool ? { pool: this.pool } : {}),
       read: async (offset, length, into) => {
         const parts = mapRange(layout, offset, length);
@@ -540,11 +722,35 @@ export class Origin {
     return { state, p: await readPresentation(this.cache, id, state.rev, state) };
   }
 
-  private sendManifest(reply: FastifyReply, text: string, type: string, complete: boolean) {
-    // A growing playlist may change every segment: cache it for about half a segment (DESIGN.md).
-    reply.header('cache-control', complete ? `public, max-age=${this.opts.manifestMaxAge}` : 'public, max-age=1');
+  private sendManifest(reply: FastifyReply, text: string, type: string, complete: boolean, g?: Grant) {
+    // A growing playlist may change every segment: cache it for about half a segment (DESIGN.md). One written for
+    // a viewer (with their token or session in its URLs) must never be served to another: private, no-store.
+    reply.header(
+      'cache-control',
+      g?.personal ? PERSONAL : complete ? `public, max-age=${this.opts.manifestMaxAge}` : 'public, max-age=1',
+    );
     reply.header('content-type', type);
     return reply.send(text);
+  }
+}
+
+/** Paths that serve the clear stored bytes (single files, byte-range manifests, downloads, Smooth) are refused
+ * for an encrypted asset: its media leaves the origin only encrypted. */
+function clearOnly(state: PlaybackState): void {
+  const enc = state.access?.encryption ?? 'none';
+  if (enc !== 'none') {
+    throw new SmoothcastError(
+      'ENCRYPTION_UNSUPPORTED',
+      `this asset is encrypted (${enc}): it plays through its HLS (master.m3u8) and DASH (manifest.mpd) manifests only`,
+    );
+  }
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    throw new SmoothcastError('BAD_REQUEST', 'the licence request is not JSON');
   }
 }
 

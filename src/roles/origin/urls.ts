@@ -103,3 +103,23 @@ export function smoothUrl(base: string, assetId: string, rev: string): string {
 export function thumbnailsUrl(base: string, assetId: string, rev: string): string {
   return `${base}/v/${assetId}/${rev}/thumbs.vtt`;
 }
+
+/**
+ * The same scheme with a query on its URLs (signed playback, viewer sessions): `manifest` on playlists and text
+ * tracks, `segment` on init and media segments ('' leaves them shared by every viewer).
+ */
+export function withQuery(urls: UrlScheme, manifest: string, segment: string): UrlScheme {
+  if (!manifest && !segment) return urls;
+  const m = (u: string) => (manifest ? `${u}${manifest}` : u);
+  const s = (u: string) => (segment ? `${u}${segment}` : u);
+  return {
+    mediaPlaylist: (r) => m(urls.mediaPlaylist(r)),
+    hlsInit: (r) => s(urls.hlsInit(r)),
+    hlsSegment: (r, n) => s(urls.hlsSegment(r, n)),
+    dashInitTemplate: s(urls.dashInitTemplate),
+    dashMediaTemplate: s(urls.dashMediaTemplate),
+    ...(urls.textPlaylist ? { textPlaylist: (t: TextRendition) => m(urls.textPlaylist!(t)) } : {}),
+    ...(urls.textSegment ? { textSegment: (t: TextRendition, n: number) => m(urls.textSegment!(t, n)) } : {}),
+    ...(urls.textFile ? { textFile: (t: TextRendition) => m(urls.textFile!(t)) } : {}),
+  };
+}

@@ -10,7 +10,7 @@ import { ERRORS as TUS_ERRORS, type Upload } from '@tus/utils';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../core/config.ts';
 import type { SqliteAccounts } from '../../core/db/accounts.ts';
-import type { AssetRepository } from '../../core/db/assets.ts';
+import type { Asset, AssetRepository } from '../../core/db/assets.ts';
 import type { Db } from '../../core/db/database.ts';
 import type { JobQueue } from '../../core/db/queue.ts';
 import type { UploadRepository } from '../../core/db/uploads.ts';
@@ -42,6 +42,8 @@ export interface UploadDeps {
   log: (msg: string, extra?: Record<string, unknown>) => void;
   /** Accounts: direct uploads (one-time URLs) are claimed and recorded there. */
   accounts?: SqliteAccounts;
+  /** After a finished upload became an asset (webhooks). */
+  onUploaded?: (uploadId: string, asset: Asset) => void;
   /** Playback policy of uploads whose creator does not choose one. */
   defaultPolicy?: 'public' | 'signed';
 }
@@ -274,6 +276,7 @@ export class Uploads {
     // The upload's own files stay for a grace period (the data file is a hard link to the asset's source, so no
     // bytes are doubled): a client that lost the last response still sees its upload complete on HEAD.
     this.deps.log('upload finished', { upload: uploadId, asset: asset.id, bytes: upload.size });
+    this.deps.onUploaded?.(uploadId, asset);
     return asset.id;
   }
 
