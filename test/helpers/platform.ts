@@ -39,7 +39,10 @@ function srtRange(): string {
   return `${from}-${from + 19}`;
 }
 
-export async function startTestPlatform(overrides: ConfigInput = {}): Promise<TestPlatform> {
+export async function startTestPlatform(
+  overrides: ConfigInput = {},
+  options: { noAdmin?: boolean } = {},
+): Promise<TestPlatform> {
   const dataDir = mkdtempSync(join(tmpdir(), 'smoothcast-e2e-'));
   const config = loadConfig({
     env: {},
@@ -57,6 +60,24 @@ export async function startTestPlatform(overrides: ConfigInput = {}): Promise<Te
     logs.push(JSON.stringify({ msg, ...extra }));
     if (process.env.SC_TEST_LOG) console.log(msg, extra ?? '');
   });
+  // First-run tests start with no user at all (the setup code stays valid).
+  if (options.noAdmin) {
+    return Object.assign(p, {
+      dataDir,
+      token: '',
+      auth: {},
+      admin: { id: '', name: '', cookie: '', csrf: '' },
+      logs,
+      api: (path: string, init?: RequestInit) => fetch(p.url + path, init),
+      async get<T>(path: string): Promise<T> {
+        return (await (await fetch(p.url + path)).json()) as T;
+      },
+      async stop() {
+        await p.close();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    });
+  }
   const user = await p.accounts.addUser('admin', ADMIN_PASSWORD, 'admin', TEST_SCRYPT);
   const { secret } = p.accounts.createToken({ name: 'tests', scopes: ['admin'], userId: user.id, expiresAt: null });
   const session = p.accounts.createSession(user.id, 3600_000);

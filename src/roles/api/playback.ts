@@ -79,6 +79,12 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
     const b = objectBody(req);
     const known = new Set(['title', 'playbackPolicy', 'encryption', 'maxViewers']);
     for (const k of Object.keys(b)) if (!known.has(k)) throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
+    if (a.liveStreamId && b.encryption !== undefined && b.encryption !== 'none') {
+      throw new SmoothcastError(
+        'ENCRYPTION_UNSUPPORTED',
+        'a live event and its archive are served clear: protect them with a signed playback policy',
+      );
+    }
     const updated = o.assets.updateSettings(a.id, b as AssetSettings);
     o.evict(a.id);
     o.audit(actorOf(req), 'asset.updated', a.id, b);
@@ -106,6 +112,8 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
   // A key for the customer's own backend: its private key (PKCS#8 PEM) is in this answer and nowhere else.
   app.post('/api/signing-keys', { config: { scope: 'admin' } }, async (req, reply) => {
     const k = await o.signingKeys.createCustomerKey();
+    // Its tokens work at once here (other processes see the key at their next key refresh or unknown kid).
+    o.verifier.invalidate();
     o.audit(actorOf(req), 'signing-key.created', k.id);
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({
@@ -121,6 +129,7 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
   // old one's stay valid until it is revoked.
   app.post('/api/signing-keys/rotate', { config: { scope: 'admin' } }, async (req, reply) => {
     const k = await o.signer.rotate();
+    o.verifier.invalidate();
     o.audit(actorOf(req), 'signing-key.rotated', k.id);
     return reply.code(201).send({ id: k.id });
   });

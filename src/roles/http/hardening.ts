@@ -224,13 +224,14 @@ function origins(...urls: string[]): string[] {
 /**
  * The Content-Security-Policy directives of the web app (everything but frame-ancestors, set per page).
  *   script-src 'self'          one module script from /assets/ (Vite; no inline script, no eval)
- *   style-src 'self'           one stylesheet; the pages and Shaka style elements through the CSSOM only
+ *   style-src 'self'           one stylesheet; the pages and Shaka set element styles through the CSSOM only
  *   media-src 'self' blob: data:  Shaka plays through Media Source Extensions (a blob: URL on the video)
  *   img-src 'self' data: blob: posters and thumbnail sprites; the data: favicon; Shaka's data:/blob: images
  *   connect-src 'self'         the API, tus uploads, SSE and the player's manifests and segments
  *   worker-src 'self' blob:    a player worker, if one is ever configured
  * plus the origin of server.publicUrl (playback links may point there) for media, images and fetches, and the
- * DRM license servers for fetches.
+ * DRM license servers for fetches. Not helmet's default upgrade-insecure-requests: it would break a server reached
+ * over plain http (HSTS does that job on https).
  */
 export function cspDirectives(config: Config): Record<string, string[]> {
   const media = origins(config.server.publicUrl);

@@ -590,7 +590,9 @@ export class Origin {
     const q = /^QualityLevels\((\d{1,10})\)$/.exec(req.params.rid);
     const f = /^Fragments\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
     if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
-    const personal = await this.gateBytes(req, checkId(req.params.id), 'manifest', undefined, true);
+    const access = await this.accessOf(checkId(req.params.id));
+    clearOnly({ access } as PlaybackState);
+    const personal = await this.gateBytes(req, req.params.id, 'manifest', access, true);
     const { ready } = await this.readyBytes(req.params.id, rev);
     const { r, n } = ready.smoothFragment(f[1]!, Number(q[1]), Number(f[2]));
     const s = r.segments[n]!;
@@ -646,7 +648,9 @@ export class Origin {
     reply: FastifyReply,
     rid: string,
   ) {
-    const personal = await this.gateBytes(req, checkId(req.params.id), 'download', undefined, true);
+    const access = await this.accessOf(checkId(req.params.id));
+    clearOnly({ access } as PlaybackState);
+    const personal = await this.gateBytes(req, req.params.id, 'download', access, true);
     const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const key = keys.download(id, rev, rid);
     const size = await ready.size(this.opts.reader, key);
@@ -676,7 +680,9 @@ export class Origin {
     reply: FastifyReply,
     rid: string,
   ) {
-    const personal = await this.gateBytes(req, checkId(req.params.id), 'manifest', undefined, true);
+    const access = await this.accessOf(checkId(req.params.id));
+    clearOnly({ access } as PlaybackState);
+    const personal = await this.gateBytes(req, req.params.id, 'manifest', access, true);
     const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const r = ready.rendition(rid);
     const layout = ready.layout(r);
