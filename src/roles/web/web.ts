@@ -67,6 +67,8 @@ export function registerWeb(app: FastifyInstance, dist = WEB_DIST): void {
   app.get('/watch/:id', page);
   app.get('/live', page);
   app.get('/live/:id', page);
+  // Accounts: sign-in, first run, the caller's account, and the admin pages (the API behind them checks access).
+  for (const path of ['/login', '/setup', '/account', '/users', '/tokens', '/webhooks']) app.get(path, page);
   app.get<{ Params: { '*': string } }>('/assets/*', async (req, reply) => {
     const f = files.get(`assets/${req.params['*']}`);
     if (!f) throw new SmoothcastError('NOT_FOUND', 'no such file');
