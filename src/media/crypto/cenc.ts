@@ -4,25 +4,25 @@
 // calls encryptInit once per rendition and encryptSegment per media segment; both are pure and deterministic (no
 // randomness: the same bytes for every viewer, so the caller may cache them).
 //
-// Init (§8.12 of ISO/IEC 14496-12, §4 and §8 of 23001-7): the sample entry avc1/avc3 → encv, mp4a → enca, with a
+// Init (ISO/IEC 14496-12 §8.12, 23001-7 tenc and pssh): the sample entry avc1/avc3 → encv, mp4a → enca, with a
 // sinf at its end holding frma (the original format), schm (scheme, version 0x00010000) and schi/tenc; the given
 // pssh boxes go at the end of the moov. Every enclosing size is fixed; an empty moov has no chunk offsets to move.
 //
-// Segments (§7 of 23001-7, CMAF §8.2.2): each traf gains, at its end, saiz + saio + senc (in that order, as
-// shaka-packager writes them: senc last, saio pointing at its first entry, i.e. senc start + 16, relative to the
-// moof's first byte, which is the traf's base under default-base-is-moof). The moof grows, so every moof-based trun
-// data_offset moves by the same amount (bmff/merge.ts editMoof). Samples are encrypted in place.
+// Segments (23001-7 sample auxiliary information; CMAF): each traf gains, at its end, saiz + saio + senc (in that
+// order, as shaka-packager writes them: senc last, saio pointing at its first entry, i.e. senc start + 16, relative
+// to the moof's first byte, which is the traf's base under default-base-is-moof). The moof grows, so every moof-based
+// trun data_offset moves by the same amount (bmff/merge.ts editMoof). Samples are encrypted in place.
 //
 // IVs, 'cenc': 8 bytes = ivTag (1 byte, distinct per rendition of an asset) ‖ segment number (3 bytes BE) ‖ sample
 // index within the segment (4 bytes BE); the CTR counter block is IV ‖ 0^64, incremented per 16-byte block and
-// continued across the protected ranges of one sample (§9.1). No IV repeats under one key as long as the ivTags of
+// continued across the protected ranges of one sample. No IV repeats under one key as long as the ivTags of
 // the renditions differ and segment numbers stay below 2^24 (larger ones are refused).
-// 'cbcs': Per_Sample_IV_Size 0 and a 16-byte default_constant_IV in tenc (§9.4: constant IVs), derived as
+// 'cbcs': Per_Sample_IV_Size 0 and a 16-byte default_constant_IV in tenc (cbcs uses constant IVs), derived as
 // HMAC-SHA256(key, "smoothcast cbcs constant IV" ‖ ivTag)[0..16): deterministic, different per rendition, and
-// telling nothing about the key. The CBC chain restarts from the constant IV at each subsample (§10.4.2) and runs over
-// the encrypted blocks of the pattern only; a trailing partial block stays clear.
+// telling nothing about the key. The CBC chain restarts from the constant IV at each subsample (23001-7 §10.4) and
+// runs over the encrypted blocks of the pattern only; a trailing partial block stays clear.
 //
-// Subsamples, H.264 (§10.2 of 23001-7, NAL units with a length prefix of avcC's lengthSizeMinusOne+1 bytes):
+// Subsamples, H.264 (NAL units with a length prefix of avcC's lengthSizeMinusOne+1 bytes):
 // a VCL NAL unit (types 1–5) keeps its length prefix and header byte clear, plus as many of its first bytes as make
 // the protected part a whole number of 16-byte blocks (a protected size that is a multiple of 16: required for the
 // CTR continuity of 'cenc' and never leaving a partial block to the cbcs pattern); for 'cbcs' at least the first 32
@@ -31,7 +31,7 @@
 // merged into the next subsample's clear count (split at 65535, the field's limit).
 // AAC: 'cenc' encrypts the whole sample (no subsamples, saiz default size 8); 'cbcs' encrypts the sample's whole
 // 16-byte blocks from the constant IV (no pattern: tenc crypt/skip 0/0) and leaves the trailing partial block clear.
-// Its per-sample auxiliary information is then empty, so (§7.1 of 23001-7: "should be omitted"; shaka-packager does
+// Its per-sample auxiliary information is then empty, so (23001-7: it "should be omitted"; shaka-packager does
 // the same) the traf gets a senc with its sample count only and no saiz/saio.
 //
 // Malformed input ends in SmoothcastError('ENCRYPTION_UNSUPPORTED') with the reason; bad parameters from the caller
@@ -66,7 +66,7 @@ export interface CencParams {
 }
 
 /** Most samples one segment may hold (a 2 s segment has ~100; this only bounds the work on lying input). */
-export const MAX_SAMPLES = 200_000;
+export const MAX_SAMPLES = 100_000;
 /** Largest segment number a 'cenc' IV holds (3 bytes). */
 export const MAX_CENC_SEGMENT = 0xffffff;
 /** NAL unit bytes (header byte included) that 'cbcs' keeps clear at least, before the protected blocks. */
@@ -92,7 +92,7 @@ const TRUN_CTO = 0x000800;
 const SENC_USE_SUBSAMPLES = 0x000002;
 const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
-/** The cbcs video pattern (§10.4.1): crypt_byte_block 1, skip_byte_block 9. */
+/** The cbcs video pattern (23001-7 §10.4): crypt_byte_block 1, skip_byte_block 9. */
 const CRYPT_BLOCKS = 1;
 const SKIP_BLOCKS = 9;
 
@@ -258,7 +258,7 @@ export function constantIv(p: Pick<CencParams, 'key' | 'ivTag'>): Buffer {
     .subarray(0, 16);
 }
 
-/** §8.2 tenc: version 0 for 'cenc' (8-byte per-sample IVs), version 1 with pattern and constant IV for 'cbcs'. */
+/** 23001-7 tenc: version 0 for 'cenc' (8-byte per-sample IVs), version 1 with pattern and constant IV for 'cbcs'. */
 function tencBox(kind: 'video' | 'audio', p: CencParams): Buffer {
   if (p.scheme === 'cenc') {
     // reserved, reserved, default_isProtected, default_Per_Sample_IV_Size, default_KID
@@ -287,8 +287,9 @@ function checkPssh(b: Uint8Array, i: number): void {
 }
 
 /**
- * The encrypted init: avc1/avc3 → encv, mp4a → enca with sinf(frma, schm, schi(tenc)) at the end of the sample entry,
- * the `pssh` boxes (whole boxes, e.g. from pssh.ts psshBox) appended inside the moov, every enclosing size fixed.
+ * The encrypted init: avc1/avc3 → encv, mp4a → enca with sinf(frma, schm, schi(tenc)) at the end of the sample
+ * entry, the `pssh` boxes (whole boxes, e.g. from pssh.ts psshBox) appended inside the moov, every enclosing size
+ * fixed.
  */
 export function encryptInit(init: Uint8Array, p: CencParams, pssh: readonly Uint8Array[]): Buffer {
   checkParams(p);
@@ -428,8 +429,8 @@ function planTraf(bytes: Uint8Array, moof: Box, traf: Box, first: boolean, data:
     throw unsupported(`traf for track ${tfhd.track_ID}; the init segment describes track ${ctx.info.trackId}`);
   }
   if (tfhd.hasBaseDataOffset) throw unsupported('tfhd with an absolute base_data_offset');
-  // §8.8.7: default-base-is-moof (CMAF) or the first traf: the base is the moof's first byte. The saio offsets
-  // (§8.7.9) are relative to the same base.
+  // 14496-12 §8.8.7: default-base-is-moof (CMAF) or the first traf: the base is the moof's first byte. The saio
+  // offsets (§8.7.9) are relative to the same base.
   if (!(tfhd.flags & TFHD_DEFAULT_BASE_IS_MOOF) && !first) {
     throw unsupported("a second traf based on the previous traf's data (no default-base-is-moof)");
   }
@@ -489,7 +490,10 @@ function cencIv(ctx: Context, index: number, out: Buffer, at: number): void {
   out.writeUInt32BE(index, at + 4);
 }
 
-/** saiz + saio + senc for one traf; `sencDataAt` is the senc's first entry relative to the moof (saio's offset). */
+/**
+ * saiz + saio + senc for one traf, to be inserted `insertAt` bytes after the moof's first byte: saio's offset is then
+ * insertAt + saiz + saio + the senc's 16 bytes of header and sample_count, i.e. the senc's first entry.
+ */
 function auxiliaryBoxes(plan: TrafPlan, ctx: Context, insertAt: number): Buffer {
   const ivSize = ctx.p.scheme === 'cenc' ? 8 : 0;
   const video = ctx.info.kind === 'video';
@@ -519,14 +523,14 @@ function auxiliaryBoxes(plan: TrafPlan, ctx: Context, insertAt: number): Buffer 
       }
     }
   }
-  // 'cbcs' audio: no per-sample information at all, so no saiz/saio (23001-7 §7.1; as shaka-packager writes it).
+  // 'cbcs' audio: no per-sample information at all, so no saiz/saio (see the file comment; as shaka-packager does).
   if (infoSizes.every((s) => s === 0)) return senc;
   const uniform = infoSizes.every((s) => s === infoSizes[0]);
   if (infoSizes.some((s) => s > 255)) throw unsupported('a sample has more subsamples than saiz can describe');
   const saiz = Buffer.alloc(17 + (uniform ? 0 : n));
   saiz.writeUInt32BE(saiz.length, 0);
   saiz.write('saiz', 4, 'latin1');
-  saiz.writeUInt32BE(0, 8); // version 0, flags 0: aux_info_type is the scheme's (§7.1)
+  saiz.writeUInt32BE(0, 8); // version 0, flags 0: no aux_info_type, so it is the scheme's
   saiz.writeUInt8(uniform ? infoSizes[0]! : 0, 12);
   saiz.writeUInt32BE(n, 13);
   if (!uniform) saiz.set(infoSizes, 17);

@@ -1,4 +1,4 @@
-// Protection System Specific Header boxes (ISO/IEC 23001-7 §8.1) and the system-specific data that goes in them:
+// Protection System Specific Header boxes (ISO/IEC 23001-7 pssh) and the system-specific data that goes in them:
 // the W3C common system / ClearKey (KIDs only, version 1, no data), Widevine (the WidevinePsshData protobuf) and
 // PlayReady (a PlayReady Object holding a WRMHEADER). Pure byte builders; the keys themselves never appear here.
 //
@@ -40,7 +40,7 @@ export function kidUuid(kid: Uint8Array): string {
 }
 
 /**
- * §8.1.1 pssh: version 1 listing `kids` when any are given, version 0 otherwise; `data` is the system's own
+ * pssh: version 1 listing `kids` when any are given, version 0 otherwise; `data` is the system's own
  * payload (empty for the common/ClearKey system).
  */
 export function psshBox(
