@@ -203,6 +203,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     indexCacheEntries: config.origin.indexCacheEntries,
     manifestMaxAge: config.origin.manifestMaxAge,
     corsOrigin: config.origin.corsOrigin,
+    publicUrl: config.server.publicUrl,
     bufferPoolBytes: config.origin.bufferPoolMB * 2 ** 20,
     throttle: config.progressive.throttle
       ? { burstSeconds: config.progressive.burstSeconds, rateFactor: config.progressive.rateFactor }

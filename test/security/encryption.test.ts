@@ -98,8 +98,10 @@ describe('encryption on the fly', () => {
   let a: AssetJson;
   let dir: string;
   let rev: string;
+  /** Segment URLs name their encryption (`3.cenc.m4s`), as the manifests write them. */
+  let tag = '';
   const seg = (rid: string, n: number | 'init') =>
-    `${p.url}/v/${a.id}/${rev}/${rid}/${n === 'init' ? 'init.mp4' : `${n}.m4s`}`;
+    `${p.url}/v/${a.id}/${rev}/${rid}/${n === 'init' ? `init${tag}.mp4` : `${n}${tag}.m4s`}`;
 
   before(async () => {
     p = await startTestPlatform();
@@ -119,14 +121,14 @@ describe('encryption on the fly', () => {
 
   async function applied(enc: string, policy = 'public') {
     await patch(p, a.id, { encryption: enc, playbackPolicy: policy });
-    // The origin trusts what it read of an asset's access for ≤ 2 s.
+    tag = enc === 'none' ? '' : enc === 'aes-128' ? '.aes' : `.${enc}`;
+    // The origin trusts what it read of an asset's access for ≤ 2 s; until then the new names are not served.
     await until(
       `${enc} to apply`,
       async () => {
         const r = await fetch(seg('v0', 0));
-        const etag = r.headers.get('etag') ?? '';
         await r.arrayBuffer();
-        return etag.includes(`.${enc}.`) || (enc === 'none' && !/aes|cenc|cbcs/.test(etag)) ? true : undefined;
+        return r.status === 200 ? true : undefined;
       },
       10_000,
     );
@@ -258,6 +260,14 @@ describe('encryption on the fly', () => {
     const k = await fetch(`${p.url}/v/${a.id}/${rev}/key.bin?token=${encodeURIComponent(t.token)}`);
     assert.equal(k.status, 200);
     assert.equal(k.headers.get('cache-control'), 'private, no-store');
+  });
+
+  it('never serves one URL with two contents: clear names are refused while encrypted, and the other way round', async () => {
+    await applied('cenc');
+    const clearName = `${p.url}/v/${a.id}/${rev}/v0/0.m4s`;
+    assert.equal((await fetch(clearName)).status, 404);
+    assert.equal((await fetch(clearName.replace('0.m4s', '0.cbcs.m4s'))).status, 404);
+    assert.match(await (await fetch(`${p.url}/v/${a.id}/manifest.mpd`)).text(), /\$Number\$\.cenc\.m4s/);
   });
 
   it('refuses the clear single files, byte-range manifests and downloads of an encrypted asset', async () => {

@@ -178,10 +178,9 @@ export class OnTheFly {
       `${i}<ContentProtection schemeIdUri="urn:uuid:${SYSTEM_IDS.clearkey}" value="ClearKey1.0">`,
       `${i}  <dashif:Laurl>${esc(licenseUrl)}</dashif:Laurl>`,
       `${i}</ContentProtection>`,
-      `${i}<ContentProtection schemeIdUri="urn:uuid:${SYSTEM_IDS.common}">`,
-      `${i}  <cenc:pssh>${psshBox(SYSTEM_IDS.common, [kid]).toString('base64')}</cenc:pssh>`,
-      `${i}</ContentProtection>`,
     ];
+    // The W3C common-system PSSH stays in the init segment only: as a ContentProtection of its own, dash.js 5.2
+    // prefers it and hands the pssh box to ClearKey as "keyids" init data, which Chromium rejects.
     if (this.drm.widevine) {
       out.push(
         `${i}<ContentProtection schemeIdUri="urn:uuid:${SYSTEM_IDS.widevine}" value="Widevine">`,

@@ -29,6 +29,7 @@ import {
   REV,
   singleFileUrl,
   singleTextUrls,
+  withEncryption,
   withQuery,
 } from './urls.ts';
 
@@ -78,6 +79,8 @@ export interface OriginOptions {
   access?: PlaybackAccess;
   /** Encryption on the fly (absent: assets are served clear). */
   encryption?: OnTheFly;
+  /** Absolute base of the licence URLs in MPDs (server.publicUrl; empty: the request's own origin). */
+  publicUrl?: string;
 }
 
 const PUBLIC_ACCESS: AccessPolicy = {
@@ -166,12 +169,18 @@ export class Origin {
       reply.header('content-type', 'application/octet-stream');
       return reply.send(this.opts.encryption!.key(id, rev).key);
     });
-    app.post<{ Params: { id: string; rev: string } }>('/v/:id/:rev/clearkey', async (req, reply) => {
-      const { id, rev, state } = await this.encrypted(req.params.id, req.params.rev);
-      await this.opts.access?.verify(req, state.access!, 'key');
-      const body = typeof req.body === 'string' ? safeJson(req.body) : req.body;
-      reply.header('cache-control', PERSONAL);
-      return this.opts.encryption!.clearKeyLicense(id, rev, body);
+    // The CDM's licence message comes as the body, with whatever Content-Type the player sets (hls.js and Shaka
+    // set none): read as text whatever it says, 16 KiB at most.
+    app.register(async (scope) => {
+      scope.removeAllContentTypeParsers();
+      scope.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 16384 }, (_req, body, done) => done(null, body));
+      scope.post<{ Params: { id: string; rev: string } }>('/v/:id/:rev/clearkey', async (req, reply) => {
+        const { id, rev, state } = await this.encrypted(req.params.id, req.params.rev);
+        await this.opts.access?.verify(req, state.access!, 'key');
+        const body = typeof req.body === 'string' ? safeJson(req.body) : req.body;
+        reply.header('cache-control', PERSONAL);
+        return this.opts.encryption!.clearKeyLicense(id, rev, body);
+      });
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/manifest.mpd', async (req, reply) => {
@@ -186,7 +195,8 @@ export class Origin {
       }
       const g = await this.enter(req, state);
       const rev = state.rev ?? '';
-      const text = writeMpd(p, this.urls(manifestUrls(rev), g), this.protection(state, rev, g));
+      const enc = state.access?.encryption ?? 'none';
+      const text = writeMpd(p, this.urls(manifestUrls(rev), g, enc), this.protection(req, state, rev, g));
       return this.sendManifest(reply, text, 'application/dash+xml', true, g);
     });
 
@@ -271,7 +281,7 @@ export class Origin {
       const g = await this.enter(req, state);
       const rev = state.rev ?? '';
       const enc = state.access?.encryption ?? 'none';
-      const text = writeMediaPlaylist(r, p, this.urls(manifestUrls(rev), g), {
+      const text = writeMediaPlaylist(r, p, this.urls(manifestUrls(rev), g, enc), {
         targetDuration: state.segmentDuration,
         ...(enc !== 'none' && this.opts.encryption
           ? { keyLine: this.opts.encryption.hlsKeyLine(enc, state.id, rev, `key.bin${g.manifestQuery}`) }
@@ -347,22 +357,23 @@ export class Origin {
   }
 
   /** The URL scheme of a manifest written for a grant (token / session in the query where needed). */
-  private urls(u: UrlScheme, g: Grant): UrlScheme {
-    return withQuery(u, g.manifestQuery, g.segmentQuery);
+  private urls(u: UrlScheme, g: Grant, enc: AccessPolicy['encryption'] = 'none'): UrlScheme {
+    return withQuery(enc === 'none' ? u : withEncryption(u, enc), g.manifestQuery, g.segmentQuery);
   }
 
   /** The MPD options of an encrypted asset: ContentProtection with ClearKey (and DRM-ready systems). */
-  private protection(state: PlaybackState, rev: string, g: Grant): { contentProtection?: string[] } {
+  private protection(
+    req: FastifyRequest,
+    state: PlaybackState,
+    rev: string,
+    g: Grant,
+  ): { contentProtection?: string[] } {
     const enc = state.access?.encryption ?? 'none';
     if ((enc !== 'cenc' && enc !== 'cbcs') || !this.opts.encryption) return {};
-    return {
-      contentProtection: this.opts.encryption.contentProtection(
-        enc,
-        state.id,
-        rev,
-        `${rev}/clearkey${g.manifestQuery}`,
-      ),
-    };
+    // Absolute: Shaka and dash.js use a Laurl as written, not resolved against the MPD's URL.
+    const base = this.opts.publicUrl || `${req.protocol}://${req.host}`;
+    const laurl = `${base}/v/${state.id}/${rev}/clearkey${g.manifestQuery}`;
+    return { contentProtection: this.opts.encryption.contentProtection(enc, state.id, rev, laurl) };
   }
 
   /** An encrypted asset's current revision (keys are given only for it). */
@@ -385,11 +396,19 @@ export class Origin {
     const { id, rev, rid, seg } = req.params;
     checkId(id);
     if (!REV.test(rev) || !RENDITION_ID.test(rid)) throw new SmoothcastError('NOT_FOUND', 'no such rendition');
-    const m = /^(?:(init)\.mp4|(\d{1,9})\.m4s)$/.exec(seg);
+    const m = SEGMENT_FILE.exec(seg);
     if (!m) throw new SmoothcastError('NOT_FOUND', 'no such segment');
     const key = keys.rendition(id, rev, rid);
     const n = m[2] === undefined ? -1 : Number(m[2]);
     const a = await this.accessOf(id);
+    // The URL names the encryption (`3.cenc.m4s`), so one URL always holds the same bytes: a clear URL of an
+    // encrypted asset (or the other way round) is not served, and caches never mix the two.
+    if (encryptionOfFile(m[3]) !== a.encryption) {
+      throw new SmoothcastError(
+        'NOT_FOUND',
+        `this media is served ${a.encryption === 'none' ? 'clear' : a.encryption}`,
+      );
+    }
     const personal = await this.gateBytes(req, id, 'manifest', a);
     let ix: RenditionIndex | undefined = this.cache.peek(key);
     if (!ix?.track || n >= ix.segments.length) {
@@ -750,6 +769,13 @@ function clearOnly(state: PlaybackState): void {
       `this asset is encrypted (${enc}): it plays through its HLS (master.m3u8) and DASH (manifest.mpd) manifests only`,
     );
   }
+}
+
+/** `init.mp4`, `3.m4s`; encrypted: `init.cenc.mp4`, `3.aes.m4s`, `3.cbcs.m4s`… */
+const SEGMENT_FILE = /^(?:(init)|(\d{1,9}))(?:\.(aes|cenc|cbcs))?\.(?:mp4|m4s)$/;
+
+function encryptionOfFile(tag: string | undefined): AccessPolicy['encryption'] {
+  return tag === undefined ? 'none' : tag === 'aes' ? 'aes-128' : (tag as 'cenc' | 'cbcs');
 }
 
 function safeJson(s: string): unknown {

@@ -123,3 +123,20 @@ export function withQuery(urls: UrlScheme, manifest: string, segment: string): U
     ...(urls.textFile ? { textFile: (t: TextRendition) => m(urls.textFile!(t)) } : {}),
   };
 }
+
+/**
+ * Init and media segment names of an encrypted asset carry the encryption (`init.cenc.mp4`, `3.cenc.m4s`): one URL
+ * always holds the same bytes, so a change of encryption never leaves a cache serving the other kind.
+ */
+export function withEncryption(urls: UrlScheme, enc: 'aes-128' | 'cbcs' | 'cenc'): UrlScheme {
+  const tag = enc === 'aes-128' ? 'aes' : enc;
+  const init = (u: string) => u.replace(/init\.mp4$/, `init.${tag}.mp4`);
+  const seg = (u: string) => u.replace(/\.m4s$/, `.${tag}.m4s`);
+  return {
+    ...urls,
+    hlsInit: (r) => init(urls.hlsInit(r)),
+    hlsSegment: (r, n) => seg(urls.hlsSegment(r, n)),
+    dashInitTemplate: init(urls.dashInitTemplate),
+    dashMediaTemplate: seg(urls.dashMediaTemplate),
+  };
+}
