@@ -59,6 +59,11 @@ export interface Platform {
   close(): Promise<void>;
 }
 
+/** A URL as logged: playback tokens, session ids and upload URL secrets replaced (no credential reaches a log). */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&](?:token|sig|sid)=)[^&#]*/g, '$1…');
+}
+
 export type Logger = (msg: string, extra?: Record<string, unknown>) => void;
 
 export const consoleLogger: Logger = (msg, extra) => {
@@ -222,7 +227,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         : fastifyStatus && fastifyStatus >= 400 && fastifyStatus < 500
           ? new SmoothcastError(fastifyStatus === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', (raw as Error).message)
           : asSmoothcastError(raw);
-    if (err.status >= 500) log('request failed', { url: req.url, code: err.code, error: String(raw) });
+    if (err.status >= 500) log('request failed', { url: redactUrl(req.url), code: err.code, error: String(raw) });
     // Unexpected errors may name server paths or internals: the client gets the code, the log the details.
     const body =
       err.code === 'INTERNAL' ? { code: err.code, message: 'internal error (logged on the server)' } : err.toJSON();
