@@ -3,10 +3,26 @@
 // the input's figures and the viewers from the stream's Server-Sent Events, start/stop/shutdown (stop and shutdown
 // confirmed), rotating the key, deleting, and push targets. Every API error is shown as `CODE: message`.
 //
+// A stream's playback policy (public or signed) and viewer limit are changed in its settings; a signed stream's
+// preview plays with a playback token of the current event.
+//
 // The pages are /live (the list) and /live/<id> (a stream); main.ts also takes the older /?live and /?live=<id>.
 import type shaka from 'shaka-player/dist/shaka-player.compiled.js';
-import { el, errorText, type LiveAction, type LiveStats, type LiveStream, liveApi } from './api.ts';
-import { createPlayer, mbps } from './watch.ts';
+import {
+  api,
+  can,
+  el,
+  errorText,
+  type LiveAction,
+  type LiveStats,
+  type LiveStream,
+  liveApi,
+  type Me,
+  type PlaybackPolicy,
+  readableError,
+} from './api.ts';
+import { field, notes } from './ui.ts';
+import { createPlayer, errorCode, mbps, refusalText, withToken } from './watch.ts';
 
 export function liveHref(id?: string): string {
   return id ? `/live/${encodeURIComponent(id)}` : '/live';
@@ -287,7 +303,53 @@ function statsRows(): { dl: HTMLElement; set(stats: LiveStats | null): void } {
   };
 }
 
-export async function renderLiveStream(app: HTMLElement, id: string): Promise<void> {
+/** A stream's playback policy and viewer limit (PATCH /api/live/:id); they carry over to each event. */
+function accessForm(s: LiveStream, onSaved: (s: LiveStream) => void): HTMLElement {
+  const policy = el(
+    'select',
+    { name: 'playbackPolicy' },
+    el('option', { value: 'public', text: 'Public' }),
+    el('option', { value: 'signed', text: 'Signed links only' }),
+  );
+  policy.value = s.playbackPolicy ?? 'public';
+  const limit = el('input', { type: 'number', name: 'maxViewers', min: '1', step: '1', inputmode: 'numeric' });
+  limit.placeholder = 'no limit';
+  limit.value = s.maxViewers ? String(s.maxViewers) : '';
+  const save = el('button', { type: 'submit' }, 'Save');
+  const n = notes();
+  const form = el(
+    'form',
+    { class: 'stream-access', 'aria-label': 'Playback access' },
+    field('Playback', policy),
+    field('Viewer limit', limit, 'at most this many watch at once; empty: no limit'),
+    el('div', { class: 'buttons' }, save),
+    n.status,
+    n.alert,
+  );
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    n.clear();
+    save.disabled = true;
+    liveApi
+      .update(s.id, {
+        playbackPolicy: policy.value as PlaybackPolicy,
+        maxViewers: limit.value.trim() ? Number(limit.value) : null,
+      })
+      .then((next) => {
+        n.status.textContent = 'Saved.';
+        onSaved(next);
+      })
+      .catch((err) => {
+        n.alert.textContent = `Could not save: ${readableError(err)}`;
+      })
+      .finally(() => {
+        save.disabled = false;
+      });
+  });
+  return form;
+}
+
+export async function renderLiveStream(app: HTMLElement, id: string, m: Me): Promise<void> {
   let s: LiveStream;
   try {
     s = await liveApi.get(id);
@@ -426,6 +488,7 @@ export async function renderLiveStream(app: HTMLElement, id: string): Promise<vo
   };
 
   const settings = el('dl', { class: 'settings' });
+  const access = s.playbackPolicy !== undefined && can(m, 'live:write') ? accessForm(s, (next) => draw(next)) : null;
 
   app.replaceChildren(
     el('p', { class: 'back' }, el('a', { href: liveHref(), text: '← All live streams' })),
@@ -489,6 +552,7 @@ export async function renderLiveStream(app: HTMLElement, id: string): Promise<vo
       { class: 'stream-settings', 'aria-labelledby': 'settings-h' },
       el('h2', { id: 'settings-h', text: 'Settings' }),
       settings,
+      ...(access ? [access] : []),
     ),
   );
 
@@ -499,7 +563,7 @@ export async function renderLiveStream(app: HTMLElement, id: string): Promise<vo
   let loading = false;
   const loadPreview = async () => {
     if (loading || !s.currentAssetId || s.state !== 'started') return;
-    const key = `${s.currentAssetId}|${format.value}`;
+    const key = `${s.currentAssetId}|${format.value}|${s.playbackPolicy}`;
     if (key === loaded || key === failed) return;
     loading = true;
     previewMessage.textContent = '';
@@ -507,7 +571,12 @@ export async function renderLiveStream(app: HTMLElement, id: string): Promise<vo
       player ??= await createPlayer(frame, video, previewMessage);
       if (!player) return;
       (window as unknown as { smoothcastPreview: shaka.Player }).smoothcastPreview = player;
-      const src = format.value === 'hls' ? s.playback.hls : s.playback.dash;
+      let src = format.value === 'hls' ? s.playback.hls : s.playback.dash;
+      // A signed stream: the current event's manifest with a playback token (the origin puts it into the rest).
+      if (s.playbackPolicy === 'signed') {
+        const grant = await api.playbackToken(s.currentAssetId);
+        src = (format.value === 'hls' ? grant.playback.hls : grant.playback.dash) ?? withToken(src, grant.token);
+      }
       // A low-latency stream: Shaka follows its LL-HLS parts (or the MPD's low-latency targets) near the edge.
       // No probing of a segment for CEA-608 captions: Shaka 5 would probe the segment still being written (parts
       // only, no URI) and fail until two whole segments are there.
@@ -532,12 +601,12 @@ export async function renderLiveStream(app: HTMLElement, id: string): Promise<vo
       void video.play().catch(() => {});
     } catch (err) {
       failed = key;
-      previewMessage.textContent = `Could not load the preview: ${(err as { code?: number }).code ?? err}`;
+      previewMessage.textContent = `Could not load the preview: ${refusalText(err) ?? errorCode(err)}`;
     } finally {
       loading = false;
     }
     // The format or the event changed meanwhile.
-    if (s.state === 'started' && `${s.currentAssetId}|${format.value}` !== key) void loadPreview();
+    if (s.state === 'started' && `${s.currentAssetId}|${format.value}|${s.playbackPolicy}` !== key) void loadPreview();
   };
   format.addEventListener('change', () => void loadPreview());
 
@@ -576,6 +645,12 @@ export async function renderLiveStream(app: HTMLElement, id: string): Promise<vo
       ['Archive', s.archive ? 'kept as a video when shut down' : 'deleted when shut down'],
       ['Reconnect window', `${s.reconnectWindowSeconds} s`],
       ['Transcode', s.transcode === null ? 'server default' : s.transcode ? 'on' : 'off (input kept as is)'],
+      ...(s.playbackPolicy !== undefined
+        ? ([
+            ['Playback', s.playbackPolicy === 'signed' ? 'signed links only' : 'public'],
+            ['Viewer limit', s.maxViewers ? String(s.maxViewers) : 'none'],
+          ] as [string, string][])
+        : []),
       ['Created', new Date(s.createdAt).toLocaleString()],
     ];
     settings.replaceChildren(...rows.map(([k, v]) => el('div', {}, el('dt', { text: k }), el('dd', { text: v }))));

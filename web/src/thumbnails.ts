@@ -11,6 +11,14 @@ export interface ThumbCue {
   h: number;
 }
 
+/** A sheet named relative to the track, carrying the track's playback token (a signed video's) when it has one. */
+function sheetUrl(name: string, track: string): string {
+  const url = new URL(name, track);
+  const token = new URL(track).searchParams.get('token');
+  if (token && url.origin === new URL(track).origin && !url.searchParams.has('token')) url.searchParams.set('token', token);
+  return url.href;
+}
+
 /** Reads a WebVTT thumbnail track: cues whose text is `sheet.jpg#xywh=x,y,w,h` (relative to the track). */
 export async function loadThumbnails(track: string): Promise<ThumbCue[]> {
   const res = await fetch(track);
@@ -24,7 +32,7 @@ export async function loadThumbnails(track: string): Promise<ThumbCue[]> {
     cues.push({
       start: time(m[1]!),
       end: time(m[2]!),
-      url: new URL(m[3]!, track).href,
+      url: sheetUrl(m[3]!, track),
       x: Number(m[4]),
       y: Number(m[5]),
       w: Number(m[6]),

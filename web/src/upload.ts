@@ -1,11 +1,24 @@
 // The upload page: pick or drop several files; each uploads over tus (tus-js-client) with bytes, speed, time
 // left, pause/resume/cancel; then its encoding progress arrives over SSE and a Watch link appears as soon as the
-// asset is playable. An upload interrupted by a reload resumes when the same file is chosen again.
+// asset is playable. An upload interrupted by a reload resumes when the same file is chosen again. The tus
+// requests carry the session cookie and, on POST/PATCH/DELETE, the session's CSRF token (x-csrf-token).
 import * as tus from 'tus-js-client';
-import { api, bytes, clock, el, statusText } from './api.ts';
+import { ApiError, api, bytes, can, clock, csrfToken, el, type Me, readableError, signInHref, statusText } from './api.ts';
 
 function titleOf(name: string): string {
   return name.replace(/\.[^.]+$/, '').replace(/_+/g, ' ').trim() || 'untitled';
+}
+
+/** The API's `{error:{code,message}}` of a refused tus request, if that is what failed. */
+function apiErrorOf(err: Error): ApiError | null {
+  const res = (err as tus.DetailedError).originalResponse;
+  if (!res) return null;
+  try {
+    const body = JSON.parse(res.getBody()) as { error?: { code?: string; message?: string } };
+    return body.error?.code ? new ApiError(body.error.code, body.error.message ?? '', res.getStatus()) : null;
+  } catch {
+    return null;
+  }
 }
 
 class FileUpload {
@@ -44,12 +57,19 @@ class FileUpload {
       metadata: { filename: file.name, title: titleOf(file.name), filetype: file.type },
       retryDelays: [0, 1000, 3000, 5000, 10000, 20000],
       removeFingerprintOnSuccess: true,
+      onBeforeRequest: async (req) => {
+        if (req.getMethod() === 'GET' || req.getMethod() === 'HEAD') return;
+        const token = await csrfToken();
+        if (token) req.setHeader('x-csrf-token', token);
+      },
       onAfterResponse: (_req, res) => {
         assetId = res.getHeader('Smoothcast-Asset') || assetId;
       },
       onProgress: (sent, total) => this.progress(sent, total),
       onError: (err) => {
-        this.state.textContent = `Upload failed: ${String((err as Error).message ?? err).split('\n')[0]}`;
+        const refused = apiErrorOf(err);
+        if (refused?.code === 'AUTH_REQUIRED' || refused?.code === 'AUTH_INVALID') location.assign(signInHref());
+        this.state.textContent = `Upload failed: ${refused ? readableError(refused) : String((err as Error).message ?? err).split('\n')[0]}`;
         this.card.classList.add('failed');
         this.pauseBtn.textContent = 'Retry';
         this.paused = true;
@@ -136,7 +156,14 @@ class FileUpload {
   }
 }
 
-export function renderUpload(app: HTMLElement): void {
+export function renderUpload(app: HTMLElement, m: Me): void {
+  if (!can(m, 'uploads:create')) {
+    app.replaceChildren(
+      el('h1', { text: 'Upload videos' }),
+      el('p', {}, 'Your account cannot upload videos. See the ', el('a', { href: '/library', text: 'library' }), '.'),
+    );
+    return;
+  }
   const input = el('input', { type: 'file', id: 'file-input', multiple: '', accept: 'video/*,audio/*,.mkv,.mov,.ts,.flv,.flac,.opus' });
   const zone = el(
     'label',

@@ -4,10 +4,32 @@
 // audio-only asset (podcast, music) gets the same bar under its cover art. Embed snippet and URLs below. A live
 // event (status `live`) has a LIVE badge, a "go live" button (to the live edge) and a seek bar over Shaka's seek
 // range (the DVR window); when the event ends the same page goes on as the archive.
+//
+// Access: a visitor gets the video from /v/<id>/player.json (with the page's `?token=` of a signed link); a signed-in
+// user from the API, and for a signed video a playback token of their own (POST …/playback-tokens). Encrypted
+// videos (cenc, cbcs) play through Shaka's EME with the ClearKey licence URL the API gives; AES-128 HLS through
+// Shaka's HLS. A refusal (viewer limit, a missing, expired or wrong token) is said in plain words. Editors change the
+// playback policy, encryption and viewer limit here, see the current viewers, and copy signed links.
 import shaka from 'shaka-player/dist/shaka-player.compiled.js';
-import { type Asset, api, clock, el } from './api.ts';
+import {
+  ApiError,
+  type Asset,
+  api,
+  can,
+  clock,
+  type Encryption,
+  el,
+  type Me,
+  type PlaybackGrant,
+  type PlaybackPolicy,
+  playbackErrorText,
+  readableError,
+  signInHref,
+} from './api.ts';
+import { accessBadges, viewersText } from './library.ts';
 import { loadThumbnails } from './thumbnails.ts';
 import { audioMenu, captionsMenu, languageName } from './tracks.ts';
+import { copyText, field, notes, uid } from './ui.ts';
 
 type Track = shaka.extern.Track;
 
@@ -76,9 +98,17 @@ function copyRow(label: string, value: string): HTMLElement {
 }
 
 /** The share section: embed code, stream URLs, poster, downloads and caption files. */
-function shareSection(asset: AssetX, abs: (u: string | null) => string): HTMLElement {
+function shareSection(
+  asset: AssetX,
+  abs: (u: string | null) => string,
+  token: string | null,
+  expiresAt: string | null,
+): HTMLElement {
   const origin = location.origin;
-  const embed = `<iframe src="${origin}/watch/${asset.id}?embed" width="960" height="540" allow="fullscreen" style="border:0" title="${asset.title.replace(/"/g, '&quot;')}"></iframe>`;
+  // A signed video's embed needs a token: the one this page plays with (a longer-lived one: "Signed link").
+  const signed = asset.playbackPolicy === 'signed' && token;
+  const src = `${origin}/watch/${asset.id}?embed${signed ? `&amp;token=${encodeURIComponent(token)}` : ''}`;
+  const embed = `<iframe src="${src}" width="960" height="540" allow="fullscreen; encrypted-media" style="border:0" title="${asset.title.replace(/"/g, '&quot;')}"></iframe>`;
   const downloads = asset.playback.downloads;
   const links = (label: string, items: { href: string; text: string; lang?: string }[]) =>
     el(
@@ -95,6 +125,14 @@ function shareSection(asset: AssetX, abs: (u: string | null) => string): HTMLEle
     'section',
     { class: 'share', 'aria-label': 'Share' },
     el('h2', { text: 'Share' }),
+    ...(signed
+      ? [
+          el('p', {
+            class: 'hint',
+            text: `These carry a playback token${expiresAt ? ` that works until ${new Date(expiresAt).toLocaleString()}` : ''}.`,
+          }),
+        ]
+      : []),
     copyRow('Embed code', embed),
     copyRow('HLS URL', abs(asset.playback.hls)),
     ...(asset.playback.dash ? [copyRow('DASH URL', abs(asset.playback.dash))] : []),
@@ -145,22 +183,304 @@ export async function createPlayer(
   await player.attach(media);
   player.addEventListener('error', (e) => {
     const detail = (e as unknown as { detail: shaka.util.Error }).detail;
-    message.textContent = `Playback error ${detail.code}`;
+    message.textContent = refusalText(detail) ?? `Playback error ${detail.code}`;
   });
   return player;
 }
 
+/** The HTTP status and body of a failed request inside a Shaka error (1001 BAD_HTTP_STATUS, maybe wrapped). */
+function httpFailure(err: unknown, depth = 0): { status: number; body: string } | null {
+  const e = err as { code?: number; data?: unknown[] } | null;
+  if (!e || typeof e !== 'object' || depth > 3) return null;
+  if (e.code === shaka.util.Error.Code.BAD_HTTP_STATUS && Array.isArray(e.data)) {
+    return { status: Number(e.data[1]), body: typeof e.data[2] === 'string' ? e.data[2] : '' };
+  }
+  // A licence request that failed (6007) carries the network error as its data.
+  for (const d of Array.isArray(e.data) ? e.data : []) {
+    const inner = httpFailure(d, depth + 1);
+    if (inner) return inner;
+  }
+  return null;
+}
+
+/** A player error's code (Shaka's number), or what else went wrong. */
+export function errorCode(err: unknown): string {
+  if (err instanceof shaka.util.Error) return String(err.code);
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+/** A refused manifest, segment or licence (viewer limit, playback token) in plain words; null for other errors. */
+export function refusalText(err: unknown): string | null {
+  if (err instanceof ApiError) return playbackErrorText(err.code, err.retryAfter);
+  const http = httpFailure(err);
+  if (!http) return null;
+  let code = '';
+  try {
+    code = (JSON.parse(http.body) as { error?: { code?: string } }).error?.code ?? '';
+  } catch {
+    // not the API's JSON
+  }
+  const text = code ? playbackErrorText(code) : null;
+  if (text) return text;
+  if (http.status === 429) return playbackErrorText('VIEWER_LIMIT_REACHED');
+  if (http.status === 403) return 'This video cannot be played from here: the link is missing, expired or not valid.';
+  if (http.status === 401) return 'Sign in to play this video.';
+  return null;
+}
+
+/** `url` with `?token=` added (same-origin media URLs only, and only when it has none). */
+export function withToken(url: string, token: string | null): string {
+  if (!token) return url;
+  const u = new URL(url, location.origin);
+  if (u.origin !== location.origin || u.searchParams.has('token')) return url;
+  u.searchParams.set('token', token);
+  return u.href;
+}
+
+/** Every playback URL of the asset carrying the token (a grant's URLs where it has them). */
+function tokenized(a: AssetX, token: string | null, grant?: PlaybackGrant): AssetX {
+  if (!token) return a;
+  const t = (u: string | null | undefined) => (u ? withToken(u, token) : null);
+  const g = grant?.playback;
+  const drm = g?.drm ?? a.playback.drm ?? null;
+  return {
+    ...a,
+    playback: {
+      ...a.playback,
+      hls: t(g?.hls ?? a.playback.hls),
+      dash: t(g?.dash ?? a.playback.dash),
+      smooth: t(g?.smooth ?? a.playback.smooth),
+      poster: t(g?.poster ?? a.playback.poster),
+      thumbnails: t(g?.thumbnails ?? a.playback.thumbnails),
+      hlsByteRange: t(a.playback.hlsByteRange),
+      dashSegmentBase: t(a.playback.dashSegmentBase),
+      downloads: (g?.downloads ?? a.playback.downloads).map((d) => ({ ...d, url: withToken(d.url, token) })),
+      drm: drm && {
+        clearkey: { licenseUrl: withToken(drm.clearkey.licenseUrl, token) },
+        ...(drm.widevine ? { widevine: drm.widevine } : {}),
+        ...(drm.playready ? { playready: drm.playready } : {}),
+      },
+    },
+    captions: (a.captions ?? []).map((c) => ({ ...c, url: t(c.url) })),
+  };
+}
+
+interface Loaded {
+  /** What plays, its URLs carrying `token` when there is one. */
+  asset: AssetX;
+  token: string | null;
+  expiresAt: string | null;
+  /** The API's view of the asset (a signed-in user who may read it): settings, viewers. */
+  managed: AssetX | null;
+}
+
+/**
+ * The asset as this visitor may play it: with the page's `?token=` from player.json; signed in, from the API (and a
+ * playback token of their own for a signed video); otherwise player.json (public videos only).
+ */
+async function loadAsset(id: string, m: Me, pageToken: string | null): Promise<Loaded> {
+  let managed: AssetX | null = null;
+  if (can(m, 'assets:read')) {
+    try {
+      managed = await api.get(id);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) throw err;
+      managed = null; // not allowed to read it: play it as a visitor
+    }
+  }
+  if (pageToken) {
+    const a = await api.player(id, pageToken);
+    return { asset: tokenized(a, pageToken), token: pageToken, expiresAt: null, managed };
+  }
+  if (managed) {
+    if (managed.playbackPolicy !== 'signed' || !managed.playable) {
+      return { asset: managed, token: null, expiresAt: null, managed };
+    }
+    if (can(m, 'playback:sign')) {
+      const grant = await api.playbackToken(id);
+      return { asset: tokenized(managed, grant.token, grant), token: grant.token, expiresAt: grant.expiresAt, managed };
+    }
+  }
+  return { asset: await api.player(id), token: null, expiresAt: null, managed };
+}
+
+const ENCRYPTION_TEXT: Record<Encryption, string> = {
+  none: 'None',
+  'aes-128': 'AES-128 (HLS, whole segments)',
+  cbcs: 'CBCS (common encryption; ClearKey here, FairPlay/Widevine-ready)',
+  cenc: 'CENC (common encryption; ClearKey here, Widevine/PlayReady-ready)',
+};
+
+/** Editors: playback policy, encryption and viewer limit (PATCH /api/assets/:id), and the current viewers. */
+function accessSection(
+  a: AssetX,
+  onSaved: (a: AssetX, reload: boolean) => void,
+  /** Before a change of policy or encryption: the player stops (its URLs are about to stop working). */
+  beforeReload: () => Promise<void>,
+): { section: HTMLElement; viewers(a: AssetX): void } {
+  const name = uid('policy');
+  const policy = (value: PlaybackPolicy, text: string, hint: string) => {
+    const input = el('input', { type: 'radio', name, value });
+    input.checked = (a.playbackPolicy ?? 'public') === value;
+    return el('label', { class: 'choice' }, input, ` ${text} `, el('span', { class: 'hint', text: hint }));
+  };
+  const encryption = el(
+    'select',
+    { name: 'encryption' },
+    ...(Object.entries(ENCRYPTION_TEXT) as [Encryption, string][]).map(([v, t]) => el('option', { value: v, text: t })),
+  );
+  encryption.value = a.encryption ?? 'none';
+  const limit = el('input', { type: 'number', name: 'maxViewers', min: '1', step: '1', inputmode: 'numeric' });
+  limit.placeholder = 'no limit';
+  limit.value = a.maxViewers ? String(a.maxViewers) : '';
+  const save = el('button', { type: 'submit', class: 'primary' }, 'Save');
+  const n = notes();
+  const watching = el('p', { class: 'viewers', 'aria-live': 'off', text: viewersText(a) });
+  const form = el(
+    'form',
+    { class: 'access-form' },
+    el(
+      'fieldset',
+      { class: 'field' },
+      el('legend', { text: 'Playback' }),
+      policy('public', 'Public', '— anyone with the page or the stream URLs'),
+      policy('signed', 'Signed', '— only signed links (tokens) play it'),
+    ),
+    field('Encryption', encryption, 'changing it re-packages the video'),
+    field('Viewer limit', limit, 'at most this many watch at once; empty: no limit'),
+    el('div', { class: 'buttons' }, save),
+    n.status,
+    n.alert,
+  );
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    n.clear();
+    const chosen = (form.querySelector(`input[name="${name}"]:checked`) as HTMLInputElement | null)?.value as
+      | PlaybackPolicy
+      | undefined;
+    const max = limit.value.trim() ? Number(limit.value) : null;
+    const patch: { playbackPolicy?: PlaybackPolicy; encryption?: Encryption; maxViewers?: number | null } = {};
+    if (chosen && chosen !== (a.playbackPolicy ?? 'public')) patch.playbackPolicy = chosen;
+    if (encryption.value !== (a.encryption ?? 'none')) patch.encryption = encryption.value as Encryption;
+    if (max !== (a.maxViewers ?? null)) patch.maxViewers = max;
+    if (!Object.keys(patch).length) {
+      n.status.textContent = 'Nothing changed.';
+      return;
+    }
+    save.disabled = true;
+    const reload = patch.playbackPolicy !== undefined || patch.encryption !== undefined;
+    (reload ? beforeReload() : Promise.resolve())
+      .then(() => api.update(a.id, patch))
+      .then((next) => {
+        a = next;
+        n.status.textContent = reload ? 'Saved; loading it again…' : 'Saved.';
+        onSaved(next, reload);
+      })
+      .catch((err) => {
+        n.alert.textContent = `Could not save: ${readableError(err)}${reload ? ' (reload the page to play again)' : ''}`;
+      })
+      .finally(() => {
+        save.disabled = false;
+      });
+  });
+  return {
+    section: el(
+      'section',
+      { class: 'access panel', 'aria-labelledby': 'access-h' },
+      el('h2', { id: 'access-h', text: 'Access' }),
+      watching,
+      form,
+    ),
+    viewers(next) {
+      watching.textContent = viewersText(next);
+    },
+  };
+}
+
+const LINK_LIFE: [string, number][] = [
+  ['1 hour', 3600],
+  ['1 day', 86400],
+  ['7 days', 7 * 86400],
+];
+
+/** A signed link to the watch page (and its embed code), made on request and copied. */
+function signedLinkSection(a: AssetX): HTMLElement {
+  const life = el('select', {}, ...LINK_LIFE.map(([t, s]) => el('option', { value: String(s), text: t })));
+  life.value = '86400';
+  const make = el('button', { type: 'button', class: 'primary sign-link' }, 'Copy signed link');
+  const link = el('input', { type: 'text', readonly: '', 'data-field': 'signed-link', 'aria-label': 'Signed link' });
+  const embed = el('input', { type: 'text', readonly: '', 'data-field': 'signed-embed', 'aria-label': 'Signed embed code' });
+  const copyEmbed = el('button', { type: 'button', 'aria-label': 'Copy signed embed code' }, 'Copy');
+  copyEmbed.addEventListener('click', () => copyText(embed.value, copyEmbed, embed));
+  const out = el(
+    'div',
+    { class: 'signed-out', hidden: '' },
+    el('div', { class: 'copy' }, el('span', { class: 'label', text: 'Link' }), link),
+    el('div', { class: 'copy' }, el('span', { class: 'label', text: 'Embed code' }), embed, copyEmbed),
+  );
+  const n = notes();
+  make.addEventListener('click', () => {
+    n.clear();
+    make.disabled = true;
+    api
+      .playbackToken(a.id, { expiresInSeconds: Number(life.value) })
+      .then((g) => {
+        const url = `${location.origin}/watch/${a.id}?token=${encodeURIComponent(g.token)}`;
+        link.value = url;
+        embed.value = `<iframe src="${location.origin}/watch/${a.id}?embed&amp;token=${encodeURIComponent(g.token)}" width="960" height="540" allow="fullscreen; encrypted-media" style="border:0" title="${a.title.replace(/"/g, '&quot;')}"></iframe>`;
+        out.hidden = false;
+        n.status.textContent = `Signed link made; it works until ${new Date(g.expiresAt).toLocaleString()}.`;
+        copyText(url, make, link);
+      })
+      .catch((err) => {
+        n.alert.textContent = `Could not make a signed link: ${readableError(err)}`;
+      })
+      .finally(() => {
+        make.disabled = false;
+      });
+  });
+  return el(
+    'section',
+    { class: 'signed-link panel', 'aria-labelledby': 'signed-h' },
+    el('h2', { id: 'signed-h', text: 'Signed link' }),
+    el('p', { class: 'hint', text: 'Anyone with the link can watch this video until it expires.' }),
+    el('div', { class: 'row' }, field('Works for', life), make),
+    out,
+    n.status,
+    n.alert,
+  );
+}
+
+
 /** How far behind the live edge still counts as live (about a segment and a half). */
 const LIVE_EDGE_SLACK = 3;
 
-export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
-  let asset: AssetX;
+export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<void> {
+  const pageToken = new URLSearchParams(location.search).get('token');
+  let loaded: Loaded;
   try {
-    asset = await api.get(id);
+    loaded = await loadAsset(id, m, pageToken);
   } catch (err) {
-    app.replaceChildren(el('h1', { text: 'Video not found' }), el('p', { text: (err as Error).message }));
+    const refused = refusalText(err);
+    const code = err instanceof ApiError ? err.code : '';
+    const title = code.startsWith('PLAYBACK_TOKEN_')
+      ? code === 'PLAYBACK_TOKEN_REQUIRED'
+        ? 'This video is private'
+        : 'This link does not work'
+      : code === 'VIEWER_LIMIT_REACHED' || code === 'SESSION_LIMIT_REACHED'
+        ? 'Too many viewers'
+        : 'Video not found';
+    const signIn = !m.user && !m.open && code === 'PLAYBACK_TOKEN_REQUIRED';
+    app.replaceChildren(
+      el('h1', { text: title }),
+      el('p', { class: 'message', role: 'alert', 'data-code': code, text: refused ?? readableError(err) }),
+      ...(signIn ? [el('p', {}, el('a', { href: signInHref(), text: 'Sign in' }), ' to watch it.')] : []),
+    );
     return;
   }
+  const asset: AssetX = loaded.asset;
+  const { token, managed } = loaded;
   // Audio only (podcast, music): said so by the API, or known from the renditions (a server without `mediaType`).
   const audioOnly =
     asset.mediaType === 'audio' || (asset.renditions.length > 0 && !asset.renditions.some((r) => r.type === 'video'));
@@ -214,17 +534,41 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   );
   const origin = location.origin;
   const abs = (u: string | null) => (u ? new URL(u, origin).href : '');
-  const notes = asset.notes ?? [];
+  const assetNotes = asset.notes ?? [];
+  const badges = accessBadges(asset);
+  const editor = managed && can(m, 'assets:write') ? managed : null;
+  let stopPlayback = async () => {};
+  const access = editor
+    ? accessSection(
+        editor,
+        (next, reload) => {
+          // A new policy or encryption changes what and how the page plays: load it again.
+          if (reload) location.reload();
+          else access?.viewers(next);
+        },
+        () => stopPlayback(),
+      )
+    : null;
+  const signedLink =
+    managed && managed.playbackPolicy === 'signed' && can(m, 'playback:sign') ? signedLinkSection(managed) : null;
   app.replaceChildren(
-    live ? el('h1', {}, asset.title, ' ', liveBadge) : el('h1', { text: asset.title }),
-    ...(notes.length
-      ? [el('ul', { class: 'notes', 'aria-label': 'Notes' }, ...notes.map((n) => el('li', { text: n })))]
+    el('h1', {}, asset.title, ...(live ? [' ', liveBadge] : []), ...badges.flatMap((b) => [' ', b])),
+    ...(assetNotes.length
+      ? [el('ul', { class: 'notes', 'aria-label': 'Notes' }, ...assetNotes.map((n) => el('li', { text: n })))]
       : []),
     frame,
     el('p', { class: 'stats' }, current, ' · ', bandwidth),
     message,
-    shareSection(asset, abs),
+    ...(access ? [access.section] : []),
+    ...(signedLink ? [signedLink] : []),
+    shareSection(asset, abs, token, loaded.expiresAt),
   );
+  // Editors: the viewer count, looked at every 10 s.
+  if (access) {
+    setInterval(() => {
+      api.get(asset.id).then((a) => access.viewers(a), () => {});
+    }, 10_000);
+  }
 
   if (!asset.playable) {
     message.textContent = asset.status === 'failed' ? `This video failed: ${asset.error?.message}` : 'Not playable yet…';
@@ -233,6 +577,28 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
   const player = await createPlayer(frame, media, message);
   if (!player) return;
   (window as unknown as { smoothcastPlayer: shaka.Player }).smoothcastPlayer = player;
+  stopPlayback = () => player.unload().catch(() => {});
+  // A signed video: only the manifest URL carries the token; the origin writes it into every URL in the manifest
+  // that needs it (playlists, keys, licences; segments of a clear asset), with the viewer session's id.
+  // Encrypted (cenc, cbcs): the keys come from the platform's ClearKey licence server (the URL carries any token).
+  const drm = asset.playback.drm;
+  if (drm) {
+    const clearkey = abs(drm.clearkey.licenseUrl);
+    const servers: Record<string, string> = { 'org.w3.clearkey': clearkey };
+    if (drm.widevine) servers['com.widevine.alpha'] = drm.widevine.licenseUrl;
+    if (drm.playready) servers['com.microsoft.playready'] = drm.playready.licenseUrl;
+    player.configure({ drm: { servers } });
+    // Shaka keeps a ClearKey licence URL found in the manifest over the configured one, and resolves a relative one
+    // (dashif:Laurl) against the page rather than the manifest: our licence requests go to the API's URL. The
+    // request is the CDM's JSON ({"kids":[…]}), sent as such.
+    player.getNetworkingEngine()?.registerRequestFilter((type, request) => {
+      if (type !== shaka.net.NetworkingEngine.RequestType.LICENSE) return;
+      const ours = request.uris.some((u) => new URL(u, location.href).pathname.endsWith('/clearkey'));
+      if (!ours) return;
+      request.uris = [clearkey];
+      request.headers['Content-Type'] = 'application/json';
+    });
+  }
   const captions = captionsMenu(player, icon(ICONS.captions));
   const audio = audioMenu(player, icon(ICONS.headphones));
   muteBtn.after(captions.control, audio.control);
@@ -244,7 +610,9 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
     'dash-segmentbase': asset.playback.dashSegmentBase,
   };
   const format = new URLSearchParams(location.search).get('format');
-  const src = format ? formats[format] : (asset.playback.dash ?? asset.playback.hls);
+  // AES-128 is HLS's own encryption (DASH has none like it): HLS first.
+  const preferred = asset.encryption === 'aes-128' ? (asset.playback.hls ?? asset.playback.dash) : (asset.playback.dash ?? asset.playback.hls);
+  const src = format ? formats[format] : preferred;
   if (!src) {
     message.textContent = `No ${format} stream for this video (yet).`;
     return;
@@ -256,11 +624,14 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
       await player.load(abs(src));
       break;
     } catch (err) {
-      if (live && attempt < 5) {
+      const refused = refusalText(err);
+      if (live && attempt < 5 && !refused) {
         await new Promise((r) => setTimeout(r, 1000));
         continue;
       }
-      message.textContent = `Could not load the stream: ${(err as { code?: number }).code ?? err}`;
+      message.textContent = refused ?? `Could not load the stream: ${errorCode(err)}`;
+      const status = httpFailure(err)?.status;
+      if (status) message.dataset.status = String(status);
       return;
     }
   }
@@ -363,8 +734,9 @@ export async function renderWatch(app: HTMLElement, id: string): Promise<void> {
       player.goToLive();
       void media.play().catch(() => {});
     });
-    // When the event ends the page goes on as the archive (Shaka turns the static manifest into VOD itself).
-    api.follow(asset.id, (a) => {
+    // When the event ends the page goes on as the archive (Shaka turns the static manifest into VOD itself). A
+    // visitor cannot follow the asset's events (the API's): the badge stays.
+    if (managed) api.follow(asset.id, (a) => {
       if (!a || a.status === 'live') return;
       liveBadge.remove();
       goLive.remove();
