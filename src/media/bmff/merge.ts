@@ -8,24 +8,26 @@
 // Pure functions: bytes in, bytes out. Every size and offset read is checked, so bad input ends in a
 // SmoothcastError (BMFF_MALFORMED / BMFF_UNSUPPORTED), never in a RangeError or a wrong result.
 import type { TrackInfo } from '../types.ts';
+import {
+  TFHD_BASE_DATA_OFFSET,
+  TFHD_DEFAULT_BASE_IS_MOOF,
+  TFHD_DEFAULT_DURATION,
+  TFHD_DEFAULT_FLAGS,
+  TFHD_DEFAULT_SIZE,
+  TFHD_DURATION_IS_EMPTY,
+  TFHD_SAMPLE_DESCRIPTION_INDEX,
+  TRUN_CTO,
+  TRUN_DATA_OFFSET,
+  TRUN_DURATION,
+  TRUN_FIRST_SAMPLE_FLAGS,
+  TRUN_FLAGS,
+  TRUN_SIZE,
+} from './flags.ts';
 import { type Box, children, malformed, payloadReader, Reader, unsupported } from './reader.ts';
 
 /** Most samples one merged fragment may hold (a 2 s fragment has ~100 at most; this only bounds the work). */
 export const MAX_MERGED_SAMPLES = 100_000;
 
-const TFHD_BASE_DATA_OFFSET = 0x000001;
-const TFHD_SAMPLE_DESCRIPTION_INDEX = 0x000002;
-const TFHD_DEFAULT_DURATION = 0x000008;
-const TFHD_DEFAULT_SIZE = 0x000010;
-const TFHD_DEFAULT_FLAGS = 0x000020;
-const TFHD_DURATION_IS_EMPTY = 0x010000;
-const TFHD_DEFAULT_BASE_IS_MOOF = 0x020000;
-const TRUN_DATA_OFFSET = 0x000001;
-const TRUN_FIRST_SAMPLE_FLAGS = 0x000004;
-const TRUN_DURATION = 0x000100;
-const TRUN_SIZE = 0x000200;
-const TRUN_FLAGS = 0x000400;
-const TRUN_CTO = 0x000800;
 const U32_MAX = 0xffffffff;
 const I32_MAX = 0x7fffffff;
 

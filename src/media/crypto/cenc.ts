@@ -39,6 +39,20 @@
 // checked (bmff/reader.ts) and every loop is bounded by the input size or by MAX_SAMPLES.
 import { createCipheriv, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { SmoothcastError } from '../../core/errors.ts';
+import {
+  TFHD_BASE_DATA_OFFSET,
+  TFHD_DEFAULT_BASE_IS_MOOF,
+  TFHD_DEFAULT_DURATION,
+  TFHD_DEFAULT_FLAGS,
+  TFHD_DEFAULT_SIZE,
+  TFHD_SAMPLE_DESCRIPTION_INDEX,
+  TRUN_CTO,
+  TRUN_DATA_OFFSET,
+  TRUN_DURATION,
+  TRUN_FIRST_SAMPLE_FLAGS,
+  TRUN_FLAGS,
+  TRUN_SIZE,
+} from '../bmff/flags.ts';
 import { editMoof, type FragmentLayout, fragmentLayout, type TrafEdit } from '../bmff/merge.ts';
 import { parseMoov } from '../bmff/movie.ts';
 import { type Box, children, payloadReader, pick, Reader, required } from '../bmff/reader.ts';
@@ -77,18 +91,6 @@ const ENTRIES: Record<string, { kind: 'video' | 'audio'; encrypted: string }> = 
   avc3: { kind: 'video', encrypted: 'encv' },
   mp4a: { kind: 'audio', encrypted: 'enca' },
 };
-const TFHD_BASE_DATA_OFFSET = 0x000001;
-const TFHD_SAMPLE_DESCRIPTION_INDEX = 0x000002;
-const TFHD_DEFAULT_DURATION = 0x000008;
-const TFHD_DEFAULT_SIZE = 0x000010;
-const TFHD_DEFAULT_FLAGS = 0x000020;
-const TFHD_DEFAULT_BASE_IS_MOOF = 0x020000;
-const TRUN_DATA_OFFSET = 0x000001;
-const TRUN_FIRST_SAMPLE_FLAGS = 0x000004;
-const TRUN_DURATION = 0x000100;
-const TRUN_SIZE = 0x000200;
-const TRUN_FLAGS = 0x000400;
-const TRUN_CTO = 0x000800;
 const SENC_USE_SUBSAMPLES = 0x000002;
 const U16_MAX = 0xffff;
 const U32_MAX = 0xffffffff;
