@@ -28,6 +28,10 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | Promise
 
 export interface ServerProcess {
   url: string;
+  /** An admin API token of the server's data folder (made with `smoothcast token create` before the start). */
+  token: string;
+  /** `{ authorization: 'Bearer …' }` with that token: every /api request sends it. */
+  auth: Record<string, string>;
   /** Everything the server printed so far (JSON log lines). */
   log(): string;
   child: ChildProcess;
@@ -36,8 +40,14 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** `smoothcast serve` as its own process on a free port over `dataDir`. */
+/** `smoothcast serve` as its own process on a free port over `dataDir`, and an admin API token to call it with. */
 export async function startServer(dataDir: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const created = await run(
+    process.execPath,
+    [BIN, 'token', 'create', '--name', 'bench', '--scopes', 'admin', '--data', dataDir],
+    { env: { ...process.env, ...env }, timeout: 60_000 },
+  );
+  const token = created.stdout.trim();
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data', dataDir], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -49,6 +59,8 @@ export async function startServer(dataDir: string, env: Record<string, string> =
   const url = await waitFor('server start', () => /serving (http:\/\/\S+)/.exec(out)?.[1], 60_000);
   return {
     url,
+    token,
+    auth: { authorization: `Bearer ${token}` },
     child,
     log: () => out,
     peakRss() {
@@ -166,7 +178,7 @@ export async function encodedAsset(
   const asset = await waitFor(
     'the encode',
     async () => {
-      const a = (await (await fetch(`${server.url}/api/assets/${id}`)).json()) as AssetJson;
+      const a = (await (await fetch(`${server.url}/api/assets/${id}`, { headers: server.auth })).json()) as AssetJson;
       if (a.status === 'failed') throw new Error(`encode failed: ${JSON.stringify(a.error)}`);
       return a.status === 'ready' ? a : undefined;
     },

@@ -217,7 +217,7 @@ class PhaseCpu {
 async function createStream(server: ServerProcess, body: Record<string, unknown>): Promise<LiveStreamJson> {
   const r = await fetch(`${server.url}/api/live`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...server.auth, 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
   if (r.status !== 201) throw new Error(`POST /api/live: ${r.status} ${await r.text()}`);
@@ -225,11 +225,11 @@ async function createStream(server: ServerProcess, body: Record<string, unknown>
 }
 
 async function getStream(server: ServerProcess, id: string): Promise<LiveStreamJson> {
-  return (await (await fetch(`${server.url}/api/live/${id}`)).json()) as LiveStreamJson;
+  return (await (await fetch(`${server.url}/api/live/${id}`, { headers: server.auth })).json()) as LiveStreamJson;
 }
 
 async function shutdown(server: ServerProcess, id: string): Promise<void> {
-  const r = await fetch(`${server.url}/api/live/${id}/shutdown`, { method: 'POST' });
+  const r = await fetch(`${server.url}/api/live/${id}/shutdown`, { method: 'POST', headers: server.auth });
   if (r.status !== 200) console.log(`  (shutdown of ${id}: ${r.status} ${await r.text()})`);
 }
 

@@ -29,7 +29,7 @@ async function main() {
       const asset = await waitFor(
         'playable',
         async () => {
-          const a = (await (await fetch(`${server.url}/api/assets/${id}`)).json()) as {
+          const a = (await (await fetch(`${server.url}/api/assets/${id}`, { headers: server.auth })).json()) as {
             playable: boolean;
             status: string;
             playback: { hls: string };
@@ -68,7 +68,7 @@ async function main() {
         for (const line of server.log().split('\n')) if (line.includes(id)) console.log(`    server: ${line}`);
       }
       // Deleting stops the encode; the next measurement starts on an idle worker.
-      await fetch(`${server.url}/api/assets/${id}`, { method: 'DELETE' });
+      await fetch(`${server.url}/api/assets/${id}`, { method: 'DELETE', headers: server.auth });
       await waitFor(
         'idle worker',
         async () => {

@@ -65,6 +65,7 @@ async function main() {
       for (let i = 0; i < ROUNDS; i++) {
         // tus: create, then one PATCH with the whole body.
         const created = await curl('POST', `${server.url}/api/uploads`, null, {
+          ...server.auth,
           'Tus-Resumable': '1.0.0',
           'Upload-Length': String(BYTES),
           'Upload-Metadata': `filename ${Buffer.from(`bench-${i}.bin`).toString('base64')}`,
@@ -72,6 +73,7 @@ async function main() {
         const location = /^location: (\S+)/im.exec(created.headers)?.[1];
         if (created.status !== 201 || !location) throw new Error(`tus create failed: ${created.headers}`);
         const up = await curl('PATCH', new URL(location, server.url).href, source, {
+          ...server.auth,
           'Tus-Resumable': '1.0.0',
           'Upload-Offset': '0',
           'Content-Type': 'application/offset+octet-stream',

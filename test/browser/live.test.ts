@@ -308,7 +308,7 @@ describe('live: one RTMP event in hls.js, dash.js and Shaka', { concurrency: fal
 
   before(async () => {
     p = await startTestPlatform();
-    const res = await fetch(`${p.url}/api/live`, {
+    const res = await p.api('/api/live', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ title: 'Live interop', dvrWindowSeconds: 120, latency: 'low' }),
@@ -542,7 +542,7 @@ describe('live: one RTMP event in hls.js, dash.js and Shaka', { concurrency: fal
 
     it('within 5 s the HLS playlists end, the MPD is static and the asset is ready', { timeout: 60_000 }, async (t) => {
       const started = Date.now();
-      const res = await fetch(`${p.url}/api/live/${stream.id}/shutdown`, { method: 'POST' });
+      const res = await p.api(`/api/live/${stream.id}/shutdown`, { method: 'POST' });
       assert.equal(res.status, 200, `POST /api/live/${stream.id}/shutdown: ${res.status} ${await res.clone().text()}`);
       const s = (await res.json()) as LiveStreamJson;
       assert.equal(s.state, 'shutdown');

@@ -21,6 +21,14 @@ export async function openBrowser(): Promise<{ browser: Browser; context: Browse
 }
 
 /**
+ * Signs `context` in as the platform's admin: its login session's `sc_session` cookie, for the platform's origin (the
+ * web app reads the CSRF token of that session from GET /api/me).
+ */
+export async function signIn(context: BrowserContext, p: { url: string; admin: { cookie: string } }): Promise<void> {
+  await context.addCookies([{ name: 'sc_session', value: p.admin.cookie, url: p.url }]);
+}
+
+/**
  * Opens `base + path` in a new page of `context` at `viewport`; its console errors and uncaught exceptions are
  * pushed onto `consoleErrors`, each prefixed with `path`.
  */

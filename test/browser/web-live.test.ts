@@ -12,7 +12,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { LiveStreamJson } from '../../src/roles/api/live.ts';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
-import { openBrowser, openPage, SHOTS } from './pages.ts';
+import { openBrowser, openPage, SHOTS, signIn } from './pages.ts';
 
 const VIEWPORT = { width: 1280, height: 800 };
 
@@ -62,11 +62,13 @@ describe('live page in chromium', { timeout: 90_000 }, () => {
     // The input's own rendition stored as is (no ladder to encode): the browser and ffmpeg get the CPU.
     p = await startTestPlatform({ live: { transcode: false } });
     ({ browser, context } = await openBrowser());
+    // The app's pages are for signed-in users: the admin's login session.
+    await signIn(context, p);
     context.on('response', (r) => {
       if (r.status() >= 400) refused.push(`${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
     });
     // Another stream, so the list shows more than one.
-    const res = await fetch(`${p.url}/api/live`, {
+    const res = await p.api('/api/live', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ title: 'Weekly town hall', latency: 'standard', dvrWindowSeconds: 0 }),
@@ -303,7 +305,7 @@ describe('live page in chromium', { timeout: 90_000 }, () => {
     await page.waitForURL(/\/live$/);
     await page.locator('li.stream').first().waitFor();
     assert.equal(await page.locator(`li.stream[data-id="${id}"]`).count(), 0);
-    assert.equal((await fetch(`${p.url}/api/live/${id}`)).status, 404);
+    assert.equal((await p.api(`/api/live/${id}`)).status, 404);
     await page.close();
   });
 

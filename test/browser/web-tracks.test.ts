@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { importSettled, startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
-import { openBrowser, openPage, SHOTS } from './pages.ts';
+import { openBrowser, openPage, SHOTS, signIn } from './pages.ts';
 
 /** What the watch page's player (`window.smoothcastPlayer`) is asked in these tests. */
 interface PagePlayer {
@@ -37,6 +37,8 @@ describe('captions, audio languages and audio-only assets in chromium', () => {
   before(async () => {
     p = await startTestPlatform({ encode: { preset: 'ultrafast' } });
     ({ browser, context } = await openBrowser());
+    // The app's pages are for signed-in users: the admin's login session.
+    await signIn(context, p);
   });
 
   after(async () => {

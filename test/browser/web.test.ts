@@ -11,7 +11,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/platform.ts';
 import { h264Clip } from '../helpers/sources.ts';
-import { openBrowser, openPage, SHOTS } from './pages.ts';
+import { openBrowser, openPage, SHOTS, signIn } from './pages.ts';
 
 describe('web app in chromium', () => {
   let p: TestPlatform;
@@ -31,6 +31,8 @@ describe('web app in chromium', () => {
     clip = join(p.dataDir, 'Test pattern at 540p.mp4');
     copyFileSync(generated, clip);
     ({ browser, context } = await openBrowser());
+    // The app's pages are for signed-in users: the admin's login session.
+    await signIn(context, p);
   });
 
   after(async () => {
@@ -195,7 +197,7 @@ describe('web app in chromium', () => {
     page.once('dialog', (d) => void d.accept());
     await card.locator('button.delete').click();
     await card.waitFor({ state: 'detached' });
-    assert.equal((await fetch(`${p.url}/api/assets/${assetId}`)).status, 404);
+    assert.equal((await p.api(`/api/assets/${assetId}`)).status, 404);
     assert.equal(existsSync(join(p.dataDir, 'media', 'assets', assetId)), false);
     await page.close();
   });

@@ -311,7 +311,7 @@ describe('text tracks: embedded, sidecar, served through HLS, DASH and export', 
     const announced = await new Promise<{ status: number; body: string }>((resolve, reject) => {
       const req = request(`${p.url}${path}?language=en`, {
         method: 'POST',
-        headers: { 'content-type': 'text/plain', 'content-length': String(100 * 2 ** 20) },
+        headers: { ...p.auth, 'content-type': 'text/plain', 'content-length': String(100 * 2 ** 20) },
       });
       req.on('response', (res) => {
         let body = '';
@@ -341,7 +341,7 @@ describe('text tracks: embedded, sidecar, served through HLS, DASH and export', 
       },
     });
     const t1 = Date.now();
-    const streamed = await fetch(`${p.url}${path}?language=en`, {
+    const streamed = await p.api(`${path}?language=en`, {
       method: 'POST',
       body: stream,
       headers: { 'content-type': 'text/plain' },

@@ -36,7 +36,8 @@ describe('smoothcast live (CLI)', { timeout: 60_000 }, () => {
     await p?.stop();
   });
 
-  const live = (...args: string[]) => cli(['live', ...args, '--server', p.url], { timeoutMs: 20_000 });
+  const live = (...args: string[]) =>
+    cli(['live', ...args, '--server', p.url, '--token', p.token], { timeoutMs: 20_000 });
   const parsed = (r: { code: number; stdout: string; stderr: string }) => {
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout) as LiveStreamJson;
@@ -154,7 +155,7 @@ describe('smoothcast live (CLI)', { timeout: 60_000 }, () => {
       assert.equal(r.code, 2, `live ${args.join(' ')}`);
       assert.match(r.stderr, /usage: smoothcast live/);
     }
-    const down = await cli(['live', 'ls', '--server', 'http://127.0.0.1:9']);
+    const down = await cli(['live', 'ls', '--server', 'http://127.0.0.1:9', '--token', p.token]);
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach http:\/\/127\.0\.0\.1:9/);
   });

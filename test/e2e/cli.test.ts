@@ -65,7 +65,7 @@ describe('smoothcast CLI', () => {
     const rm = await cli(['rm', '--data', p.dataDir, id]);
     assert.equal(rm.code, 0, rm.stderr);
     assert.ok(!existsSync(dir), 'files removed');
-    const res = await fetch(`${p.url}/api/assets/${id}`);
+    const res = await p.api(`/api/assets/${id}`);
     assert.equal(res.status, 404);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'ASSET_NOT_FOUND');
     const again = await cli(['rm', '--data', p.dataDir, id]);

@@ -51,7 +51,7 @@ async function* readEvents(res: Response): AsyncGenerator<SseEvent> {
 
 /** Opens the stream of an asset (bounded by a deadline) and checks its response headers. */
 async function openEvents(p: TestPlatform, id: string, timeoutMs: number): Promise<Response> {
-  const res = await fetch(`${p.url}/api/assets/${id}/events`, { signal: AbortSignal.timeout(timeoutMs) });
+  const res = await p.api(`/api/assets/${id}/events`, { signal: AbortSignal.timeout(timeoutMs) });
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
   assert.equal(res.headers.get('cache-control'), 'no-store');
@@ -133,7 +133,7 @@ describe('asset events (SSE)', () => {
       if (e.event !== 'asset') continue;
       const a = JSON.parse(e.data) as AssetJson;
       assert.notEqual(a.status, 'ready', 'the encode finished before the test could delete it');
-      if (a.status === 'processing' && !deleted) deleted = fetch(`${p.url}/api/assets/${id}`, { method: 'DELETE' });
+      if (a.status === 'processing' && !deleted) deleted = p.api(`/api/assets/${id}`, { method: 'DELETE' });
     }
     assert.ok(deleted, `never saw processing: ${events.map((e) => e.event).join(', ')}`);
     assert.equal((await deleted).status, 204);
@@ -144,11 +144,11 @@ describe('asset events (SSE)', () => {
   });
 
   it('answers 404 JSON for an unknown asset and 400 for an invalid id', async () => {
-    const unknown = await fetch(`${p.url}/api/assets/${'z'.repeat(16)}/events`);
+    const unknown = await p.api(`/api/assets/${'z'.repeat(16)}/events`);
     assert.equal(unknown.status, 404);
     assert.match(unknown.headers.get('content-type') ?? '', /^application\/json/);
     assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'ASSET_NOT_FOUND');
-    const invalid = await fetch(`${p.url}/api/assets/NOT-AN-ID/events`);
+    const invalid = await p.api(`/api/assets/NOT-AN-ID/events`);
     assert.equal(invalid.status, 400);
     assert.equal(((await invalid.json()) as { error: { code: string } }).error.code, 'INVALID_ID');
     assert.equal((await p.get<{ ok: boolean }>('/healthz')).ok, true);

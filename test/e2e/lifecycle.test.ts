@@ -81,8 +81,8 @@ async function importNoWait(dataDir: string, file: string): Promise<string> {
   return (JSON.parse(r.stdout) as AssetJson).id;
 }
 
-async function getJson<T>(url: string): Promise<T> {
-  const r = await fetch(url);
+async function getJson<T>(url: string, headers: Record<string, string> = {}): Promise<T> {
+  const r = await fetch(url, { headers });
   if (!r.ok) throw new Error(`GET ${url}: ${r.status} ${await r.text()}`);
   return (await r.json()) as T;
 }
@@ -135,7 +135,7 @@ describe('encode job life cycle', () => {
       const a = await p.get<AssetJson>(`/api/assets/${id}`);
       assert.equal(a.status, 'processing');
 
-      const del = await fetch(`${p.url}/api/assets/${id}`, { method: 'DELETE' });
+      const del = await p.api(`/api/assets/${id}`, { method: 'DELETE' });
       assert.equal(del.status, 204);
       assert.equal((await del.arrayBuffer()).byteLength, 0);
 
@@ -152,7 +152,7 @@ describe('encode job life cycle', () => {
         10_000,
       );
       assert.ok(!existsSync(folder), 'nothing was written into the asset folder after the delete');
-      const gone = await fetch(`${p.url}/api/assets/${id}`);
+      const gone = await p.api(`/api/assets/${id}`);
       assert.equal(gone.status, 404);
       assert.equal(((await gone.json()) as { error: { code: string } }).error.code, 'ASSET_NOT_FOUND');
       assert.equal((await fetch(`${p.url}/v/${id}/master.m3u8`)).status, 404);
@@ -174,6 +174,10 @@ describe('encode job life cycle', () => {
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SMOOTHCAST_')) env[k] = v;
     env.SMOOTHCAST_WORKER_LEASE_SECONDS = '5';
     env.SMOOTHCAST_WORKER_POLL_MS = '100';
+    // An admin API token of the data folder (made by the CLI, as an operator would) to call the API with.
+    const made = await cli(['token', 'create', '--name', 'tests', '--scopes', 'admin', '--data', dataDir]);
+    assert.equal(made.code, 0, made.stderr);
+    const auth = { authorization: `Bearer ${made.stdout.trim()}` };
 
     const serve = async () => {
       const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--data', dataDir], {
@@ -207,7 +211,7 @@ describe('encode job life cycle', () => {
     await until(
       'the encode under way with some progress',
       async () => {
-        const a = await getJson<AssetJson>(`${first.url}/api/assets/${id}`);
+        const a = await getJson<AssetJson>(`${first.url}/api/assets/${id}`, auth);
         assert.notEqual(a.status, 'ready', 'the encode ended before the test could kill the server');
         return a.status === 'processing' && (a.progress?.percent ?? 0) > 0 && encodeProcess(id) ? a : undefined;
       },
@@ -245,7 +249,7 @@ describe('encode job life cycle', () => {
     const done = await until(
       'the asset ready after the retake',
       async () => {
-        const a = await getJson<AssetJson>(`${second.url}/api/assets/${id}`);
+        const a = await getJson<AssetJson>(`${second.url}/api/assets/${id}`, auth);
         assert.notEqual(a.status, 'failed', JSON.stringify(a.error));
         return a.status === 'ready' ? a : undefined;
       },

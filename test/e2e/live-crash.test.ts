@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { createStream, publish } from '../helpers/live.ts';
-import { BIN, freePort, until } from '../helpers/platform.ts';
+import { BIN, cli, freePort, until } from '../helpers/platform.ts';
 import { fetchBytes, fetchText } from '../helpers/verify.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'smoothcast-live-crash-'));
@@ -46,16 +46,21 @@ function serve(port: number, rtmpPort: number): Promise<ChildProcess> {
 it('SIGKILL mid-stream: after a restart the event plays to its last fragment and the publisher continues it', async () => {
   const [port, rtmpPort] = [await freePort(), await freePort()];
   const base = `http://127.0.0.1:${port}`;
+  // An admin API token of the data folder (made by the CLI, as an operator would) to call the API with.
+  const made = await cli(['token', 'create', '--name', 'tests', '--scopes', 'admin', '--data', dataDir]);
+  assert.equal(made.code, 0, made.stderr);
+  const auth = { authorization: `Bearer ${made.stdout.trim()}` };
+  const api = async <T>(path: string) => (await (await fetch(`${base}${path}`, { headers: auth })).json()) as T;
   let server = await serve(port, rtmpPort);
-  const s = await createStream(base, { reconnectWindowSeconds: 60 });
+  const s = await createStream({ url: base, auth }, { reconnectWindowSeconds: 60 });
   const url = `rtmp://127.0.0.1:${rtmpPort}/live/${s.streamKey}`;
   const pub = publish(url, { seconds: 30, size: '640x360' });
   const assetId = await until(
     'the event to have a few segments',
     async () => {
-      const cur = (await (await fetch(`${base}/api/live/${s.id}`)).json()) as { currentAssetId: string | null };
+      const cur = await api<{ currentAssetId: string | null }>(`/api/live/${s.id}`);
       if (!cur.currentAssetId) return undefined;
-      const a = (await (await fetch(`${base}/api/assets/${cur.currentAssetId}`)).json()) as AssetJson;
+      const a = await api<AssetJson>(`/api/assets/${cur.currentAssetId}`);
       if (!a.playable) return undefined;
       const m = await fetch(`${base}/v/${a.id}/master.m3u8`);
       const v0 = (await m.text()).split('\n').find((l) => l.endsWith('v0.m3u8'));
@@ -70,13 +75,13 @@ it('SIGKILL mid-stream: after a restart the event plays to its last fragment and
   await pub.exited;
 
   server = await serve(port, rtmpPort);
-  const asset = (await (await fetch(`${base}/api/assets/${assetId}`)).json()) as AssetJson;
+  const asset = await api<AssetJson>(`/api/assets/${assetId}`);
   assert.equal(asset.status, 'live');
   assert.equal(asset.playable, true);
-  const state = (await (await fetch(`${base}/api/live/${s.id}`)).json()) as {
+  const state = await api<{
     state: string;
     reconnectDeadline: string;
-  };
+  }>(`/api/live/${s.id}`);
   assert.equal(state.state, 'started', 'waiting for its publisher again');
   assert.ok(state.reconnectDeadline);
   // Every segment the playlist lists is there, whole (a torn last fragment is not listed).
@@ -95,7 +100,7 @@ it('SIGKILL mid-stream: after a restart the event plays to its last fragment and
     async () => ((await fetchText(`${base}/v/${assetId}/${v0}`)).includes('#EXT-X-DISCONTINUITY\n') ? true : undefined),
     20_000,
   );
-  const cur = (await (await fetch(`${base}/api/live/${s.id}`)).json()) as { currentAssetId: string };
+  const cur = await api<{ currentAssetId: string }>(`/api/live/${s.id}`);
   assert.equal(cur.currentAssetId, assetId);
   again.child.kill('SIGKILL');
   server.kill('SIGTERM');

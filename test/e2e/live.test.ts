@@ -46,11 +46,11 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
   });
 
   it('plays within 6 s, aligned 2 s keyframes, LL-HLS parts, blocking reload, a second publisher refused', async (t) => {
-    const s = await createStream(p.url, { reconnectWindowSeconds: 20 });
+    const s = await createStream(p, { reconnectWindowSeconds: 20 });
     assert.match(s.ingest.rtmp, /^rtmp:\/\/[^/]+\/live\/[a-z2-7]{32}$/);
     assert.equal(s.state, 'idle');
     const pub = publish(rtmp(s.streamKey), { seconds: 16 });
-    const asset = await playableEvent(p.url, s.id);
+    const asset = await playableEvent(p, s.id);
     const playableAfter = (Date.now() - pub.startedAt) / 1000;
     t.diagnostic(`playable ${playableAfter.toFixed(2)} s after the publisher started`);
     assert.ok(playableAfter <= 6, `playable after ${playableAfter} s`);
@@ -168,7 +168,7 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
 
     // Shutdown: within 5 s the playlist ends, the MPD is static, the asset is ready, ffmpeg decodes it whole.
     const t0 = Date.now();
-    const down = await liveAction(p.url, s.id, 'shutdown');
+    const down = await liveAction(p, s.id, 'shutdown');
     assert.equal(down.status, 200, await down.clone().text());
     assert.equal(((await down.json()) as { state: string }).state, 'shutdown');
     const ready = await json<AssetJson>(`/api/assets/${asset.id}`);
@@ -186,9 +186,9 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
 
   it('restarts a ladder ffmpeg that dies within a second; the event continues after a discontinuity', async (t) => {
     // A 4 s DVR window: the live manifests drop what is older (HLS keeps its 3-target-duration minimum).
-    const s = await createStream(p.url, { dvrWindowSeconds: 4 });
+    const s = await createStream(p, { dvrWindowSeconds: 4 });
     const pub = publish(rtmp(s.streamKey), { seconds: 14, size: '640x360' });
-    const a = await playableEvent(p.url, s.id);
+    const a = await playableEvent(p, s.id);
     const pid = p.live!.ladderPid(s.id)!;
     assert.ok(pid > 0);
     process.kill(pid, 'SIGKILL');
@@ -221,7 +221,7 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
     );
     assert.match(await fetchText(`${p.url}/v/${a.id}/manifest.mpd`), /timeShiftBufferDepth="PT4S"/);
     await pub.exited;
-    await liveAction(p.url, s.id, 'shutdown');
+    await liveAction(p, s.id, 'shutdown');
     // The archive is the whole event, from its first segment.
     const archive = await fetchText(v0);
     assert.match(archive, /#EXT-X-MEDIA-SEQUENCE:0\n/);
@@ -230,9 +230,9 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
   });
 
   it('answers a 1080p publish with transcode: false (the input stored as is, near-zero CPU)', async () => {
-    const s = await createStream(p.url, { transcode: false });
+    const s = await createStream(p, { transcode: false });
     const pub = publish(rtmp(s.streamKey), { seconds: 6, size: '1920x1080' });
-    const a = await playableEvent(p.url, s.id);
+    const a = await playableEvent(p, s.id);
     assert.deepEqual(
       a.renditions.map((r) => [r.id, r.width, r.height]),
       [
@@ -241,7 +241,7 @@ describe('live over RTMP: publishing point, LL-HLS, DASH, Smooth, reconnect, shu
       ],
     );
     await pub.exited;
-    await liveAction(p.url, s.id, 'shutdown');
+    await liveAction(p, s.id, 'shutdown');
     const ready = await json<AssetJson>(`/api/assets/${a.id}`);
     assert.equal(ready.status, 'ready');
     // What was pushed (6 s), within one segment.
@@ -256,7 +256,7 @@ describe('live over HTTP push', () => {
     const bad = await fetch(`${p.url}/ingest/${'b'.repeat(32)}.isml/Streams(x)`, { method: 'POST', body: 'x' });
     assert.equal(bad.status, 403);
     assert.equal((await json<{ total: number }>('/api/assets')).total, before);
-    const s = await createStream(p.url);
+    const s = await createStream(p);
     const pub = publish(`${s.ingest.http}.isml/Streams(cam)`, { seconds: 8, size: '640x360', format: 'ismv' });
     assert.equal((await pub.exited).code, 0);
     const cur = await json<{ currentAssetId: string }>(`/api/live/${s.id}`);
@@ -270,7 +270,7 @@ describe('live over HTTP push', () => {
       live.renditions.every((r) => r.bitrate > 10_000 && r.bitrate !== 1_000_000),
       JSON.stringify(live.renditions),
     );
-    await liveAction(p.url, s.id, 'shutdown');
+    await liveAction(p, s.id, 'shutdown');
     const ready = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
     assert.equal(ready.status, 'ready');
     assert.ok(Math.abs(ready.duration! - 8) < 2, `duration ${ready.duration}`);
@@ -282,16 +282,16 @@ describe('push targets', () => {
   it('forwards a live stream to a second smoothcast, which plays the same stream; a bad URL is refused', async () => {
     const other = await startTestPlatform();
     try {
-      const theirs = await createStream(other.url);
-      const ours = await createStream(p.url);
-      const bad = await fetch(`${p.url}/api/live/${ours.id}/targets`, {
+      const theirs = await createStream(other);
+      const ours = await createStream(p);
+      const bad = await p.api(`/api/live/${ours.id}/targets`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ url: 'file:///etc/passwd' }),
       });
       assert.equal(bad.status, 400);
       assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'LIVE_TARGET_INVALID');
-      const added = await fetch(`${p.url}/api/live/${ours.id}/targets`, {
+      const added = await p.api(`/api/live/${ours.id}/targets`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ url: theirs.ingest.rtmp }),
@@ -322,18 +322,18 @@ describe('push targets', () => {
 
 describe('live over SRT', () => {
   it('takes MPEG-TS over SRT with the stream passphrase into the ladder; a wrong passphrase is refused', async () => {
-    const s = await createStream(p.url);
+    const s = await createStream(p);
     assert.ok(s.ingest.srt, 'the stream has an SRT URL');
     const wrong = s.ingest.srt!.replace(/passphrase=[^&]+/, 'passphrase=wrongwrongwrong');
     const bad = publish(`${wrong}&connect_timeout=2000`, { seconds: 3, size: '320x240', format: 'mpegts' });
     assert.notEqual((await bad.exited).code, 0, 'a wrong passphrase must be refused');
     assert.equal((await json<{ currentAssetId: string | null }>(`/api/live/${s.id}`)).currentAssetId, null);
     const pub = publish(s.ingest.srt!, { seconds: 8, size: '640x360', format: 'mpegts' });
-    const a = await playableEvent(p.url, s.id);
+    const a = await playableEvent(p, s.id);
     assert.equal(a.status, 'live');
     assert.ok((Date.now() - pub.startedAt) / 1000 <= 6, 'playable within 6 s');
     await pub.exited;
-    await liveAction(p.url, s.id, 'shutdown');
+    await liveAction(p, s.id, 'shutdown');
     const ready = await json<AssetJson>(`/api/assets/${a.id}`);
     assert.equal(ready.status, 'ready');
     await decodeUrl(`${p.url}${ready.playback.hls}`);
@@ -342,7 +342,7 @@ describe('live over SRT', () => {
 
 describe('live over DASH-IF CMAF ingest', () => {
   it('takes one POST per track (video and audio paths) into one event that plays and archives', async () => {
-    const s = await createStream(p.url);
+    const s = await createStream(p);
     const cmaf = ['-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof+cmaf'];
     // One encoder process per track, as a DASH-IF ingest source sends them (one ffmpeg with two HTTP outputs
     // stalls before its first byte in ffmpeg 5.1).
@@ -383,7 +383,7 @@ describe('live over DASH-IF CMAF ingest', () => {
         ['a0', true],
       ],
     );
-    await liveAction(p.url, s.id, 'shutdown');
+    await liveAction(p, s.id, 'shutdown');
     const ready = await json<AssetJson>(`/api/assets/${cur.currentAssetId}`);
     assert.equal(ready.status, 'ready');
     assert.ok(Math.abs(ready.duration! - 8) < 2, `duration ${ready.duration}`);
@@ -393,15 +393,15 @@ describe('live over DASH-IF CMAF ingest', () => {
 
 describe('live stream deletion', () => {
   it('finalises the event a stopped stream still holds into its archive, then deletes the stream', async () => {
-    const s = await createStream(p.url);
+    const s = await createStream(p);
     const pub = publish(rtmp(s.streamKey), { seconds: 5, size: '320x240' });
-    const a = await playableEvent(p.url, s.id);
-    assert.equal((await liveAction(p.url, s.id, 'stop')).status, 200);
+    const a = await playableEvent(p, s.id);
+    assert.equal((await liveAction(p, s.id, 'stop')).status, 200);
     await pub.exited;
     // A live event cannot be deleted as an asset while its stream holds it.
-    assert.equal((await fetch(`${p.url}/api/assets/${a.id}`, { method: 'DELETE' })).status, 409);
-    assert.equal((await fetch(`${p.url}/api/live/${s.id}`, { method: 'DELETE' })).status, 204);
-    assert.equal((await fetch(`${p.url}/api/live/${s.id}`)).status, 404);
+    assert.equal((await p.api(`/api/assets/${a.id}`, { method: 'DELETE' })).status, 409);
+    assert.equal((await p.api(`/api/live/${s.id}`, { method: 'DELETE' })).status, 204);
+    assert.equal((await p.api(`/api/live/${s.id}`)).status, 404);
     const archived = await json<AssetJson>(`/api/assets/${a.id}`);
     assert.equal(archived.status, 'ready');
   });

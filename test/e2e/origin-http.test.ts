@@ -268,7 +268,9 @@ describe('origin HTTP semantics', () => {
       { path: `/api/assets/${unknown}/events`, status: 404, code: 'ASSET_NOT_FOUND' },
     ];
     for (const c of cases) {
-      const res = await fetch(p.url + c.path, { method: c.method ?? 'GET' });
+      // The API as the admin; playback and unknown routes as anyone.
+      const init = { method: c.method ?? 'GET', headers: c.path.startsWith('/api/') ? p.auth : {} };
+      const res = await fetch(p.url + c.path, init);
       const what = `${c.method ?? 'GET'} ${c.path}`;
       assert.equal(res.status, c.status, what);
       const err = await errorOf(res);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Upload } from 'tus-js-client';
 import type { AssetJson } from '../../src/roles/api/present.ts';
-import { BIN, freePort, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
+import { BIN, cli, freePort, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
 import { faultProxy } from '../helpers/proxy.ts';
 
 const MiB = 2 ** 20;
@@ -52,16 +52,18 @@ function serve(dataDir: string, port: number): Promise<ChildProcess> {
   });
 }
 
-/** tus-js-client upload of a file; records the offset of every PATCH it sends. */
+/** tus-js-client upload of a file (with the given credential headers); records the offset of every PATCH it sends. */
 function upload(
   endpoint: string,
   file: string,
+  headers: Record<string, string>,
   opts: { onProgress?: (sent: number) => void; retryDelays?: number[] } = {},
 ): Promise<{ url: string; patchOffsets: number[] }> {
   const patchOffsets: number[] = [];
   return new Promise((resolve, reject) => {
     const u: Upload = new Upload(createReadStream(file), {
       endpoint,
+      headers,
       uploadSize: statSync(file).size,
       metadata: { filename: 'big.bin' },
       retryDelays: opts.retryDelays ?? [100, 250, 500, 1000, 1000, 2000, 2000, 3000, 5000, 5000],
@@ -88,11 +90,15 @@ describe('resumable uploads survive failures', () => {
     const dataDir = join(work, 'data-a');
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
+    // An admin API token of the data folder (made by the CLI, as an operator would) to upload with.
+    const made = await cli(['token', 'create', '--name', 'tests', '--scopes', 'admin', '--data', dataDir]);
+    assert.equal(made.code, 0, made.stderr);
+    const auth = { authorization: `Bearer ${made.stdout.trim()}` };
     let server = await serve(dataDir, port);
     let killedAt = -1;
     let restarted: Promise<void> | null = null;
     try {
-      const result = await upload(`${base}/api/uploads`, file, {
+      const result = await upload(`${base}/api/uploads`, file, auth, {
         onProgress: (sent) => {
           if (killedAt < 0 && sent > 60 * MiB) {
             killedAt = sent;
@@ -110,7 +116,7 @@ describe('resumable uploads survive failures', () => {
         result.patchOffsets.some((o) => o > 0),
         `resumed from the stored offset, not restarted: PATCH offsets ${result.patchOffsets}`,
       );
-      const asset = (await (await fetch(`${result.url}/asset`)).json()) as AssetJson;
+      const asset = (await (await fetch(`${result.url}/asset`, { headers: auth })).json()) as AssetJson;
       assert.equal(sha256(sourceOf(dataDir, asset.id)), sha256(file));
     } finally {
       server.kill('SIGKILL');
@@ -128,7 +134,7 @@ describe('resumable uploads survive failures', () => {
       const file = randomFile(work, 48 * MiB);
       const proxy = await faultProxy(p.url, { afterBytes: 20 * MiB, action: 'drop' });
       try {
-        const result = await upload(`${proxy.url}/api/uploads`, file);
+        const result = await upload(`${proxy.url}/api/uploads`, file, p.auth);
         await proxy.faulted;
         const resumed = result.patchOffsets.filter((o) => o > 0);
         assert.ok(resumed.length > 0, `PATCH offsets ${result.patchOffsets}`);
@@ -136,7 +142,7 @@ describe('resumable uploads survive failures', () => {
         assert.ok(resumed[0]! > 10 * MiB, `resumed at ${resumed[0]}`);
         assert.ok(proxy.upstreamBytes() < 48 * MiB + 22 * MiB, 'the bytes before the reset were not sent twice');
         const asset = (await (
-          await fetch(new URL(`${new URL(result.url).pathname}/asset`, p.url))
+          await fetch(new URL(`${new URL(result.url).pathname}/asset`, p.url), { headers: p.auth })
         ).json()) as AssetJson;
         assert.equal(sha256(sourceOf(p.dataDir, asset.id)), sha256(file));
       } finally {
@@ -149,7 +155,7 @@ describe('resumable uploads survive failures', () => {
       const state = join(work, 'cli-state.json');
       const proxy = await faultProxy(p.url, { afterBytes: 12 * MiB, action: 'stall' });
       try {
-        const args = [BIN, 'upload', '--server', proxy.url, '--state', state, '--json', file];
+        const args = [BIN, 'upload', '--server', proxy.url, '--token', p.token, '--state', state, '--json', file];
         const first = spawn(process.execPath, args, { stdio: 'ignore' });
         await proxy.faulted;
         // What arrived before the stall is on the server's disk.

@@ -21,7 +21,7 @@ function metadata(m: Record<string, string>): string {
 }
 
 async function create(p: TestPlatform, size: number, meta = { filename: 'clip.mp4', title: 'A clip' }) {
-  const res = await fetch(`${p.url}/api/uploads`, {
+  const res = await p.api('/api/uploads', {
     method: 'POST',
     headers: { ...TUS, 'upload-length': String(size), 'upload-metadata': metadata(meta) },
   });
@@ -32,12 +32,13 @@ async function create(p: TestPlatform, size: number, meta = { filename: 'clip.mp
   return { url, id: url.split('/').at(-1)! };
 }
 
-function patch(url: string, offset: number, body: Uint8Array, headers: Record<string, string> = {}) {
-  return fetch(url, { method: 'PATCH', headers: { ...OCTETS, 'upload-offset': String(offset), ...headers }, body });
+function patch(p: TestPlatform, url: string, offset: number, body: Uint8Array, headers: Record<string, string> = {}) {
+  const h = { ...p.auth, ...OCTETS, 'upload-offset': String(offset), ...headers };
+  return fetch(url, { method: 'PATCH', headers: h, body });
 }
 
-async function offsetOf(url: string): Promise<number> {
-  const res = await fetch(url, { method: 'HEAD', headers: TUS });
+async function offsetOf(p: TestPlatform, url: string): Promise<number> {
+  const res = await fetch(url, { method: 'HEAD', headers: { ...p.auth, ...TUS } });
   assert.equal(res.status, 200);
   assert.equal(res.headers.get('cache-control'), 'no-store');
   return Number(res.headers.get('upload-offset'));
@@ -47,11 +48,12 @@ const sha = (algo: string, b: Uint8Array) => createHash(algo).update(b).digest('
 const sha256hex = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 /** Uploads a file with tus-js-client (the client the CLI and the web app use). */
-function tusUpload(endpoint: string, data: Buffer, opts: { chunkSize?: number; filename: string }) {
+function tusUpload(p: TestPlatform, endpoint: string, data: Buffer, opts: { chunkSize?: number; filename: string }) {
   return new Promise<{ url: string; asset: string | null }>((resolve, reject) => {
     let asset: string | null = null;
     const u: Upload = new Upload(data, {
       endpoint,
+      headers: p.auth,
       chunkSize: opts.chunkSize ?? Number.POSITIVE_INFINITY,
       metadata: { filename: opts.filename, title: `Title of ${opts.filename}` },
       retryDelays: [],
@@ -91,7 +93,7 @@ describe('uploads over tus', () => {
 
   it('refuses an over-size upload at creation with 413 and a clear message, storing nothing', async () => {
     const before = readdirSync(uploadsDir);
-    const res = await fetch(`${p.url}/api/uploads`, {
+    const res = await p.api('/api/uploads', {
       method: 'POST',
       headers: { ...TUS, 'upload-length': String(20 * 1024 ** 3 + 1) },
     });
@@ -104,46 +106,46 @@ describe('uploads over tus', () => {
     const data = randomBytes(300_000);
     const { url, id } = await create(p, data.length);
     const first = data.subarray(0, 100_000);
-    let res = await patch(url, 0, first, { 'upload-checksum': `sha1 ${sha('sha1', first)}` });
+    let res = await patch(p, url, 0, first, { 'upload-checksum': `sha1 ${sha('sha1', first)}` });
     assert.equal(res.status, 204, await res.text());
     assert.equal(res.headers.get('upload-offset'), '100000');
     assert.ok(res.headers.get('upload-expires'), 'Upload-Expires on an unfinished upload');
     const stored = () => readFileSync(join(uploadsDir, id));
 
-    res = await patch(url, 50_000, data.subarray(50_000, 150_000));
+    res = await patch(p, url, 50_000, data.subarray(50_000, 150_000));
     assert.equal(res.status, 409);
     assert.ok(stored().equals(first), 'wrong offset: bytes unchanged');
 
     const second = data.subarray(100_000, 200_000);
     const wrong = sha('sha1', data.subarray(0, 10));
-    res = await patch(url, 100_000, second, { 'upload-checksum': `sha1 ${wrong}` });
+    res = await patch(p, url, 100_000, second, { 'upload-checksum': `sha1 ${wrong}` });
     assert.equal(res.status, 460);
     assert.ok(stored().equals(first), 'bad checksum: the PATCH is discarded whole');
-    assert.equal(await offsetOf(url), 100_000);
+    assert.equal(await offsetOf(p, url), 100_000);
 
-    res = await patch(url, 100_000, second, { 'upload-checksum': `crc99 ${wrong}` });
+    res = await patch(p, url, 100_000, second, { 'upload-checksum': `crc99 ${wrong}` });
     assert.equal(res.status, 400, 'unsupported algorithm');
-    res = await patch(url, 100_000, second, { 'upload-checksum': `sha256 ${sha('sha256', second)}` });
+    res = await patch(p, url, 100_000, second, { 'upload-checksum': `sha256 ${sha('sha256', second)}` });
     assert.equal(res.status, 204);
     assert.ok(stored().equals(data.subarray(0, 200_000)));
     // Termination: the bytes go at once.
-    res = await fetch(url, { method: 'DELETE', headers: TUS });
+    res = await fetch(url, { method: 'DELETE', headers: { ...p.auth, ...TUS } });
     assert.equal(res.status, 204);
     assert.equal(existsSync(join(uploadsDir, id)), false);
     assert.equal(existsSync(join(uploadsDir, `${id}.json`)), false);
-    assert.equal((await fetch(url, { method: 'HEAD', headers: TUS })).status, 404);
+    assert.equal((await fetch(url, { method: 'HEAD', headers: { ...p.auth, ...TUS } })).status, 404);
   });
 
   it('takes 1 MiB and 100 MiB chunks; a finished non-video becomes a failed asset with its reason', async () => {
     const data = randomBytes(101 * 2 ** 20);
     const { url, id } = await create(p, data.length, { filename: 'notes.bin', title: 'Not a video' });
-    let res = await patch(url, 0, data.subarray(0, 2 ** 20));
+    let res = await patch(p, url, 0, data.subarray(0, 2 ** 20));
     assert.equal(res.status, 204);
-    res = await patch(url, 2 ** 20, data.subarray(2 ** 20));
+    res = await patch(p, url, 2 ** 20, data.subarray(2 ** 20));
     assert.equal(res.status, 204, await res.text());
     const assetId = res.headers.get('smoothcast-asset');
     assert.ok(assetId, 'the finishing PATCH names the asset');
-    const viaApi = (await (await fetch(`${url}/asset`)).json()) as AssetJson;
+    const viaApi = (await (await fetch(`${url}/asset`, { headers: p.auth })).json()) as AssetJson;
     assert.equal(viaApi.id, assetId);
     assert.equal(viaApi.title, 'Not a video');
     // The stored source is the uploaded file, byte for byte, and the same bytes on disk (a link, not a copy); the
@@ -152,7 +154,7 @@ describe('uploads over tus', () => {
     const source = join(srcDir, readdirSync(srcDir).find((f) => f.startsWith('source'))!);
     assert.equal(sha256hex(readFileSync(source)), sha256hex(data));
     assert.equal(statSync(source).ino, statSync(join(uploadsDir, id)).ino);
-    assert.equal(await offsetOf(url), data.length);
+    assert.equal(await offsetOf(p, url), data.length);
     const a = await settled(p, assetId, 60_000);
     assert.equal(a.status, 'failed');
     assert.equal(a.error?.code, 'MEDIA_UNREADABLE');
@@ -160,9 +162,12 @@ describe('uploads over tus', () => {
   });
 
   it('turns a finished upload into an asset that encodes and plays', async () => {
-    const { url, asset } = await tusUpload(`${p.url}/api/uploads`, clip, { chunkSize: 64 * 1024, filename: 'c.mp4' });
+    const { url, asset } = await tusUpload(p, `${p.url}/api/uploads`, clip, {
+      chunkSize: 64 * 1024,
+      filename: 'c.mp4',
+    });
     assert.ok(asset, 'Smoothcast-Asset on the last PATCH');
-    const res = await fetch(`${url}/asset`);
+    const res = await fetch(`${url}/asset`, { headers: p.auth });
     assert.equal(res.status, 200);
     const a = (await res.json()) as AssetJson;
     assert.equal(a.id, asset);
@@ -171,7 +176,7 @@ describe('uploads over tus', () => {
     assert.equal(done.status, 'ready', JSON.stringify(done.error));
     assert.ok(done.playback.hls);
     // creation-with-upload: the whole body in the POST.
-    const res2 = await fetch(`${p.url}/api/uploads`, {
+    const res2 = await p.api('/api/uploads', {
       method: 'POST',
       headers: { ...OCTETS, 'upload-length': String(clip.length), 'upload-metadata': metadata({ filename: 'w.mp4' }) },
       body: clip,
@@ -183,16 +188,16 @@ describe('uploads over tus', () => {
 
   it('answers an unknown or unfinished upload with a stable code, and refuses ids that are not ours', async () => {
     const { url } = await create(p, 1000);
-    let res = await fetch(`${url}/asset`);
+    let res = await fetch(`${url}/asset`, { headers: p.auth });
     assert.equal(res.status, 409);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'UPLOAD_INCOMPLETE');
-    res = await fetch(`${p.url}/api/uploads/${'0'.repeat(32)}/asset`);
+    res = await p.api(`/api/uploads/${'0'.repeat(32)}/asset`);
     assert.equal(res.status, 404);
     assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'UPLOAD_NOT_FOUND');
     for (const bad of ['..%2F..%2Fsmoothcast.db', 'ABC', `${'0'.repeat(32)}.json`]) {
-      res = await fetch(`${p.url}/api/uploads/${bad}`, { method: 'HEAD', headers: TUS });
+      res = await p.api(`/api/uploads/${bad}`, { method: 'HEAD', headers: TUS });
       assert.equal(res.status, 404, bad);
-      res = await patch(`${p.url}/api/uploads/${bad}`, 0, Buffer.from('x'));
+      res = await patch(p, `${p.url}/api/uploads/${bad}`, 0, Buffer.from('x'));
       assert.equal(res.status, 404, bad);
     }
     assert.ok(existsSync(join(p.dataDir, 'smoothcast.db')));
@@ -204,10 +209,10 @@ describe('uploads over tus', () => {
     const a = Buffer.alloc(size, 0xaa);
     const b = Buffer.alloc(size, 0xbb);
     const { url, id } = await create(p, size);
-    const results = await Promise.allSettled([patch(url, 0, a), patch(url, 0, b), patch(url, 0, a)]);
+    const results = await Promise.allSettled([patch(p, url, 0, a), patch(p, url, 0, b), patch(p, url, 0, a)]);
     const statuses = results.map((r) => (r.status === 'fulfilled' ? r.value.status : 'network error'));
     const stored = readFileSync(join(uploadsDir, id));
-    assert.equal(await offsetOf(url), stored.length, `offset = bytes on disk (${statuses})`);
+    assert.equal(await offsetOf(p, url), stored.length, `offset = bytes on disk (${statuses})`);
     assert.ok(stored.length > 0);
     const byte = stored[0];
     assert.ok(
@@ -217,9 +222,9 @@ describe('uploads over tus', () => {
     // And the upload goes on from there.
     if (stored.length < size) {
       const rest = (byte === 0xaa ? a : b).subarray(stored.length);
-      assert.equal((await patch(url, stored.length, rest)).status, 204);
+      assert.equal((await patch(p, url, stored.length, rest)).status, 204);
     }
-    assert.equal(await offsetOf(url), size);
+    assert.equal(await offsetOf(p, url), size);
   });
 });
 
@@ -236,30 +241,34 @@ describe('upload expiry and source clean-up', () => {
 
   it('sweeps an upload without progress once it expires; HEAD then answers it is gone', async () => {
     const { url, id } = await create(p, 1000);
-    assert.equal((await patch(url, 0, Buffer.alloc(10))).status, 204);
+    assert.equal((await patch(p, url, 0, Buffer.alloc(10))).status, 204);
     const file = join(p.dataDir, 'uploads', id);
     assert.ok(existsSync(file));
     await until('the sweep', () => (existsSync(file) || existsSync(`${file}.json`) ? undefined : true), 10_000);
-    const res = await fetch(url, { method: 'HEAD', headers: TUS });
+    const res = await fetch(url, { method: 'HEAD', headers: { ...p.auth, ...TUS } });
     assert.ok([404, 410].includes(res.status), `HEAD ${res.status}`);
   });
 
   it("removes a finished upload's files after the grace period; its asset stays", async () => {
     const { url, id } = await create(p, 5);
-    const res = await patch(url, 0, Buffer.from('12345'));
+    const res = await patch(p, url, 0, Buffer.from('12345'));
     assert.equal(res.status, 204);
     const asset = res.headers.get('smoothcast-asset');
     assert.ok(asset);
     const file = join(p.dataDir, 'uploads', id);
     await until('the sweep', () => (existsSync(file) || existsSync(`${file}.json`) ? undefined : true), 10_000);
-    const a = (await (await fetch(`${p.url}/api/assets/${asset}`)).json()) as AssetJson;
+    const a = (await (await p.api(`/api/assets/${asset}`)).json()) as AssetJson;
     assert.equal(a.id, asset);
-    assert.equal(((await (await fetch(`${url}/asset`)).json()) as AssetJson).id, asset, 'still answers by upload id');
+    assert.equal(
+      ((await (await fetch(`${url}/asset`, { headers: p.auth })).json()) as AssetJson).id,
+      asset,
+      'still answers by upload id',
+    );
   });
 
   it('deletes the source once the asset is ready when storage.keepSources is false', async () => {
     const clip = readFileSync(await h264Clip({ seconds: 2, audio: false }));
-    const { asset } = await tusUpload(`${p.url}/api/uploads`, clip, { filename: 'gone.mp4' });
+    const { asset } = await tusUpload(p, `${p.url}/api/uploads`, clip, { filename: 'gone.mp4' });
     assert.ok(asset);
     const a = await settled(p, asset);
     assert.equal(a.status, 'ready');

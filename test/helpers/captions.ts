@@ -142,7 +142,7 @@ export async function api(
   body?: NonNullable<RequestInit['body']>,
   query = '',
 ) {
-  const r = await fetch(`${p.url}${path}${query}`, {
+  const r = await p.api(`${path}${query}`, {
     method,
     body,
     headers: body === undefined ? {} : { 'content-type': 'text/plain' },

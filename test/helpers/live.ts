@@ -4,18 +4,25 @@ import type { LiveStreamJson } from '../../src/roles/api/live.ts';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { until } from './platform.ts';
 
-export async function createStream(base: string, body: Record<string, unknown> = {}): Promise<LiveStreamJson> {
-  const r = await fetch(`${base}/api/live`, {
+/** A server to call the API of: its base URL and the credential to send (a TestPlatform is one). */
+export interface ApiServer {
+  url: string;
+  /** `{ authorization: 'Bearer …' }` */
+  auth: Record<string, string>;
+}
+
+export async function createStream(server: ApiServer, body: Record<string, unknown> = {}): Promise<LiveStreamJson> {
+  const r = await fetch(`${server.url}/api/live`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...server.auth, 'content-type': 'application/json' },
     body: JSON.stringify({ title: 'test event', ...body }),
   });
   if (r.status !== 201) throw new Error(`POST /api/live: ${r.status} ${await r.text()}`);
   return (await r.json()) as LiveStreamJson;
 }
 
-export async function liveAction(base: string, id: string, action: string): Promise<Response> {
-  return fetch(`${base}/api/live/${id}/${action}`, { method: 'POST' });
+export async function liveAction(server: ApiServer, id: string, action: string): Promise<Response> {
+  return fetch(`${server.url}/api/live/${id}/${action}`, { method: 'POST', headers: server.auth });
 }
 
 export interface Publisher {
@@ -91,8 +98,9 @@ export function topBoxes(b: Uint8Array): string[] {
 }
 
 /** The stream's current event once it is playable (polled with a deadline). */
-export function playableEvent(base: string, streamId: string, timeoutMs = 20_000): Promise<AssetJson> {
-  const get = async <T>(path: string) => (await (await fetch(`${base}${path}`)).json()) as T;
+export function playableEvent(server: ApiServer, streamId: string, timeoutMs = 20_000): Promise<AssetJson> {
+  const get = async <T>(path: string) =>
+    (await (await fetch(`${server.url}${path}`, { headers: server.auth })).json()) as T;
   return until(
     `the event of ${streamId} to be playable`,
     async () => {
