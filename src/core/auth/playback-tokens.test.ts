@@ -119,6 +119,8 @@ test('the cache is a bounded LRU', async () => {
     [0, 1, 2, 3].map((i) => s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600, sid: `s${i}` })),
   );
   for (const t of tokens.slice(0, 3)) await s.verifier.verify(t.token, want());
+  // A hit refreshes its place every few seconds (not on each request, which would cost more than the lookup).
+  s.clock.t += 6000;
   await s.verifier.verify(tokens[0]!.token, want()); // 0 is now the most recently used
   await s.verifier.verify(tokens[3]!.token, want()); // evicts 1, the least recently used
   assert.equal(s.verifier.cached, 3);

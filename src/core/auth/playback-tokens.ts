@@ -251,7 +251,12 @@ interface KeyState {
 
 interface Entry {
   claims: PlaybackClaims;
+  /** When it last moved to the recent end of the LRU (ms). */
+  seenAt: number;
 }
+
+/** A hit moves its entry to the recent end at most this often: a player's many requests cost a plain lookup. */
+const LRU_TOUCH_MS = 5000;
 
 /** Verifies tokens against the public keys `loadKeys` returns (SigningKeyRepository.verificationKeys). */
 export class PlaybackVerifier {
@@ -310,9 +315,13 @@ export class PlaybackVerifier {
     this.#refreshIfDue(now);
     const entry = this.#cache.get(t);
     if (entry === undefined) return undefined;
-    // Most recently used last: Map keeps insertion order.
-    this.#cache.delete(t);
-    this.#cache.set(t, entry);
+    // Most recently used last (Map keeps insertion order), refreshed every few seconds rather than on every hit:
+    // a delete + set per request costs more than the lookup itself once the Map is large.
+    if (now - entry.seenAt > LRU_TOUCH_MS) {
+      entry.seenAt = now;
+      this.#cache.delete(t);
+      this.#cache.set(t, entry);
+    }
     return this.#check(t, entry, want, now);
   }
 
@@ -380,7 +389,7 @@ export class PlaybackVerifier {
       if ((e as { code?: unknown }).code === 'ERR_JWT_EXPIRED') fail('PLAYBACK_TOKEN_EXPIRED');
       return fail('PLAYBACK_TOKEN_INVALID');
     }
-    return { claims: toClaims(kid, payload) };
+    return { claims: toClaims(kid, payload), seenAt: this.#now() };
   }
 
   #refreshIfDue(now: number): void {

@@ -124,7 +124,8 @@ export class OnTheFly {
     rev: string,
     rid: string,
     n: number,
-    clear: () => Promise<{ seg: Buffer; init: Buffer }>,
+    clear: () => Promise<Buffer>,
+    clearInit: () => Promise<Buffer>,
   ): Promise<Buffer> | Buffer {
     const k = `${assetId}/${rev}/${rid}/${n}/${enc}`;
     const hit = this.segs.get(k);
@@ -133,16 +134,19 @@ export class OnTheFly {
       this.segs.set(k, hit);
       return hit;
     }
-    return clear().then(({ seg, init }) => {
+    return (async () => {
+      const seg = await clear();
       let out: Buffer;
       if (enc === 'aes-128') out = aesSegment(seg, this.key(assetId, rev).key, segmentIv(n));
       else {
-        const e = this.initEntry(enc, assetId, rev, rid, init);
+        // The track facts come from the init, parsed once per rendition (read only on the first miss).
+        const known = this.inits.get(`${assetId}/${rev}/${rid}/${enc}`);
+        const e = known ?? this.initEntry(enc, assetId, rev, rid, await clearInit());
         out = cencSegment(seg, e.info, this.params(enc, assetId, rev, rid), n);
       }
       this.remember(k, out);
       return out;
-    });
+    })();
   }
 
   private remember(k: string, b: Buffer): void {

@@ -432,10 +432,7 @@ export class Origin {
       else {
         const s = ix.segments[n];
         if (!s) throw new SmoothcastError('NOT_FOUND', `segment ${n} does not exist (yet)`);
-        body = await otf.segment(enc, id, rev, rid, n, async () => ({
-          seg: await this.opts.reader.read(key, s.offset, s.size),
-          init: await clearInit(),
-        }));
+        body = await otf.segment(enc, id, rev, rid, n, () => this.opts.reader.read(key, s.offset, s.size), clearInit);
       }
       return sendBytes(req, reply, {
         size: body.length,
