@@ -65,6 +65,12 @@ test('create → queued; get returns camelCase objects; bad and duplicate ids ar
     presentationOffset: null,
     liveStreamId: null,
     liveStartMs: null,
+    // Access defaults (migration 6): public, clear, no viewer limit, no owner, no content key yet.
+    playbackPolicy: 'public',
+    encryption: 'none',
+    maxViewers: null,
+    ownerId: null,
+    contentKey: null,
     renditions: [],
     createdAt: 1_000,
     updatedAt: 1_000,
@@ -328,4 +334,30 @@ test('audio renditions keep language, label, roles and default; notes and media 
   const [a0, a1] = a.renditions.filter((r) => r.type === 'audio');
   assert.deepEqual([a0?.language, a0?.label, a0?.roles, a0?.default], ['en', 'English', ['main'], true]);
   assert.deepEqual([a1?.language, a1?.label, a1?.roles, a1?.default], ['fr', 'Commentaire', ['commentary'], false]);
+});
+
+test('access settings: updated in any status, validated; the content key is stored once', () => {
+  using s = setup();
+  const id = newAssetId();
+  s.assets.create({ id, title: 'A', sourcePath: `sources/${id}`, sourceName: 'a.mov', playbackPolicy: 'signed' });
+  assert.equal(s.assets.get(id)!.playbackPolicy, 'signed');
+  const before = s.assets.get(id)!.updatedAt;
+  const u = s.assets.updateSettings(id, { encryption: 'cenc', maxViewers: 3, title: ' Renamed ' });
+  assert.equal(u.encryption, 'cenc');
+  assert.equal(u.maxViewers, 3);
+  assert.equal(u.title, 'Renamed');
+  assert.ok(u.updatedAt > before, 'a change moves updatedAt (SSE followers see it)');
+  assert.equal(s.assets.updateSettings(id, { maxViewers: null }).maxViewers, null);
+  for (const bad of [
+    { encryption: 'rot13' },
+    { playbackPolicy: 'secret' },
+    { maxViewers: 0 },
+    { maxViewers: 1.5 },
+    { title: '' },
+  ]) {
+    assert.throws(() => s.assets.updateSettings(id, bad as never), /BAD_REQUEST|must|is /, JSON.stringify(bad));
+  }
+  assert.equal(s.assets.setContentKeyOnce(id, 'v1.first'), 'v1.first');
+  assert.equal(s.assets.setContentKeyOnce(id, 'v1.second'), 'v1.first', 'a second writer gets the stored key');
+  assert.equal(s.assets.get(id)!.contentKey, 'v1.first');
 });
