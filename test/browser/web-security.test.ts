@@ -6,12 +6,13 @@
 // viewer over the limit reads why.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { ADMIN_PASSWORD, importSettled, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
 import { h264Clip } from '../helpers/sources.ts';
-import { openBrowser, openPage } from './pages.ts';
+import { openBrowser, openPage, SHOTS } from './pages.ts';
 
 const VIEWPORT = { width: 1280, height: 900 };
 /** What the browser logs for an answer the test asked for (a refused login, a 403 without a token, a 429). */
@@ -209,6 +210,7 @@ describe('web app sign-in, admin pages and signed playback in chromium', () => {
     await row.waitFor();
     assert.equal(await row.getAttribute('data-state'), 'active');
     assert.match((await row.locator('.scopes').textContent()) ?? '', /^assets:read$/);
+    await page.screenshot({ path: join(SHOTS, 'tokens.png') });
     const cells = await row.locator('td').allTextContents();
     assert.notEqual(cells[2], 'Never', 'an expiry date');
     assert.equal(cells[3], 'Never', 'not used yet');
@@ -295,6 +297,8 @@ describe('web app sign-in, admin pages and signed playback in chromium', () => {
     const link = await linkField.inputValue();
     assert.match(link, new RegExp(`^${p.url}/watch/${asset.id}\\?token=.+`));
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), link);
+    await page.locator('section.access').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(SHOTS, 'access.png') });
     await page.close();
 
     const guest = await open(await visitor(), link.slice(p.url.length));

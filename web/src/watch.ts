@@ -347,7 +347,7 @@ function accessSection(
       policy('public', 'Public', '— anyone with the page or the stream URLs'),
       policy('signed', 'Signed', '— only signed links (tokens) play it'),
     ),
-    field('Encryption', encryption, 'changing it re-packages the video'),
+    field('Encryption', encryption, 'applied as it is served; nothing is re-encoded'),
     field('Viewer limit', limit, 'at most this many watch at once; empty: no limit'),
     el('div', { class: 'buttons' }, save),
     n.status,
