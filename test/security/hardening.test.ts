@@ -2,10 +2,10 @@
 // upload bodies are cut off while other clients are served; the security headers on the web app without breaking
 // cross-origin playback; uploaded SVG/HTML never comes back as a document; the API rate limit.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
+import { endlessHead, rawClient } from '../helpers/raw-client.ts';
 
 const TIMEOUTS = { headersTimeoutSeconds: 1, idleTimeoutSeconds: 3, minBodyBytesPerSecond: 1000, bodyGraceSeconds: 1 };
 /** Bounded slack on every cut-off (the server's check periods, a loaded test machine). */
@@ -16,57 +16,6 @@ function metadata(m: Record<string, string>): string {
   return Object.entries(m)
     .map(([k, v]) => `${k} ${Buffer.from(v).toString('base64')}`)
     .join(',');
-}
-
-interface RawOutcome {
-  response: string;
-  /** Milliseconds from connect until the server closed the connection; null if still open at the deadline. */
-  closedMs: number | null;
-}
-
-/** A raw TCP client: writes `first`, then the next piece of `drip` every `everyMs`, until closed or the deadline. */
-function rawClient(
-  port: number,
-  first: string,
-  drip: Iterator<string> | null,
-  everyMs: number,
-  deadlineMs: number,
-): Promise<RawOutcome> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    const t0 = performance.now();
-    let response = '';
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = setTimeout(() => {
-      clearInterval(timer);
-      s.destroy();
-      resolve({ response, closedMs: null });
-    }, deadlineMs);
-    s.on('connect', () => {
-      if (first) s.write(first);
-      if (drip) {
-        timer = setInterval(() => {
-          const next = drip.next();
-          if (next.done) clearInterval(timer);
-          else if (!s.destroyed) s.write(next.value);
-        }, everyMs);
-      }
-    });
-    s.on('data', (d) => {
-      response += d.toString('latin1');
-    });
-    s.on('error', () => {});
-    s.on('close', () => {
-      clearInterval(timer);
-      clearTimeout(deadline);
-      resolve({ response, closedMs: performance.now() - t0 });
-    });
-  });
-}
-
-function* endlessHead(): Generator<string> {
-  yield* 'GET /healthz HTTP/1.1\r\nHost: x\r\n';
-  for (let i = 0; ; i++) yield* `X-Slow-${i}: y\r\n`;
 }
 
 function* oneByteAtATime(): Generator<string> {
@@ -113,7 +62,7 @@ describe('hardened server (real platform)', () => {
   });
 
   it('cuts off a GET head trickled byte by byte within headersTimeout, serving another client meanwhile', async () => {
-    const slow = rawClient(port, '', endlessHead(), 50, 1000 + SLACK_MS + 3000);
+    const slow = rawClient(port, '', endlessHead('/healthz'), 50, 1000 + SLACK_MS + 3000);
     await sleep(300);
     const res = await fetch(`${p.url}/healthz`);
     assert.equal(res.status, 200, 'served while the slow head trickles');

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { endlessHead, rawClient } from '../../../test/helpers/raw-client.ts';
 import { type ConfigInput, loadConfig } from '../../core/config.ts';
 import { BodyGuard, cspDirectives, isRateLimited, registerHardening, serverOptions } from './hardening.ts';
 
@@ -43,59 +43,6 @@ async function drain(req: IncomingMessage): Promise<number> {
   let n = 0;
   for await (const chunk of req) n += (chunk as Buffer).length;
   return n;
-}
-
-interface RawOutcome {
-  /** What the server sent. */
-  response: string;
-  /** Milliseconds from connect until the server closed the connection; null if still open at the deadline. */
-  closedMs: number | null;
-}
-
-/** A raw TCP client: writes `first`, then the next piece of `drip` every `everyMs`, until closed or the deadline. */
-function rawClient(
-  port: number,
-  first: string | Buffer,
-  drip: Iterator<string | Buffer> | null,
-  everyMs: number,
-  deadlineMs: number,
-): Promise<RawOutcome> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    const t0 = performance.now();
-    let response = '';
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = setTimeout(() => {
-      clearInterval(timer);
-      s.destroy();
-      resolve({ response, closedMs: null });
-    }, deadlineMs);
-    s.on('connect', () => {
-      if (first.length) s.write(first);
-      if (drip) {
-        timer = setInterval(() => {
-          const next = drip.next();
-          if (next.done) clearInterval(timer);
-          else if (!s.destroyed) s.write(next.value);
-        }, everyMs);
-      }
-    });
-    s.on('data', (d) => {
-      response += d.toString('latin1');
-    });
-    s.on('error', () => {});
-    s.on('close', () => {
-      clearInterval(timer);
-      clearTimeout(deadline);
-      resolve({ response, closedMs: performance.now() - t0 });
-    });
-  });
-}
-
-/** An endless request head, one character at a time. */
-function* endlessHead(): Generator<string> {
-  yield* 'GET / HTTP/1.1\r\nHost: x\r\n';
-  for (let i = 0; ; i++) yield* `X-Slow-${i}: y\r\n`;
 }
 
 function* bytes(b: string): Generator<string> {
