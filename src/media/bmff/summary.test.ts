@@ -36,6 +36,21 @@ describe('summarizeIndex', () => {
     assert.equal(s.peakBitrate, Math.ceil((500_000 * 8) / 2.002));
     assert.ok(Math.abs((s.frameRate ?? 0) - 30000 / 1001) < 1e-9);
   });
+  it('peak per RFC 8216 §4.3.4.2: a short last segment with one big frame is judged with its neighbour', () => {
+    // 2 s segments at 1 Mb/s, then a 1-frame 0.033 s tail of 60 kB (alone it would claim 14.5 Mb/s).
+    const tail = segment(180000, 1001, 60_000, 1);
+    const s = summarizeIndex(track('video'), [
+      segment(0, 60060, 250_000, 60),
+      segment(60060, 60060, 250_000, 60),
+      segment(120120, 60060, 250_000, 60),
+      tail,
+    ]);
+    assert.ok(s.peakBitrate < 1_300_000, String(s.peakBitrate));
+    assert.equal(s.peakBitrate, Math.ceil(((250_000 + 60_000) * 8 * 30000) / (60060 + 1001)));
+    // A segment twice as dense as the rest still sets the peak.
+    const dense = summarizeIndex(track('video'), [segment(0, 60060, 250_000, 60), segment(60060, 60060, 500_000, 60)]);
+    assert.equal(dense.peakBitrate, Math.ceil((500_000 * 8) / 2.002));
+  });
   it('audio has no frame rate; empty and zero-length indexes give zeros', () => {
     assert.equal(summarizeIndex(track('audio'), [segment(0, 30000, 100, 10)]).frameRate, undefined);
     assert.deepEqual(summarizeIndex(track('video'), []), {
