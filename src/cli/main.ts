@@ -6,7 +6,9 @@ import { SmoothcastError } from '../core/errors.ts';
 const USAGE = `usage: smoothcast <command> [options]
 
 commands:
-  serve  [--port N] [--host H] [--data DIR]        run the platform (API, origin, worker, web page)
+  serve  [--port N] [--host H] [--data DIR] [--roles LIST]
+                                                    run the platform (default: every role; LIST from api, upload,
+                                                    origin, worker, live, web)
   import [--data DIR] [--json] [--no-wait] [--captions FILE[:lang]]… [--policy public|signed]
          [--encryption none|aes-128|cbcs|cenc] FILE…
                                                     add local video or audio files; waits until each is ready;
@@ -75,6 +77,7 @@ async function main(argv: string[]): Promise<number> {
       latency: { type: 'string' },
       'no-archive': { type: 'boolean' },
       token: { type: 'string' },
+      roles: { type: 'string' },
       admin: { type: 'boolean' },
       role: { type: 'string' },
       'password-stdin': { type: 'boolean' },
@@ -91,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const overrides: ConfigInput = {
-    server: { port: values.port, host: values.host },
+    server: { port: values.port, host: values.host, roles: values.roles },
     storage: { dataDir: values.data },
   };
   const config = loadConfig({ file: values.config, overrides });

@@ -65,6 +65,12 @@ export const SCHEMA = {
       default: false,
       doc: 'take the client address from X-Forwarded-For (only behind a proxy you run: viewer limits, IP-bound tokens, login limits)',
     },
+    roles: {
+      type: 'string',
+      default: 'api,upload,origin,worker,live,web',
+      pattern: /^(api|upload|origin|worker|live|web)(,(api|upload|origin|worker|live|web))*$/,
+      doc: 'the roles this process runs, comma-separated from api, upload, origin, worker, live, web (serve --roles)',
+    },
     rateLimitPerMinute: {
       type: 'int',
       min: 0,

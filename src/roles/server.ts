@@ -214,9 +214,11 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       ? { burstSeconds: config.progressive.burstSeconds, rateFactor: config.progressive.rateFactor }
       : undefined,
   });
-  const worker = config.worker.enabled
-    ? new Worker({ config, assets, captions, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })
-    : null;
+  const roles = new Set(config.server.roles.split(','));
+  const worker =
+    config.worker.enabled && roles.has('worker')
+      ? new Worker({ config, assets, captions, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })
+      : null;
 
   const app = Fastify({ ...serverOptions(config), bodyLimit: config.server.bodyLimit, logger: false });
   app.setErrorHandler((raw, req, reply) => {
@@ -240,57 +242,86 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   await registerHardening(app, config, log);
   const auth = new Auth(accounts);
   auth.register(app);
+  // Liveness (with the roles this process runs) and readiness (its dependencies answer), in every process.
+  const dependencies = async () => {
+    const check = async (f: () => unknown) => {
+      try {
+        await f();
+        return 'ok';
+      } catch (err) {
+        return `down: ${(err as Error).message}`;
+      }
+    };
+    return {
+      database: await check(() => db.raw.prepare('SELECT 1').get()),
+      storage: await check(() => storage.stat('readyz-probe')),
+    };
+  };
+  app.get('/healthz', { config: { scope: 'public' } }, async () => ({
+    ok: true,
+    roles: [...roles],
+    ffmpeg,
+    worker: worker ? { active: worker.activeJobs } : null,
+    dependencies: await dependencies(),
+  }));
+  app.get('/readyz', { config: { scope: 'public' } }, async (_req, reply) => {
+    const deps = await dependencies();
+    const ready = Object.values(deps).every((v) => v === 'ok');
+    reply.header('cache-control', 'no-store');
+    return reply.code(ready ? 200 : 503).send({ ready, roles: [...roles], dependencies: deps });
+  });
   const setupCode = { current: accounts.userCount() === 0 ? randomBase32(20) : null };
-  registerAccountsApi(app, {
-    accounts,
-    auth,
-    limiter: new LoginLimiter({
-      maxFailures: config.security.loginMaxFailures,
-      windowMs: config.security.loginWindowMinutes * 60_000,
-    }),
-    loginSessionMs: config.security.loginSessionHours * 3600_000,
-    setupCode,
-    publicUrl: config.server.publicUrl,
-    maxUploadSize: Math.min(config.uploads.maxSize, config.limits.maxFileSize),
-    defaultPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed',
-  });
-  registerApi(app, {
-    assets,
-    captions,
-    captionMaxBytes: config.captions.maxBytes,
-    evictText: (id) => origin.text.evict(id),
-    queue,
-    storage,
-    publicUrl: config.server.publicUrl,
-    cancelEncode: (id) => worker?.cancelAsset(id),
-    evict: (id) => origin.evict(id),
-    health: () => ({ ffmpeg, worker: worker ? { active: worker.activeJobs } : null }),
-    present: (a) => present(a),
-    onDeleted: (a, req) => {
-      webhooks.emit('asset.deleted', { id: a.id, title: a.title });
-      accounts.audit(actorOf(req), 'asset.deleted', a.id, { title: a.title });
-    },
-  });
-  registerPlaybackApi(app, {
-    assets,
-    signer,
-    verifier,
-    signingKeys,
-    present: (a, token) => present(a, token),
-    evict: (id) => origin.evict(id),
-    audit: (actor, action, target, detail) => accounts.audit(actor, action, target, detail),
-    maxTokenSeconds: config.security.playbackTokenMaxSeconds,
-    playerAccess: async (req, id) => {
-      const access = catalog.playbackState(id)?.access;
-      if (access?.policy !== 'signed') return undefined;
-      await playbackAccess.verify(req, access, 'manifest');
-      return queryParam(req, 'token');
-    },
-  });
-  registerWebhookApi(app, {
-    webhooks,
-    audit: (req, action, target, detail) => accounts.audit(actorOf(req), action, target, detail),
-  });
+  if (roles.has('api')) {
+    registerAccountsApi(app, {
+      accounts,
+      auth,
+      limiter: new LoginLimiter({
+        maxFailures: config.security.loginMaxFailures,
+        windowMs: config.security.loginWindowMinutes * 60_000,
+      }),
+      loginSessionMs: config.security.loginSessionHours * 3600_000,
+      setupCode,
+      publicUrl: config.server.publicUrl,
+      maxUploadSize: Math.min(config.uploads.maxSize, config.limits.maxFileSize),
+      defaultPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed',
+    });
+    registerApi(app, {
+      assets,
+      captions,
+      captionMaxBytes: config.captions.maxBytes,
+      evictText: (id) => origin.text.evict(id),
+      queue,
+      storage,
+      publicUrl: config.server.publicUrl,
+      cancelEncode: (id) => worker?.cancelAsset(id),
+      evict: (id) => origin.evict(id),
+      present: (a) => present(a),
+      onDeleted: (a, req) => {
+        webhooks.emit('asset.deleted', { id: a.id, title: a.title });
+        accounts.audit(actorOf(req), 'asset.deleted', a.id, { title: a.title });
+      },
+    });
+    registerPlaybackApi(app, {
+      assets,
+      signer,
+      verifier,
+      signingKeys,
+      present: (a, token) => present(a, token),
+      evict: (id) => origin.evict(id),
+      audit: (actor, action, target, detail) => accounts.audit(actor, action, target, detail),
+      maxTokenSeconds: config.security.playbackTokenMaxSeconds,
+      playerAccess: async (req, id) => {
+        const access = catalog.playbackState(id)?.access;
+        if (access?.policy !== 'signed') return undefined;
+        await playbackAccess.verify(req, access, 'manifest');
+        return queryParam(req, 'token');
+      },
+    });
+    registerWebhookApi(app, {
+      webhooks,
+      audit: (req, action, target, detail) => accounts.audit(actorOf(req), action, target, detail),
+    });
+  }
   const uploads = new Uploads({
     config,
     db,
@@ -306,47 +337,49 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     defaultPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed',
   });
   auth.setDirectUploadResolver((req) => uploads.directPrincipal(req));
-  uploads.register(app);
-  origin.register(app);
+  if (roles.has('upload')) uploads.register(app);
+  if (roles.has('origin')) origin.register(app);
   const [srtFrom, srtTo] = config.live.srtPorts.split('-').map(Number) as [number, number];
   if (!(srtFrom <= srtTo))
     throw new SmoothcastError('CONFIG_INVALID', `live.srtPorts ${config.live.srtPorts}: from > to`);
   let targets: LiveTargets | null = null;
-  const live = config.live.enabled
-    ? new LiveService({
-        live: liveStreams,
-        assets,
-        storage,
-        log,
-        host: config.live.host,
-        rtmpPort: config.live.rtmpPort,
-        transcode: config.live.transcode,
-        maxPublishers: config.live.maxPublishers,
-        maxRunMs: config.live.maxEventHours * 3600_000,
-        srt: true,
-        poke: (id, rev) => origin.live.feeds.poke(id, rev),
-        evict: (id) => origin.evict(id),
-        viewers: (id) => origin.live.viewers(id),
-        finishArchive: (id) => finishArchive(id, { assets, storage, config, log }),
-        livePoster: (id, rev, rid) => makeLivePoster(id, rev, rid, { storage, config, log }),
-        onMedia: (id, chunk) => targets?.write(id, chunk),
-        onPublishEnded: (id) => targets?.publishEnded(id),
-      })
-    : null;
+  const live =
+    config.live.enabled && roles.has('live')
+      ? new LiveService({
+          live: liveStreams,
+          assets,
+          storage,
+          log,
+          host: config.live.host,
+          rtmpPort: config.live.rtmpPort,
+          transcode: config.live.transcode,
+          maxPublishers: config.live.maxPublishers,
+          maxRunMs: config.live.maxEventHours * 3600_000,
+          srt: true,
+          poke: (id, rev) => origin.live.feeds.poke(id, rev),
+          evict: (id) => origin.evict(id),
+          viewers: (id) => origin.live.viewers(id),
+          finishArchive: (id) => finishArchive(id, { assets, storage, config, log }),
+          livePoster: (id, rev, rid) => makeLivePoster(id, rev, rid, { storage, config, log }),
+          onMedia: (id, chunk) => targets?.write(id, chunk),
+          onPublishEnded: (id) => targets?.publishEnded(id),
+        })
+      : null;
   if (live) targets = new LiveTargets({ live: liveStreams, log, prelude: (id) => live.prelude(id) });
-  registerLiveApi(app, {
-    live: liveStreams,
-    service: live,
-    srtPorts: [srtFrom, srtTo],
-    publicHost: config.live.publicHost,
-    publicUrl: config.server.publicUrl,
-    currentRev: (id) => assets.get(id)?.rev ?? null,
-    evict: (id) => origin.evict(id),
-    sign: async (sub, body) => signer.sign({ sub, ...tokenRequest(body, config.security.playbackTokenMaxSeconds) }),
-    viewers: (id) => sessions.count(id),
-    srtUrl,
-    ...(targets ? { targets } : {}),
-  });
+  if (roles.has('api'))
+    registerLiveApi(app, {
+      live: liveStreams,
+      service: live,
+      srtPorts: [srtFrom, srtTo],
+      publicHost: config.live.publicHost,
+      publicUrl: config.server.publicUrl,
+      currentRev: (id) => assets.get(id)?.rev ?? null,
+      evict: (id) => origin.evict(id),
+      sign: async (sub, body) => signer.sign({ sub, ...tokenRequest(body, config.security.playbackTokenMaxSeconds) }),
+      viewers: (id) => sessions.count(id),
+      srtUrl,
+      ...(targets ? { targets } : {}),
+    });
   if (live) {
     registerHttpIngest(app, {
       authorize: (key) => live.http.authorize(key),
@@ -354,20 +387,20 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       log,
     });
   }
-  registerWeb(app);
+  if (roles.has('web')) registerWeb(app);
 
   await app.listen({ host: config.server.host, port: config.server.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? 'localhost' : config.server.host;
-  if (setupCode.current) {
+  if (setupCode.current && roles.has('api')) {
     const url = `${config.server.publicUrl || `http://${host}:${port}`}/setup`;
     log(`first run: no user exists yet — open ${url} and enter the setup code ${setupCode.current}`, {
       setupUrl: url,
       setupCode: setupCode.current,
     });
   }
-  await uploads.start();
+  if (roles.has('upload')) await uploads.start();
   try {
     await live?.start();
   } catch (err) {
@@ -377,7 +410,8 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     throw err;
   }
   worker?.start();
-  webhooks.start();
+  // Deliveries are claimed with a lease, so any number of api processes may run the loop.
+  if (roles.has('api')) webhooks.start();
   return {
     app,
     url: `http://${host}:${port}`,

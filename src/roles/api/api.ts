@@ -1,4 +1,4 @@
-// The JSON HTTP API (docs/openapi.yaml): list, read, delete assets, follow one as Server-Sent Events, health.
+// The JSON HTTP API (docs/openapi.yaml): list, read, delete assets, follow one as Server-Sent Events.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Asset, AssetRepository } from '../../core/db/assets.ts';
 import { isValidAssetId } from '../../core/db/assets.ts';
@@ -25,7 +25,6 @@ export interface ApiOptions {
   cancelEncode: (assetId: string) => void;
   /** Forgets cached indexes of a deleted asset. */
   evict: (assetId: string) => void;
-  health: () => Record<string, unknown>;
   /** How often the SSE stream looks for changes (ms). */
   ssePollMs?: number;
   /** The asset's JSON (default: presentAsset without live figures). */
@@ -41,7 +40,6 @@ function assetId(raw: string): string {
 
 export function registerApi(app: FastifyInstance, o: ApiOptions): void {
   const present = o.present ?? ((a: Asset) => presentAsset(a, o.publicUrl, o.captions.list(a.id)));
-  app.get('/healthz', { config: { scope: 'public' } }, async () => ({ ok: true, ...o.health() }));
   registerCaptionApi(
     app,
     {
