@@ -274,7 +274,6 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   if (roles.has('api')) {
     registerAccountsApi(app, {
       accounts,
-      auth,
       limiter: new LoginLimiter({
         maxFailures: config.security.loginMaxFailures,
         windowMs: config.security.loginWindowMinutes * 60_000,

@@ -60,38 +60,26 @@ export async function startTestPlatform(
     logs.push(JSON.stringify({ msg, ...extra }));
     if (process.env.SC_TEST_LOG) console.log(msg, extra ?? '');
   });
-  // First-run tests start with no user at all (the setup code stays valid).
-  if (options.noAdmin) {
-    return Object.assign(p, {
-      dataDir,
-      token: '',
-      auth: {},
-      admin: { id: '', name: '', cookie: '', csrf: '' },
-      logs,
-      api: (path: string, init?: RequestInit) => fetch(p.url + path, init),
-      async get<T>(path: string): Promise<T> {
-        return (await (await fetch(p.url + path)).json()) as T;
-      },
-      async stop() {
-        await p.close();
-        rmSync(dataDir, { recursive: true, force: true });
-      },
-    });
+  // An admin and its credentials; first-run tests start with no user at all (the setup code stays valid).
+  let admin = { id: '', name: '', cookie: '', csrf: '' };
+  let token = '';
+  if (!options.noAdmin) {
+    const user = await p.accounts.addUser('admin', ADMIN_PASSWORD, 'admin', TEST_SCRYPT);
+    token = p.accounts.createToken({ name: 'tests', scopes: ['admin'], userId: user.id, expiresAt: null }).secret;
+    const session = p.accounts.createSession(user.id, 3600_000);
+    admin = { id: user.id, name: user.name, cookie: session.cookie, csrf: session.csrf };
   }
-  const user = await p.accounts.addUser('admin', ADMIN_PASSWORD, 'admin', TEST_SCRYPT);
-  const { secret } = p.accounts.createToken({ name: 'tests', scopes: ['admin'], userId: user.id, expiresAt: null });
-  const session = p.accounts.createSession(user.id, 3600_000);
-  const auth = { authorization: `Bearer ${secret}` };
+  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const api = (path: string, init: RequestInit = {}) => {
     const headers = new Headers(init.headers);
-    if (!headers.has('authorization')) headers.set('authorization', auth.authorization);
+    if (token && !headers.has('authorization')) headers.set('authorization', `Bearer ${token}`);
     return fetch(p.url + path, { ...init, headers });
   };
   return Object.assign(p, {
     dataDir,
-    token: secret,
+    token,
     auth,
-    admin: { id: user.id, name: user.name, cookie: session.cookie, csrf: session.csrf },
+    admin,
     logs,
     api,
     async get<T>(path: string): Promise<T> {

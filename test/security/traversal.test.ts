@@ -15,7 +15,7 @@ function snapshot(dir: string): string {
       const p = join(d, name);
       const st = statSync(p);
       if (st.isDirectory()) walk(p);
-      // The database and its WAL change with every request's reads? No: only writes change them; skip them anyway.
+      // The database (and its WAL) is left out: it is not a path a request could reach.
       else if (!/smoothcast\.db/.test(name)) out.push(`${p} ${st.size} ${st.mtimeMs}`);
     }
   };

@@ -1,16 +1,15 @@
 // Accounts over HTTP: who am I, login and logout, first-run setup with the code from the server log, password
 // change; users, API tokens and the audit log (admin); one-time direct upload URLs.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { secretsEqual as secretsEqualImpl } from '../../core/auth/secrets.ts';
+import { secretsEqual } from '../../core/auth/secrets.ts';
 import type { DirectUpload, Role, SqliteAccounts, User } from '../../core/db/accounts.ts';
 import { USER_ID } from '../../core/db/accounts.ts';
 import { SmoothcastError } from '../../core/errors.ts';
-import { type Auth, cookieValue, type LoginLimiter, SESSION_COOKIE } from './auth.ts';
+import { cookieValue, type LoginLimiter, SESSION_COOKIE } from './auth.ts';
 import { actorOf, isScope, ROLES, SCOPES } from './scopes.ts';
 
 export interface AccountsApiOptions {
   accounts: SqliteAccounts;
-  auth: Auth;
   limiter: LoginLimiter;
   loginSessionMs: number;
   /** The one-time first-run code (null once an admin exists). */
@@ -98,7 +97,7 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
       user: user ? presentUser(user) : null,
       kind: p?.kind ?? null,
       scopes: p ? (p.scopes.has('admin') ? [...SCOPES] : [...p.scopes]) : [],
-      csrfToken: p?.via === 'cookie' ? o.auth.csrfOf(req) : null,
+      csrfToken: p?.csrf ?? null,
       setupRequired: accounts.userCount() === 0,
     };
   });
@@ -133,7 +132,8 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
     const code = str(b, 'code', 200);
     o.limiter.check('setup', req.ip);
     const expected = o.setupCode.current;
-    if (!expected || !secretsEqualLoose(code, expected)) {
+    const norm = (x: string) => x.replace(/[\s-]/g, '').toLowerCase();
+    if (!expected || !secretsEqual(norm(code), norm(expected))) {
       o.limiter.fail('setup', req.ip);
       throw new SmoothcastError('SETUP_CODE_INVALID', 'wrong setup code: it is printed in the server log at start');
     }
@@ -335,10 +335,4 @@ function expiry(v: unknown): number | null {
     throw new SmoothcastError('BAD_REQUEST', 'expiresInSeconds is a whole number of seconds, 60 to ten years');
   }
   return Date.now() + v * 1000;
-}
-
-/** The setup code as typed: case and spaces do not matter, the comparison is constant-time. */
-function secretsEqualLoose(typed: string, expected: string): boolean {
-  const norm = (s: string) => s.replace(/[\s-]/g, '').toLowerCase();
-  return secretsEqualImpl(norm(typed), norm(expected));
 }

@@ -71,7 +71,7 @@ export class Auth {
       if (access === 'public') return;
       const p = req.principal;
       if (!p) throw new SmoothcastError('AUTH_REQUIRED', 'sign in, or send Authorization: Bearer TOKEN');
-      if (p.via === 'cookie' && !SAFE_METHODS.has(req.method)) this.checkCsrf(req);
+      if (p.via === 'cookie' && !SAFE_METHODS.has(req.method)) checkCsrf(req, p);
       if (access !== 'signed-in' && !hasScope(p, access)) {
         throw new SmoothcastError('SCOPE_MISSING', `this needs the ${access} scope`);
       }
@@ -108,24 +108,16 @@ export class Auth {
     const cookie = cookieValue(req.headers.cookie, SESSION_COOKIE);
     if (cookie) {
       const s = this.accounts.session(cookie);
-      if (s) return userPrincipal(s.user, 'cookie');
+      if (s) return { ...userPrincipal(s.user, 'cookie'), csrf: s.csrf };
     }
     return this.directUploads(req);
   }
+}
 
-  private checkCsrf(req: FastifyRequest): void {
-    const cookie = cookieValue(req.headers.cookie, SESSION_COOKIE) ?? '';
-    const s = this.accounts.session(cookie);
-    const sent = req.headers['x-csrf-token'];
-    if (!s || typeof sent !== 'string' || !secretsEqual(sent, s.csrf)) {
-      throw new SmoothcastError('CSRF_INVALID', 'a cookie session must send X-CSRF-Token on this request');
-    }
-  }
-
-  /** The CSRF token of the caller's cookie session (GET /api/me hands it to the web app). */
-  csrfOf(req: FastifyRequest): string | null {
-    const cookie = cookieValue(req.headers.cookie, SESSION_COOKIE);
-    return cookie ? (this.accounts.session(cookie)?.csrf ?? null) : null;
+function checkCsrf(req: FastifyRequest, p: Principal): void {
+  const sent = req.headers['x-csrf-token'];
+  if (!p.csrf || typeof sent !== 'string' || !secretsEqual(sent, p.csrf)) {
+    throw new SmoothcastError('CSRF_INVALID', 'a cookie session must send X-CSRF-Token on this request');
   }
 }
 

@@ -49,6 +49,8 @@ export interface Principal {
   scopes: ReadonlySet<Scope>;
   /** Cookie sessions need the CSRF token on state-changing requests; bearer credentials do not. */
   via: 'cookie' | 'bearer' | 'upload-url';
+  /** A cookie session's CSRF token (state-changing requests must echo it in X-CSRF-Token). */
+  csrf?: string;
 }
 
 declare module 'fastify' {

@@ -172,12 +172,18 @@ export class PlaybackAccess {
    * A segment (or any media bytes): a clear signed asset's need the token; a session-tracked one's `sid` keeps its
    * session alive (a session that expired meanwhile is admitted again, or refused when the slots are taken).
    */
-  async bytes(req: FastifyRequest, a: AccessPolicy, aud: PlaybackAud = 'manifest'): Promise<void> {
-    if (a.policy === 'signed' && (a.encryption === 'none' || aud !== 'manifest')) await this.verify(req, a, aud);
-    if (this.limited(a)) {
-      const sid = queryParam(req, 'sid');
-      if (sid && SID.test(sid)) this.sessions.admit(a.limitKey, sid, req.ip, a.maxViewers, this.maxPerIp);
+  /**
+   * `clearBytes`: bytes never encrypted (text, single files, downloads), which need the token even when the asset
+   * is encrypted. Returns whether the response is for this viewer only (not for shared caches).
+   */
+  async bytes(req: FastifyRequest, a: AccessPolicy, aud: PlaybackAud, clearBytes = false): Promise<boolean> {
+    const gated = a.policy === 'signed' && (a.encryption === 'none' || clearBytes || aud !== 'manifest');
+    if (gated) await this.verify(req, a, aud);
+    const sid = queryParam(req, 'sid');
+    if (this.limited(a) && sid && SID.test(sid)) {
+      this.sessions.admit(a.limitKey, sid, req.ip, a.maxViewers, this.maxPerIp);
     }
+    return gated || sid !== undefined;
   }
 }
 

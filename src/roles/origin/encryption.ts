@@ -99,16 +99,20 @@ export class OnTheFly {
     return out;
   }
 
-  /** The init segment as served: clear for aes-128 (and none), encrypted sample entries for cenc/cbcs. */
-  init(enc: Encryption, assetId: string, rev: string, rid: string, clear: Buffer): Buffer {
-    if (enc !== 'cenc' && enc !== 'cbcs') return clear;
-    return this.initEntry(enc, assetId, rev, rid, clear).bytes;
+  /**
+   * The init segment as served: clear for aes-128 (and none), encrypted sample entries for cenc/cbcs. `clear` is
+   * read only when the encrypted init is not cached yet.
+   */
+  async init(enc: Encryption, assetId: string, rev: string, rid: string, clear: () => Promise<Buffer>) {
+    if (enc !== 'cenc' && enc !== 'cbcs') return clear();
+    return (await this.initEntry(enc, assetId, rev, rid, clear)).bytes;
   }
 
-  private initEntry(scheme: CencScheme, assetId: string, rev: string, rid: string, clear: Buffer) {
+  private async initEntry(scheme: CencScheme, assetId: string, rev: string, rid: string, read: () => Promise<Buffer>) {
     const k = `${assetId}/${rev}/${rid}/${scheme}`;
     let e = this.inits.get(k);
     if (!e) {
+      const clear = await read();
       const p = this.params(scheme, assetId, rev, rid);
       e = { bytes: encryptInit(clear, p, this.pssh(scheme, p.kid)), info: trackInfo(clear) };
       if (this.inits.size > 10_000) this.inits.clear();
@@ -140,8 +144,7 @@ export class OnTheFly {
       if (enc === 'aes-128') out = aesSegment(seg, this.key(assetId, rev).key, segmentIv(n));
       else {
         // The track facts come from the init, parsed once per rendition (read only on the first miss).
-        const known = this.inits.get(`${assetId}/${rev}/${rid}/${enc}`);
-        const e = known ?? this.initEntry(enc, assetId, rev, rid, await clearInit());
+        const e = await this.initEntry(enc, assetId, rev, rid, clearInit);
         out = cencSegment(seg, e.info, this.params(enc, assetId, rev, rid), n);
       }
       this.remember(k, out);

@@ -203,7 +203,7 @@ export class Origin {
     // Byte-range addressing of the same files (complete assets): HLS EXT-X-BYTERANGE and DASH SegmentBase.
     app.get<{ Params: { id: string } }>('/v/:id/byterange.m3u8', async (req, reply) => {
       const { rev, ready, state } = await this.ready(req.params.id);
-      clearOnly(state);
+      clearOnly(state.access?.encryption);
       const g = await this.enter(req, state);
       const text = writeMultivariantPlaylist({ ...ready.p, text: state.text }, this.urls(byteRangeUrls(rev), g));
       return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', true, g);
@@ -211,7 +211,7 @@ export class Origin {
 
     app.get<{ Params: { id: string } }>('/v/:id/ondemand.mpd', async (req, reply) => {
       const { rev, ready, state } = await this.ready(req.params.id);
-      clearOnly(state);
+      clearOnly(state.access?.encryption);
       const g = await this.enter(req, state);
       const text = writeMpd({ ...ready.p, text: state.text }, this.urls(manifestUrls(rev), g), {
         segmentBase: { uri: (r) => `${singleFileUrl(rev, r)}${g.segmentQuery}`, layout: (r) => ready.layout(r) },
@@ -241,12 +241,12 @@ export class Origin {
       if (ism && req.params.file === 'Manifest') {
         const live = this.liveState(req.params.id, ism[1]);
         if (live) {
-          clearOnly(live);
+          clearOnly(live.access?.encryption);
           const g = await this.enter(req, live);
           return this.live.smoothManifest(req as never, reply, live, g);
         }
         const { ready, state } = await this.ready(req.params.id, ism[1]);
-        clearOnly(state);
+        clearOnly(state.access?.encryption);
         const g = await this.enter(req, state);
         const text = writeSmoothManifest(ready.p, ready.smoothBitrates, g.segmentQuery);
         return this.sendManifest(reply, text, 'text/xml; charset=utf-8', true, g);
@@ -259,7 +259,7 @@ export class Origin {
       const br = /^([va][0-9]{1,2})-br\.m3u8$/.exec(req.params.file);
       if (br) {
         const { rev, ready, state } = await this.ready(req.params.id, req.params.rev);
-        clearOnly(state);
+        clearOnly(state.access?.encryption);
         const g = await this.enter(req, state);
         const r = ready.rendition(br[1]!);
         // The playlist sits next to the single file: its URI is just the file name.
@@ -349,11 +349,7 @@ export class Origin {
     if (!this.opts.access) return false;
     const a = known ?? (await this.accessOf(id));
     if (a.policy === 'public' && a.maxViewers === null && !queryParam(req, 'sid')) return false;
-    const effective = clear && a.encryption !== 'none' ? { ...a, encryption: 'none' as const } : a;
-    await this.opts.access.bytes(req, effective, aud);
-    return effective.policy === 'signed' && (effective.encryption === 'none' || aud !== 'manifest')
-      ? true
-      : queryParam(req, 'sid') !== undefined;
+    return this.opts.access.bytes(req, a, aud, clear);
   }
 
   /** The URL scheme of a manifest written for a grant (token / session in the query where needed). */
@@ -428,7 +424,7 @@ export class Origin {
       // Encrypted on the fly from the clear bytes: the same bytes for every viewer, so one ETag and shared caches.
       const clearInit = () => this.opts.reader.read(key, 0, track.initSize);
       let body: Buffer;
-      if (n < 0) body = otf.init(enc, id, rev, rid, await clearInit());
+      if (n < 0) body = await otf.init(enc, id, rev, rid, clearInit);
       else {
         const s = ix.segments[n];
         if (!s) throw new SmoothcastError('NOT_FOUND', `segment ${n} does not exist (yet)`);
@@ -607,7 +603,7 @@ export class Origin {
     const f = /^Fragments\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
     if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
     const access = await this.accessOf(checkId(req.params.id));
-    clearOnly({ access } as PlaybackState);
+    clearOnly(access.encryption);
     const personal = await this.gateBytes(req, req.params.id, 'manifest', access, true);
     const { ready } = await this.readyBytes(req.params.id, rev);
     const { r, n } = ready.smoothFragment(f[1]!, Number(q[1]), Number(f[2]));
@@ -665,7 +661,7 @@ export class Origin {
     rid: string,
   ) {
     const access = await this.accessOf(checkId(req.params.id));
-    clearOnly({ access } as PlaybackState);
+    clearOnly(access.encryption);
     const personal = await this.gateBytes(req, req.params.id, 'download', access, true);
     const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const key = keys.download(id, rev, rid);
@@ -697,7 +693,7 @@ export class Origin {
     rid: string,
   ) {
     const access = await this.accessOf(checkId(req.params.id));
-    clearOnly({ access } as PlaybackState);
+    clearOnly(access.encryption);
     const personal = await this.gateBytes(req, req.params.id, 'manifest', access, true);
     const { id, rev, ready } = await this.readyBytes(req.params.id, req.params.rev);
     const r = ready.rendition(rid);
@@ -758,8 +754,7 @@ export class Origin {
 
 /** Paths that serve the clear stored bytes (single files, byte-range manifests, downloads, Smooth) are refused
  * for an encrypted asset: its media leaves the origin only encrypted. */
-function clearOnly(state: PlaybackState): void {
-  const enc = state.access?.encryption ?? 'none';
+function clearOnly(enc: AccessPolicy['encryption'] = 'none'): void {
   if (enc !== 'none') {
     throw new SmoothcastError(
       'ENCRYPTION_UNSUPPORTED',
