@@ -175,16 +175,21 @@ export async function encodedAsset(
   });
   const { id } = JSON.parse(stdout) as { id: string };
   const server = await startServer(dataDir);
-  const asset = await waitFor(
+  const asset = await readyAsset(server, id, 1_200_000);
+  return { server, asset, dataDir };
+}
+
+/** Asset `id` on `server` once its encode is ready (a failed encode throws). */
+export function readyAsset(server: ServerProcess, id: string, timeoutMs: number): Promise<AssetJson> {
+  return waitFor(
     'the encode',
     async () => {
       const a = (await (await fetch(`${server.url}/api/assets/${id}`, { headers: server.auth })).json()) as AssetJson;
       if (a.status === 'failed') throw new Error(`encode failed: ${JSON.stringify(a.error)}`);
       return a.status === 'ready' ? a : undefined;
     },
-    1_200_000,
+    timeoutMs,
   );
-  return { server, asset, dataDir };
 }
 
 /** The segment paths of the asset's top HLS rendition (the ~1 MB class at 1080p). */

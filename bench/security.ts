@@ -27,7 +27,18 @@ import { encryptSegment as aesSegment, segmentIv } from '../src/media/crypto/aes
 import { encryptSegment as cencSegment, trackInfo } from '../src/media/crypto/cenc.ts';
 import type { AssetJson } from '../src/roles/api/present.ts';
 import { ivTag } from '../src/roles/origin/encryption.ts';
-import { BIN, fmt, MB, machine, outFile, type ServerProcess, startServer, type WrkResult, waitFor } from './lib.ts';
+import {
+  BIN,
+  fmt,
+  MB,
+  machine,
+  outFile,
+  readyAsset,
+  type ServerProcess,
+  startServer,
+  type WrkResult,
+  waitFor,
+} from './lib.ts';
 
 const run = promisify(execFile);
 const CONNECTIONS = 64;
@@ -187,15 +198,7 @@ async function main() {
   });
   try {
     console.log('importing (encoding the 720p ladder)…');
-    const asset = await waitFor(
-      'the encode',
-      async () => {
-        const a = (await (await fetch(`${server.url}/api/assets/${id}`, { headers: server.auth })).json()) as AssetJson;
-        if (a.status === 'failed') throw new Error(`encode failed: ${JSON.stringify(a.error)}`);
-        return a.status === 'ready' ? a : undefined;
-      },
-      600_000,
-    );
+    const asset = await readyAsset(server, id, 600_000);
     console.log(`encoded in ${fmt((Date.now() - t0) / 1000, 1)} s`);
     await measure(server, asset, work);
   } finally {
