@@ -2,7 +2,9 @@
 # Installs what smoothcast needs and is missing, then exits 0. Idempotent and quiet when all is there.
 #   sh scripts/bootstrap.sh            npm dependencies (which bring Node 24) + ffmpeg
 #   sh scripts/bootstrap.sh --test     the same + what the tests use as reference clients: chromium (driven through
-#                                      playwright-core), GStreamer with its HLS/DASH/Smooth demuxers, nginx, openssl
+#                                      playwright-core), GStreamer with its HLS/DASH/Smooth demuxers, nginx, openssl,
+#                                      and the servers tests start throwaway copies of: PostgreSQL, OpenStack Swift
+#                                      (an S3 API through s3api) with memcached
 #   sh scripts/bootstrap.sh --bench    the same + nginx, wrk and curl (benchmark references and clients)
 # Only the npm registry and Debian's packages are used.
 set -eu
@@ -33,6 +35,11 @@ fi
 
 # 3. Debian packages.
 apt_pkgs=""
+svc_pkgs=""
+have_any() {
+  for f in "$@"; do [ -x "$f" ] && return 0; done
+  return 1
+}
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || apt_pkgs="$apt_pkgs ffmpeg"
 if [ $want_browser -eq 1 ]; then
   command -v chromium >/dev/null 2>&1 || apt_pkgs="$apt_pkgs chromium"
@@ -44,16 +51,31 @@ if [ $want_browser -eq 1 ]; then
   gst_has avdec_h264 || apt_pkgs="$apt_pkgs gstreamer1.0-libav"
   # The decryption oracle of the AES-128 tests (openssl enc -d -aes-128-cbc).
   command -v openssl >/dev/null 2>&1 || apt_pkgs="$apt_pkgs openssl"
+  # Servers the tests start on their own (temp dirs, loopback ports): the packages' own services stay off.
+  have_any /usr/lib/postgresql/*/bin/initdb || svc_pkgs="$svc_pkgs postgresql"
+  for s in proxy account container object; do
+    [ -x "/usr/bin/swift-$s-server" ] || svc_pkgs="$svc_pkgs swift-$s"
+  done
+  command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || svc_pkgs="$svc_pkgs memcached"
 fi
 if [ $want_bench -eq 1 ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_pkgs="$apt_pkgs nginx-light"
   command -v wrk >/dev/null 2>&1 || apt_pkgs="$apt_pkgs wrk"
   command -v curl >/dev/null 2>&1 || apt_pkgs="$apt_pkgs curl"
 fi
+apt_pkgs="$apt_pkgs$svc_pkgs"
 if [ -n "$apt_pkgs" ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "smoothcast: installing Debian packages:$apt_pkgs ..." >&2
     export DEBIAN_FRONTEND=noninteractive
+    # invoke-rc.d asks policy-rc.d before a package script starts a service; 101 means "not allowed" (Debian
+    # policy-rc.d interface, /usr/share/doc/init-system-helpers/README.policy-rc.d). Ours exists only while apt runs.
+    if [ -n "$svc_pkgs" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+      trap 'rm -f /usr/sbin/policy-rc.d; exit 130' INT TERM
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+      chmod 755 /usr/sbin/policy-rc.d
+    fi
     apt-get update -qq >&2
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $apt_pkgs >/dev/null
