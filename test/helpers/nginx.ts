@@ -70,3 +70,48 @@ http {
     },
   };
 }
+
+/**
+ * nginx with a complete configuration file of the caller's (`nginx -c FILE`, in the foreground so it never
+ * outlives the test), once `probeUrl` answers at all; stop() ends it at once (fast shutdown) and waits for it.
+ */
+export async function startNginxWithConfig(conf: string, probeUrl: string): Promise<Nginx> {
+  const child = spawn('/usr/sbin/nginx', ['-c', conf, '-g', 'daemon off;'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  let exited = false;
+  const exit = new Promise<void>((r) =>
+    child.once('exit', () => {
+      exited = true;
+      r();
+    }),
+  );
+  try {
+    await until(
+      'nginx start',
+      async () => {
+        if (exited) throw new Error(`nginx -c ${conf} exited: ${stderr}`);
+        try {
+          await (await fetch(probeUrl)).arrayBuffer();
+          return true;
+        } catch {
+          return undefined;
+        }
+      },
+      10_000,
+    );
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  return {
+    url: new URL(probeUrl).origin,
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      await exit;
+    },
+  };
+}
