@@ -33,7 +33,7 @@ export function parseDuration(s: string): number {
 
 export async function userCommand(config: Config, cli: Cli): Promise<number> {
   const [sub, name] = cli.positionals;
-  const { db, accounts } = openData(config);
+  const { db, accounts } = await openData(config);
   try {
     if (sub === 'add' && name) {
       const role = (cli.values.admin ? 'admin' : (cli.values.role ?? 'viewer')) as Role;
@@ -42,13 +42,13 @@ export async function userCommand(config: Config, cli: Cli): Promise<number> {
         throw new SmoothcastError('BAD_REQUEST', 'give the password on standard input with --password-stdin');
       }
       const user = await accounts.addUser(name, await readStdin(), role);
-      accounts.audit('cli', 'user.created', user.id, { name: user.name, role });
+      await accounts.audit('cli', 'user.created', user.id, { name: user.name, role });
       if (cli.values.json) console.log(JSON.stringify(user));
       else console.log(`added ${user.role} ${user.name} (${user.id})`);
       return 0;
     }
     if (sub === 'ls') {
-      const users = accounts.listUsers();
+      const users = await accounts.listUsers();
       if (cli.values.json) console.log(JSON.stringify({ users }));
       else for (const u of users) console.log(`${u.id}  ${u.role.padEnd(6)}  ${u.name}`);
       return 0;
@@ -56,13 +56,13 @@ export async function userCommand(config: Config, cli: Cli): Promise<number> {
     console.error('usage: smoothcast user add NAME [--admin | --role ROLE] --password-stdin | user ls [--json]');
     return 2;
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
 export async function tokenCommand(config: Config, cli: Cli): Promise<number> {
   const [sub, id] = cli.positionals;
-  const { db, accounts } = openData(config);
+  const { db, accounts } = await openData(config);
   try {
     if (sub === 'create') {
       const name = typeof cli.values.name === 'string' ? cli.values.name : '';
@@ -74,13 +74,13 @@ export async function tokenCommand(config: Config, cli: Cli): Promise<number> {
         throw new SmoothcastError('BAD_REQUEST', `--name N --scopes S,S with scopes from: ${SCOPES.join(', ')}`);
       }
       const expires = typeof cli.values.expires === 'string' ? parseDuration(cli.values.expires) : null;
-      const { token, secret } = accounts.createToken({
+      const { token, secret } = await accounts.createToken({
         name,
         scopes,
         userId: null,
         expiresAt: expires === null ? null : Date.now() + expires * 1000,
       });
-      accounts.audit('cli', 'token.created', token.id, { name, scopes });
+      await accounts.audit('cli', 'token.created', token.id, { name, scopes });
       if (cli.values.json) console.log(JSON.stringify({ ...token, secret }));
       else {
         console.log(secret);
@@ -91,7 +91,7 @@ export async function tokenCommand(config: Config, cli: Cli): Promise<number> {
       return 0;
     }
     if (sub === 'ls') {
-      const tokens = accounts.listTokens();
+      const tokens = await accounts.listTokens();
       if (cli.values.json) console.log(JSON.stringify({ tokens }));
       else {
         for (const t of tokens) {
@@ -102,8 +102,8 @@ export async function tokenCommand(config: Config, cli: Cli): Promise<number> {
       return 0;
     }
     if (sub === 'revoke' && id) {
-      const t = accounts.revokeToken(id);
-      accounts.audit('cli', 'token.revoked', t.id, { name: t.name });
+      const t = await accounts.revokeToken(id);
+      await accounts.audit('cli', 'token.revoked', t.id, { name: t.name });
       console.log(`revoked ${t.id}`);
       return 0;
     }
@@ -112,7 +112,7 @@ export async function tokenCommand(config: Config, cli: Cli): Promise<number> {
     );
     return 2;
   } finally {
-    db.close();
+    await db.close();
   }
 }
 

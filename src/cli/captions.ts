@@ -38,22 +38,23 @@ export async function readCaptionSpec(spec: string, maxBytes: number): Promise<C
 
 export async function captionsCommand(config: Config, cli: Cli): Promise<number> {
   const [sub, id, arg] = cli.positionals;
-  const data = openData(config);
+  const data = await openData(config);
   const base = config.server.publicUrl || `http://localhost:${config.server.port}`;
   const json = Boolean(cli.values.json);
   try {
-    const asset = id ? data.assets.get(id) : null;
+    const asset = id ? await data.assets.get(id) : null;
     if (!id || !asset) throw new SmoothcastError('ASSET_NOT_FOUND', id ? `no asset ${id}` : 'give an asset id');
     const show = (c: Parameters<typeof presentCaption>[0]) => presentCaption(c, asset, base);
     if (sub === 'ls') {
-      for (const c of data.captions.list(id)) {
+      for (const c of await data.captions.list(id)) {
         const v = show(c);
         console.log(json ? JSON.stringify(v) : `${v.id}  ${v.language}  ${v.label}  (${v.source}, ${v.cues} cues)`);
       }
       return 0;
     }
     if (sub === 'rm') {
-      if (!arg || !data.captions.remove(id, arg)) throw new SmoothcastError('CAPTION_NOT_FOUND', `no caption ${arg}`);
+      if (!arg || !(await data.captions.remove(id, arg)))
+        throw new SmoothcastError('CAPTION_NOT_FOUND', `no caption ${arg}`);
       await data.storage.remove(`assets/${id}/captions/${arg}.vtt`).catch(() => {});
       return 0;
     }
@@ -74,6 +75,6 @@ export async function captionsCommand(config: Config, cli: Cli): Promise<number>
     console.error('smoothcast captions: use add, ls or rm');
     return 2;
   } finally {
-    data.db.close();
+    await data.db.close();
   }
 }

@@ -3,7 +3,6 @@
 // files), HLS playlists addressing them with EXT-X-BYTERANGE, a DASH MPD with SegmentBase, the text tracks (one
 // WebVTT file each, on the presentation timeline, with a one-segment HLS playlist) and the poster.
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Config } from '../core/config.ts';
@@ -46,10 +45,10 @@ export async function exportCommand(config: Config, cli: Cli): Promise<number> {
     console.error('usage: smoothcast export ID DIR [--data DIR] [--json]');
     return 2;
   }
-  const data = openData(config);
+  const data = await openData(config);
   try {
     if (!isValidAssetId(id)) throw new SmoothcastError('INVALID_ID', `invalid asset id ${JSON.stringify(id)}`);
-    const asset = data.assets.get(id);
+    const asset = await data.assets.get(id);
     if (!asset) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
     if (asset.status !== 'ready' || !asset.rev) {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${asset.status}; only a ready asset exports`);
@@ -62,7 +61,7 @@ export async function exportCommand(config: Config, cli: Cli): Promise<number> {
     const cache = new IndexCache(data.storage, { maxEntries: 64 });
     const p = await readPresentation(cache, id, rev, {
       ...asset,
-      text: data.captions.list(id).map(textRendition),
+      text: (await data.captions.list(id)).map(textRendition),
     });
     const layouts = new Map<string, SingleFileLayout>();
     const layoutOf = (r: ManifestRendition) => layouts.get(r.id)!;
@@ -70,7 +69,13 @@ export async function exportCommand(config: Config, cli: Cli): Promise<number> {
     for (const r of p.renditions) {
       const layout = singleFileLayout(r.track, r.segments);
       layouts.set(r.id, layout);
-      await writeSingleFile(data.storage.localPath(keys.rendition(id, rev, r.id)), join(dir, `${r.id}.mp4`), layout);
+      // S3: the rendition is fetched into scratch first (one GET), then rewritten as a single file.
+      const src = await data.storage.fetch(keys.rendition(id, rev, r.id));
+      try {
+        await writeSingleFile(src.path, join(dir, `${r.id}.mp4`), layout);
+      } finally {
+        await src.release();
+      }
       files.push(`${r.id}.mp4`);
       if (!cli.values.json) console.error(`  ${r.id}.mp4  ${(layout.size / 2 ** 20).toFixed(1)} MiB`);
     }
@@ -93,9 +98,9 @@ export async function exportCommand(config: Config, cli: Cli): Promise<number> {
       writeMpd(p, FLAT, { segmentBase: { uri: (r) => `${r.id}.mp4`, layout: layoutOf } }),
     );
     files.push('master.m3u8', 'manifest.mpd');
-    const poster = data.storage.localPath(keys.poster(id));
-    if (existsSync(poster)) {
-      await copyFile(poster, join(dir, 'poster.jpg'));
+    const poster = await data.storage.getBytes(keys.poster(id));
+    if (poster) {
+      writeFileSync(join(dir, 'poster.jpg'), poster);
       files.push('poster.jpg');
     }
     if (cli.values.json) console.log(JSON.stringify({ id, dir, hls: 'master.m3u8', dash: 'manifest.mpd', files }));
@@ -106,6 +111,6 @@ export async function exportCommand(config: Config, cli: Cli): Promise<number> {
     console.error(`smoothcast export: ${e.code}: ${e.message}`);
     return 1;
   } finally {
-    data.db.close();
+    await data.db.close();
   }
 }

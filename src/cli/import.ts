@@ -32,7 +32,7 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
       return 2;
     }
   }
-  const data = openData(config);
+  const data = await openData(config);
   const deps = { config, ...data };
   let failed = 0;
   const queued: Asset[] = [];
@@ -49,7 +49,7 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
         }
         if (cli.values['no-wait']) {
           console.log(
-            json ? JSON.stringify(presentAsset(a, base, data.captions.list(a.id))) : `queued ${a.id}  ${a.title}`,
+            json ? JSON.stringify(presentAsset(a, base, await data.captions.list(a.id))) : `queued ${a.id}  ${a.title}`,
           );
         }
       } catch (err) {
@@ -67,7 +67,7 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
     let hinted = false;
     while (pending.size > 0) {
       for (const [id, before] of pending) {
-        const a = data.assets.get(id);
+        const a = await data.assets.get(id);
         if (!a) {
           pending.delete(id);
           failed++;
@@ -84,7 +84,7 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
         });
         if (a.status === 'ready' || a.status === 'failed') {
           pending.delete(id);
-          const view = presentAsset(a, base, data.captions.list(a.id));
+          const view = presentAsset(a, base, await data.captions.list(a.id));
           if (a.status === 'failed') failed++;
           if (json) console.log(JSON.stringify(view));
           else if (a.status === 'ready') {
@@ -102,7 +102,7 @@ export async function importCommand(config: Config, cli: Cli): Promise<number> {
     }
     return failed ? 1 : 0;
   } finally {
-    data.db.close();
+    await data.db.close();
   }
 }
 

@@ -4,14 +4,14 @@ import { presentAsset } from '../roles/api/present.ts';
 import { openData } from '../roles/server.ts';
 import type { Cli } from './main.ts';
 
-export function ls(config: Config, cli: Cli): number {
-  const data = openData(config);
+export async function ls(config: Config, cli: Cli): Promise<number> {
+  const data = await openData(config);
   const { db, assets } = data;
   try {
-    const list = assets.list({ limit: 10_000 });
+    const list = await assets.list({ limit: 10_000 });
     if (cli.values.json) {
       for (const a of list)
-        console.log(JSON.stringify(presentAsset(a, config.server.publicUrl, data.captions.list(a.id))));
+        console.log(JSON.stringify(presentAsset(a, config.server.publicUrl, await data.captions.list(a.id))));
       return 0;
     }
     if (list.length === 0) {
@@ -27,6 +27,6 @@ export function ls(config: Config, cli: Cli): number {
     }
     return 0;
   } finally {
-    db.close();
+    await db.close();
   }
 }

@@ -21,6 +21,9 @@ commands:
                                                     per rendition (with a sidx), byte-range HLS, SegmentBase DASH
   captions add ID FILE --lang L [--label X] [--kind subtitles|captions] [--json]
   captions ls ID [--json] | captions rm ID CAPTION   sidecar captions/subtitles of an asset
+  migrate [--check] [--json]                        apply pending schema migrations to the configured database
+                                                    (database.url or the data folder's SQLite); --check only
+                                                    reports (exit 1 when migrations are pending)
   ls     [--data DIR] [--json]                      list assets
   rm     [--data DIR] ID…                           delete assets and their files
   live create TITLE [--dvr SECONDS] [--latency low|standard] [--no-archive] [--json]
@@ -35,6 +38,11 @@ commands:
   token create --name N --scopes S,S [--expires 30d] [--json] | token ls [--json] | token revoke ID
                                                     API tokens; the secret is printed once (scopes: assets:read,
                                                     assets:write, uploads:create, live:write, playback:sign, admin)
+  viewers URL [--count N] [--duration S] [--pick top|bottom|random|all-rungs] [--json]
+                                                    virtual HLS viewers (load test of a server on this machine)
+  edge-config --origin URL… --listen PORT --cache-dir DIR [--max-size 10g] [--listen-address A] [--server-name N]…
+              [--prefix DIR] [--user U]           print an nginx.conf for an edge cache in front of the origins
+                                                    (docs/edge.md)
 
 commands that talk to a server (upload, live) send --token T or $SMOOTHCAST_TOKEN as Authorization: Bearer
 
@@ -54,6 +62,9 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  // Its own options, and no data folder or configuration to load.
+  if (command === 'viewers') return (await import('./viewers.ts')).viewersCommand(rest);
+  if (command === 'edge-config') return (await import('./edge-config.ts')).edgeConfigCommand(rest);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -86,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
       expires: { type: 'string' },
       policy: { type: 'string' },
       encryption: { type: 'string' },
+      check: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -110,6 +122,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./export.ts')).exportCommand(config, cli);
     case 'captions':
       return (await import('./captions.ts')).captionsCommand(config, cli);
+    case 'migrate':
+      return (await import('./migrate.ts')).migrateCommand(config, cli);
     case 'ls':
       return (await import('./ls.ts')).ls(config, cli);
     case 'rm':

@@ -11,22 +11,22 @@ export async function rm(config: Config, cli: Cli): Promise<number> {
     console.error('smoothcast rm: give at least one asset id');
     return 2;
   }
-  const { db, assets, queue, storage } = openData(config);
+  const { db, assets, queue, storage } = await openData(config);
   let code = 0;
   try {
     for (const id of cli.positionals) {
-      if (!isValidAssetId(id) || !assets.get(id)) {
+      if (!isValidAssetId(id) || !(await assets.get(id))) {
         console.error(`smoothcast rm: no asset ${id}`);
         code = 1;
         continue;
       }
-      queue.cancelForAsset(id);
-      assets.delete(id);
+      await queue.cancelForAsset(id);
+      await assets.delete(id);
       await storage.deletePrefix(keys.assetPrefix(id));
       console.log(`deleted ${id}`);
     }
   } finally {
-    db.close();
+    await db.close();
   }
   return code;
 }

@@ -71,6 +71,17 @@ export const SCHEMA = {
       pattern: /^(api|upload|origin|worker|live|web)(,(api|upload|origin|worker|live|web))*$/,
       doc: 'the roles this process runs, comma-separated from api, upload, origin, worker, live, web (serve --roles)',
     },
+    advertiseUrl: {
+      type: 'string',
+      default: '',
+      pattern: /^(|http:\/\/[^\s/]+)$/,
+      doc: 'the URL other smoothcast nodes reach this process at (http://host:port), for files it holds while it encodes to S3 or ingests live; empty: http://127.0.0.1:<port> (one machine)',
+    },
+    metricsToken: {
+      type: 'string',
+      default: '',
+      doc: 'bearer token required on GET /metrics (empty: open; put it behind your network policy)',
+    },
     rateLimitPerMinute: {
       type: 'int',
       min: 0,
@@ -79,12 +90,74 @@ export const SCHEMA = {
       doc: 'API requests per client address per minute (playback and uploads are not counted; 0: off)',
     },
   },
+  database: {
+    url: {
+      type: 'string',
+      default: '',
+      pattern: /^(|postgres(ql)?:\/\/\S+)$/,
+      doc: 'PostgreSQL URL (postgres://user:password@host:port/db; a unix socket as ?host=/run/postgresql); empty: SQLite in the data folder',
+    },
+    poolSize: { type: 'int', min: 1, max: 200, default: 10, doc: 'PostgreSQL connections per process' },
+    migrate: {
+      type: 'bool',
+      default: true,
+      doc: 'apply pending schema migrations at start; false: refuse to start unless `smoothcast migrate` has brought the schema up to date',
+    },
+  },
   storage: {
     dataDir: { type: 'string', default: 'data', doc: 'folder holding the database and all media' },
     keepSources: {
       type: 'bool',
       default: true,
       doc: 'keep each source file after its encode (so it can be re-encoded); false deletes it once ready',
+    },
+    backend: {
+      type: 'string',
+      default: 'local',
+      oneOf: ['local', 's3'],
+      doc: 'where media lives: local (DATA/media) or s3 (an S3-compatible object store, the s3* keys)',
+    },
+    scratchDir: {
+      type: 'string',
+      default: '',
+      doc: 'local folder for files staged to or fetched from S3 while ffmpeg works on them; empty: DATA/scratch',
+    },
+    s3Endpoint: {
+      type: 'string',
+      default: '',
+      pattern: /^(|https?:\/\/[^\s/]+(\/[^\s]*)?)$/,
+      doc: 'S3 endpoint URL, e.g. http://127.0.0.1:9000 (empty: AWS S3 of s3Region)',
+    },
+    s3Region: { type: 'string', default: 'us-east-1', pattern: /^[a-z0-9-]{1,64}$/, doc: 'S3 region (signing)' },
+    s3Bucket: {
+      type: 'string',
+      default: '',
+      pattern: /^(|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$/,
+      doc: 'S3 bucket holding the media, created at start when missing (required with backend s3)',
+    },
+    s3Prefix: {
+      type: 'string',
+      default: '',
+      pattern: /^(|[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*\/?)$/,
+      doc: 'folder-like prefix put before every object key in the bucket (e.g. smoothcast/); empty: none',
+    },
+    s3AccessKeyId: {
+      type: 'string',
+      default: '',
+      doc: 'S3 access key id; empty: the AWS SDK default chain (AWS_ACCESS_KEY_ID, shared config, instance role)',
+    },
+    s3SecretAccessKey: { type: 'string', default: '', doc: 'S3 secret access key (with s3AccessKeyId)' },
+    s3ForcePathStyle: {
+      type: 'bool',
+      default: true,
+      doc: 'address buckets as ENDPOINT/BUCKET/KEY rather than BUCKET.ENDPOINT/KEY (most self-hosted S3 servers)',
+    },
+    s3CacheBytes: {
+      type: 'int',
+      min: 0,
+      max: 2 ** 40,
+      default: 64 * 1024 * 1024,
+      doc: 'bytes of S3 object ranges kept in memory per process (hot segments, index headers); 0: off',
     },
   },
   uploads: {

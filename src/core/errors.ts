@@ -38,11 +38,26 @@ export const ERRORS = {
   JOB_LEASE_LOST: { status: 500, permanent: false, message: 'the worker lost its job lease' },
   ASSET_STATE_CONFLICT: { status: 409, permanent: true, message: 'the asset is in a state that does not allow this' },
   DB_SCHEMA_TOO_NEW: { status: 500, permanent: true, message: 'the database was written by a newer smoothcast' },
+  DB_SCHEMA_OLD: {
+    status: 500,
+    permanent: true,
+    message: 'the database schema is older than this smoothcast: run smoothcast migrate',
+  },
+  DB_UNAVAILABLE: { status: 503, permanent: false, message: 'the database is unreachable' },
+  DB_BUSY: { status: 503, permanent: false, message: 'the database is too busy: try again' },
   // captions and subtitles (sidecar files: bad input never changes anything)
   CAPTION_INVALID: { status: 400, permanent: true, message: 'not a valid WebVTT or SubRip file' },
   CAPTION_TOO_LARGE: { status: 413, permanent: true, message: 'the caption file is larger than allowed' },
   CAPTION_NOT_FOUND: { status: 404, permanent: true, message: 'no such caption track' },
   LANGUAGE_INVALID: { status: 400, permanent: true, message: 'not a known BCP 47 language tag' },
+  // object storage (local disk or S3)
+  STORAGE_UNAVAILABLE: {
+    status: 503,
+    permanent: false,
+    message: 'the object store could not be reached or failed the request',
+  },
+  STORAGE_OBJECT_EXISTS: { status: 409, permanent: true, message: 'an object exists under this storage key' },
+  STORAGE_NOT_LOCAL: { status: 500, permanent: true, message: 'this storage backend has no local file paths' },
   // pure media parsing
   BMFF_MALFORMED: { status: 500, permanent: true, message: 'malformed ISO-BMFF data' },
   BMFF_UNSUPPORTED: { status: 500, permanent: true, message: 'unsupported ISO-BMFF content' },

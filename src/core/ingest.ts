@@ -34,8 +34,11 @@ export interface ImportOptions {
   title?: string;
   /** The file's name as the user knows it (default: from the path): the stored extension and sourceName. */
   name?: string;
-  /** Runs inside the transaction that creates the asset (e.g. recording the upload it came from). */
-  onCreated?: (asset: Asset) => void;
+  /**
+   * Runs inside the transaction that creates the asset (e.g. recording the upload it came from): database work
+   * only (on PostgreSQL the transaction may be retried, running it again).
+   */
+  onCreated?: (asset: Asset) => Promise<unknown>;
   /** Owner, playback policy, encryption, viewer limit of the new asset. */
   access?: NewAssetAccess;
 }
@@ -59,18 +62,58 @@ export async function importLocalFile(deps: IngestDeps, path: string, opts: Impo
   }
   const id = newAssetId();
   const key = keys.source(id, sourceExtension(name));
+  // The file goes to its final key first, outside the transaction (which must do database work only: on SQLite it
+  // holds the one connection, on PostgreSQL it may run more than once); if the transaction fails, it goes again.
   await deps.storage.importFile(path, key, { link: true });
   try {
-    return deps.db.write(() => {
-      const asset = deps.assets.create({
+    return await deps.db.write(async () => {
+      const asset = await deps.assets.create({
         id,
         title: opts.title ?? titleFromName(name),
         sourcePath: key,
         sourceName: name,
         ...opts.access,
       });
-      deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
-      opts.onCreated?.(asset);
+      await deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
+      await opts.onCreated?.(asset);
+      return asset;
+    });
+  } catch (err) {
+    await deps.storage.deletePrefix(keys.assetPrefix(id)).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * An object already in storage (a tus upload written straight to the bucket) becomes a new asset's source: a
+ * server-side copy to the asset's source key, then the same transaction as importLocalFile.
+ */
+export async function importStoredObject(
+  deps: IngestDeps,
+  srcKey: string,
+  size: number,
+  opts: ImportOptions & { name: string },
+): Promise<Asset> {
+  if (size > deps.config.limits.maxFileSize) {
+    throw new SmoothcastError(
+      'MEDIA_TOO_LARGE',
+      `${opts.name} is ${size} bytes; the limit is ${deps.config.limits.maxFileSize} (limits.maxFileSize)`,
+    );
+  }
+  const id = newAssetId();
+  const key = keys.source(id, sourceExtension(opts.name));
+  await deps.storage.copyObject(srcKey, key);
+  try {
+    return await deps.db.write(async () => {
+      const asset = await deps.assets.create({
+        id,
+        title: opts.title ?? titleFromName(opts.name),
+        sourcePath: key,
+        sourceName: opts.name,
+        ...opts.access,
+      });
+      await deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
+      await opts.onCreated?.(asset);
       return asset;
     });
   } catch (err) {

@@ -50,20 +50,20 @@ describe('Metrics', () => {
   it('counts segment bytes and requests by format, every format present from the start', async () => {
     const m = new Metrics({ defaultMetrics: false });
     let t = await m.text();
-    for (const f of ['hls', 'dash', 'smooth', 'download']) {
+    for (const f of ['cmaf', 'smooth', 'download']) {
       assert.equal(value(t, `smoothcast_segment_bytes_total{format="${f}"}`), 0, f);
       assert.equal(value(t, `smoothcast_segment_requests_total{format="${f}"}`), 0, f);
     }
-    m.segmentBytes('hls', 1000);
-    m.segmentBytes('hls', 500);
+    m.segmentBytes('cmaf', 1000);
+    m.segmentBytes('cmaf', 500);
     m.segmentBytes('download', 4096);
     m.segmentBytes('download', 4096, 0);
     t = await m.text();
-    assert.equal(value(t, 'smoothcast_segment_bytes_total{format="hls"}'), 1500);
-    assert.equal(value(t, 'smoothcast_segment_requests_total{format="hls"}'), 2);
+    assert.equal(value(t, 'smoothcast_segment_bytes_total{format="cmaf"}'), 1500);
+    assert.equal(value(t, 'smoothcast_segment_requests_total{format="cmaf"}'), 2);
     assert.equal(value(t, 'smoothcast_segment_bytes_total{format="download"}'), 8192);
     assert.equal(value(t, 'smoothcast_segment_requests_total{format="download"}'), 1);
-    assert.equal(value(t, 'smoothcast_segment_bytes_total{format="dash"}'), 0);
+    assert.equal(value(t, 'smoothcast_segment_bytes_total{format="smooth"}'), 0);
   });
 
   it('counts index cache lookups, encodes, uploads and webhook deliveries', async () => {

@@ -25,7 +25,8 @@ import { ERRORS } from './errors.ts';
 
 export const METRICS_PREFIX = 'smoothcast_';
 
-export type SegmentFormat = 'hls' | 'dash' | 'smooth' | 'download';
+/** HLS and DASH share the same CMAF segment URLs (one response, cacheable for both), so they are one format. */
+export type SegmentFormat = 'cmaf' | 'smooth' | 'download';
 export type WebhookResult = 'delivered' | 'retrying' | 'failed';
 
 export interface JobCounts {
@@ -48,7 +49,7 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
 }
 
-const FORMATS: readonly SegmentFormat[] = ['hls', 'dash', 'smooth', 'download'];
+const FORMATS: readonly SegmentFormat[] = ['cmaf', 'smooth', 'download'];
 const WEBHOOK_RESULTS: readonly WebhookResult[] = ['delivered', 'retrying', 'failed'];
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const JOB_STATES: readonly (keyof JobCounts)[] = ['queued', 'running', 'failed'];

@@ -7,9 +7,12 @@
 // unwrap). A failed attempt (network error, timeout, non-2xx) is retried with backoff, then the delivery is marked
 // failed. Every state is in the database, so a restart loses nothing; delivery is at least once: an attempt holds a
 // lease on its row, and when the process dies mid-attempt the lease expires and the message is sent again, with
-// the same id and body.
+// the same id and body. No HTTP request is made inside a transaction (on PostgreSQL a transaction's callback may run
+// again): a claim takes due deliveries in one, the requests run after it commits, each result is written after.
 import { createCipheriv, createDecipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { sql } from 'kysely';
 import { type Db, int, type Row, text, textOrNull } from './db/database.ts';
+import { greatest, insertionOrder } from './db/dialect.ts';
 import { SmoothcastError } from './errors.ts';
 import { randomBase32 } from './ids.ts';
 
@@ -286,6 +289,11 @@ export class Webhooks {
   readonly #concurrency: number;
   #running = false;
   #timer: NodeJS.Timeout | null = null;
+  /** A tick (claim, then the next wake-up) is running; a poke meanwhile makes it run again at once. */
+  #ticking = false;
+  #again = false;
+  /** The last tick, for close() to wait on (its claimed deliveries become attempts in flight). */
+  #tickDone: Promise<void> = Promise.resolve();
   readonly #inFlight = new Set<Promise<void>>();
   /** Aborts the attempts in flight when close() is called. */
   #closing = new AbortController();
@@ -306,49 +314,53 @@ export class Webhooks {
     }
   }
 
-  create(input: { url: unknown; events: unknown }): CreatedWebhook {
+  async create(input: { url: unknown; events: unknown }): Promise<CreatedWebhook> {
     const url = webhookUrl(input.url);
     const events = webhookEvents(input.events);
     const id = newWebhookId();
     const key = randomBytes(32);
     const createdAt = this.#now();
-    this.#db.write(() => {
-      this.#db.raw
-        .prepare('INSERT INTO webhooks (id, url, events, secret_wrapped, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(id, url, JSON.stringify(events), wrapSecret(this.#master, id, key), createdAt);
-    });
+    const wrapped = wrapSecret(this.#master, id, key);
+    await this.#db.run(
+      sql`INSERT INTO webhooks (id, url, events, secret_wrapped, created_at)
+          VALUES (${id}, ${url}, ${JSON.stringify(events)}, ${wrapped}, ${createdAt})`,
+    );
     return { id, url, events, secret: SECRET_PREFIX + key.toString('base64'), createdAt };
   }
 
   /** Oldest first; never the secrets. */
-  list(): Webhook[] {
-    return this.#db.raw.prepare('SELECT * FROM webhooks ORDER BY created_at, rowid').all().map(toWebhook);
+  async list(): Promise<Webhook[]> {
+    const order = insertionOrder(this.#db.dialect);
+    return (await this.#db.all(sql`SELECT * FROM webhooks ORDER BY created_at, ${order}`)).map(toWebhook);
   }
 
-  get(id: string): Webhook | null {
+  async get(id: string): Promise<Webhook | null> {
     if (typeof id !== 'string' || !WEBHOOK_ID.test(id)) return null;
-    const row = this.#db.raw.prepare('SELECT * FROM webhooks WHERE id = ?').get(id);
+    const row = await this.#db.get(sql`SELECT * FROM webhooks WHERE id = ${id}`);
     return row === undefined ? null : toWebhook(row);
   }
 
   /** Deletes the webhook, its secret and its deliveries (pending ones are not sent). False when it did not exist. */
-  delete(id: string): boolean {
+  async delete(id: string): Promise<boolean> {
     if (typeof id !== 'string' || !WEBHOOK_ID.test(id)) return false;
-    return this.#db.write(() => this.#db.raw.prepare('DELETE FROM webhooks WHERE id = ?').run(id).changes === 1);
+    return (await this.#db.run(sql`DELETE FROM webhooks WHERE id = ${id}`)) === 1;
   }
 
   /** The webhook's deliveries, newest first (WEBHOOK_NOT_FOUND for an unknown webhook). */
-  deliveries(webhookId: string, limit = 50): Delivery[] {
-    this.#mustGet(webhookId);
-    return this.#db.raw
-      .prepare('SELECT * FROM webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?')
-      .all(webhookId, Math.max(1, Math.min(1000, Math.trunc(limit))))
-      .map(toDelivery);
+  async deliveries(webhookId: string, limit = 50): Promise<Delivery[]> {
+    await this.#mustGet(webhookId);
+    // created_at is unique per webhook (emit makes it strictly increase), so it alone orders them; id only makes
+    // the order total for rows written before that.
+    const rows = await this.#db.all(
+      sql`SELECT * FROM webhook_deliveries WHERE webhook_id = ${webhookId} ORDER BY created_at DESC, id DESC
+          LIMIT ${Math.max(1, Math.min(1000, Math.trunc(limit)))}`,
+    );
+    return rows.map(toDelivery);
   }
 
-  delivery(id: string): Delivery | null {
+  async delivery(id: string): Promise<Delivery | null> {
     if (typeof id !== 'string' || !DELIVERY_ID.test(id)) return null;
-    const row = this.#db.raw.prepare('SELECT * FROM webhook_deliveries WHERE id = ?').get(id);
+    const row = await this.#db.get(sql`SELECT * FROM webhook_deliveries WHERE id = ${id}`);
     return row === undefined ? null : toDelivery(row);
   }
 
@@ -357,40 +369,52 @@ export class Webhooks {
    * one transaction; the body `{ type, timestamp, data }` is serialized once here and sent as is on every attempt.
    * Returns the deliveries' message ids. `data` must be JSON.
    */
-  emit(event: InternalEvent, data: unknown, options: { webhookId?: string } = {}): string[] {
+  async emit(event: InternalEvent, data: unknown, options: { webhookId?: string } = {}): Promise<string[]> {
     if (!(INTERNAL_EVENTS as readonly string[]).includes(event)) {
       throw new SmoothcastError('INTERNAL', `unknown webhook event ${JSON.stringify(event)}`);
     }
     const now = this.#now();
     const payload = JSON.stringify({ type: event, timestamp: new Date(now).toISOString(), data: data ?? null });
-    const ids = this.#db.write(() => {
+    // Database work only: on PostgreSQL the callback may run again (the message ids drawn in a rolled-back run are
+    // never seen; only the committed run's are returned).
+    const ids = await this.#db.write(async () => {
       const hooks = (
-        options.webhookId === undefined ? this.list() : [this.get(options.webhookId)].filter((h) => h !== null)
+        options.webhookId === undefined
+          ? await this.list()
+          : [await this.get(options.webhookId)].filter((h) => h !== null)
       ).filter(
         // webhook.test is nobody's subscription: it goes only to the webhook named.
         (h) =>
           h.disabledAt === null &&
           (event === 'webhook.test' ? options.webhookId !== undefined : h.events.includes(event)),
       );
-      const insert = this.#db.raw.prepare(
-        `INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, next_attempt_at, created_at)
-         VALUES (?, ?, ?, ?, 'pending', 0, ?, ?)`,
-      );
-      return hooks.map((h) => {
+      const out: string[] = [];
+      for (const h of hooks) {
         const id = newMessageId();
-        insert.run(id, h.id, event, payload, now, now);
-        return id;
-      });
+        // created_at strictly increases per webhook (max(now, last + 1)), so the newest-first listing needs no
+        // insertion-order column (PostgreSQL's webhook_deliveries has none, SQLite's rowid is not portable).
+        const last = await this.#db.get(
+          sql`SELECT max(created_at) AS t FROM webhook_deliveries WHERE webhook_id = ${h.id}`,
+        );
+        const createdAt = last === undefined || last.t === null ? now : Math.max(now, int(last, 't') + 1);
+        await this.#db.run(
+          sql`INSERT INTO webhook_deliveries (id, webhook_id, event, payload, status, attempts, next_attempt_at,
+                created_at)
+              VALUES (${id}, ${h.id}, ${event}, ${payload}, 'pending', 0, ${now}, ${createdAt})`,
+        );
+        out.push(id);
+      }
+      return out;
     });
     if (ids.length > 0) this.poke();
     return ids;
   }
 
   /** Sends a `webhook.test` event to this webhook only; its delivery. */
-  test(webhookId: string): Delivery {
-    const hook = this.#mustGet(webhookId);
-    const [id] = this.emit('webhook.test', { webhookId: hook.id, url: hook.url }, { webhookId: hook.id });
-    return this.delivery(id!)!;
+  async test(webhookId: string): Promise<Delivery> {
+    const hook = await this.#mustGet(webhookId);
+    const [id] = await this.emit('webhook.test', { webhookId: hook.id, url: hook.url }, { webhookId: hook.id });
+    return (await this.delivery(id!))!;
   }
 
   /** Starts the delivery loop (idempotent). */
@@ -403,7 +427,9 @@ export class Webhooks {
 
   /** Runs the loop now instead of at its next wake-up (after an emit, also from another component). */
   poke(): void {
-    if (this.#running) this.#schedule(0);
+    if (!this.#running) return;
+    if (this.#ticking) this.#again = true;
+    else this.#schedule(0);
   }
 
   /**
@@ -415,24 +441,33 @@ export class Webhooks {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     this.#closing.abort();
+    // A claim in progress: its deliveries become attempts (aborted at once, so put back) before we wait for them.
+    await this.#tickDone;
     await Promise.allSettled([...this.#inFlight]);
   }
 
   #schedule(ms: number): void {
     if (!this.#running) return;
     if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#tick(), Math.max(0, ms));
+    this.#timer = setTimeout(
+      () => {
+        this.#timer = null;
+        this.#tickDone = this.#tick();
+      },
+      Math.max(0, ms),
+    );
     this.#timer.unref();
   }
 
-  #tick(): void {
-    this.#timer = null;
+  /** Claims what is due and starts its attempts (outside any transaction), then sleeps until the next is due. */
+  async #tick(): Promise<void> {
     if (!this.#running) return;
+    this.#ticking = true;
     let sleep = this.#maxSleepMs;
     try {
       const free = this.#concurrency - this.#inFlight.size;
       if (free > 0) {
-        for (const d of this.#claim(free)) {
+        for (const d of await this.#claim(free)) {
           const p: Promise<void> = this.#attempt(d)
             .catch((err) => this.#log('webhook attempt failed to record', { delivery: d.id, error: String(err) }))
             .finally(() => {
@@ -444,55 +479,59 @@ export class Webhooks {
       }
       // Full: a finishing attempt pokes. Otherwise sleep until the next due delivery (capped).
       if (this.#inFlight.size < this.#concurrency) {
-        const next = this.#nextDue();
+        const next = await this.#nextDue();
         if (next !== null) sleep = Math.min(this.#maxSleepMs, Math.max(0, next - this.#now()));
       }
     } catch (err) {
       this.#log('webhook delivery loop error', { error: String(err) });
+    } finally {
+      this.#ticking = false;
     }
-    this.#schedule(sleep);
+    const again = this.#again;
+    this.#again = false;
+    this.#schedule(again ? 0 : sleep);
   }
 
-  /** Takes up to `n` due deliveries: counts the attempt and sets a lease past the attempt's timeout. */
-  #claim(n: number): Claimed[] {
+  /**
+   * Takes up to `n` due deliveries in one transaction: counts the attempt and sets a lease past the attempt's
+   * timeout (another process's claim skips them until it ends). Only database work: the HTTP requests are made
+   * after it commits, and the results written by separate statements.
+   */
+  #claim(n: number): Promise<Claimed[]> {
     const now = this.#now();
     const lease = now + this.#timeoutMs + 30_000;
-    return this.#db.write(() => {
-      const rows = this.#db.raw
-        .prepare(
-          `SELECT d.id, d.webhook_id, d.payload, d.attempts, w.url, w.secret_wrapped
-           FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-           WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.disabled_at IS NULL
-           ORDER BY d.next_attempt_at, d.rowid LIMIT ?`,
-        )
-        .all(now, n);
-      const take = this.#db.raw.prepare(
-        'UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?',
+    return this.#db.write(async () => {
+      const rows = await this.#db.all(
+        sql`SELECT d.id, d.webhook_id, d.payload, d.attempts, w.url, w.secret_wrapped
+            FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+            WHERE d.status = 'pending' AND d.next_attempt_at <= ${now} AND w.disabled_at IS NULL
+            ORDER BY d.next_attempt_at, d.created_at, d.id LIMIT ${n}`,
       );
-      return rows.map((r) => {
-        take.run(lease, text(r, 'id'));
-        return {
-          id: text(r, 'id'),
-          webhookId: text(r, 'webhook_id'),
-          url: text(r, 'url'),
-          secretWrapped: text(r, 'secret_wrapped'),
-          payload: text(r, 'payload'),
-          attempts: int(r, 'attempts') + 1,
-        };
-      });
+      if (rows.length === 0) return [];
+      await this.#db.run(
+        sql`UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ${lease}
+            WHERE id IN (${sql.join(rows.map((r) => text(r, 'id')))})`,
+      );
+      return rows.map((r) => ({
+        id: text(r, 'id'),
+        webhookId: text(r, 'webhook_id'),
+        url: text(r, 'url'),
+        secretWrapped: text(r, 'secret_wrapped'),
+        payload: text(r, 'payload'),
+        attempts: int(r, 'attempts') + 1,
+      }));
     });
   }
 
-  #nextDue(): number | null {
-    const row = this.#db.raw
-      .prepare(
-        `SELECT min(d.next_attempt_at) AS t FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-         WHERE d.status = 'pending' AND w.disabled_at IS NULL`,
-      )
-      .get();
+  async #nextDue(): Promise<number | null> {
+    const row = await this.#db.get(
+      sql`SELECT min(d.next_attempt_at) AS t FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+          WHERE d.status = 'pending' AND w.disabled_at IS NULL`,
+    );
     return row === undefined || row.t === null ? null : int(row, 't');
   }
 
+  /** One HTTP attempt of a claimed delivery (no transaction is open while it runs), then its result recorded. */
   async #attempt(d: Claimed): Promise<void> {
     let status: number | null = null;
     let error: string | null = null;
@@ -519,13 +558,10 @@ export class Webhooks {
     } catch (err) {
       if (this.#closing.signal.aborted) {
         // Shutting down: not the receiver's fault; due again at the next start, the attempt not counted.
-        this.#db.write(() =>
-          this.#db.raw
-            .prepare(
-              `UPDATE webhook_deliveries SET attempts = max(attempts - 1, 0), next_attempt_at = ?
-               WHERE id = ? AND status = 'pending'`,
-            )
-            .run(this.#now(), d.id),
+        await this.#db.run(
+          sql`UPDATE webhook_deliveries
+              SET attempts = ${greatest(this.#db.dialect, sql`attempts - 1`, 0)}, next_attempt_at = ${this.#now()}
+              WHERE id = ${d.id} AND status = 'pending'`,
         );
         return;
       }
@@ -533,13 +569,10 @@ export class Webhooks {
     }
     const now = this.#now();
     if (error === null) {
-      this.#db.write(() =>
-        this.#db.raw
-          .prepare(
-            `UPDATE webhook_deliveries SET status = 'delivered', last_status = ?, last_error = NULL,
-               next_attempt_at = NULL, delivered_at = ? WHERE id = ?`,
-          )
-          .run(status, now, d.id),
+      await this.#db.run(
+        sql`UPDATE webhook_deliveries SET status = 'delivered', last_status = ${status}, last_error = NULL,
+              next_attempt_at = NULL, delivered_at = ${now}
+            WHERE id = ${d.id}`,
       );
       return;
     }
@@ -547,18 +580,16 @@ export class Webhooks {
     if (delay === undefined) {
       this.#log('webhook delivery failed', { delivery: d.id, webhook: d.webhookId, attempts: d.attempts, error });
     }
-    this.#db.write(() =>
-      this.#db.raw
-        .prepare(
-          `UPDATE webhook_deliveries SET status = ?, last_status = ?, last_error = ?, next_attempt_at = ?
-           WHERE id = ?`,
-        )
-        .run(delay === undefined ? 'failed' : 'pending', status, error, delay === undefined ? null : now + delay, d.id),
+    await this.#db.run(
+      sql`UPDATE webhook_deliveries
+          SET status = ${delay === undefined ? 'failed' : 'pending'}, last_status = ${status}, last_error = ${error},
+            next_attempt_at = ${delay === undefined ? null : now + delay}
+          WHERE id = ${d.id}`,
     );
   }
 
-  #mustGet(id: string): Webhook {
-    const h = this.get(id);
+  async #mustGet(id: string): Promise<Webhook> {
+    const h = await this.get(id);
     if (!h) throw new SmoothcastError('WEBHOOK_NOT_FOUND', `no webhook ${id}`);
     return h;
   }

@@ -1,24 +1,30 @@
 // `smoothcast serve`: every role in one process over SQLite and a local data folder — the API, the origin, the
 // worker and the web page. Each role has its own start/close; this file only wires them.
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { sql } from 'kysely';
 import { PlaybackSigner, PlaybackVerifier } from '../core/auth/playback-tokens.ts';
 import type { Config } from '../core/config.ts';
 import { SqliteAccounts } from '../core/db/accounts.ts';
 import type { Asset } from '../core/db/assets.ts';
-import { SqliteAssetRepository } from '../core/db/assets.ts';
+import { isValidAssetId, SqliteAssetRepository } from '../core/db/assets.ts';
 import { type Caption, SqliteCaptionRepository } from '../core/db/captions.ts';
 import { type Db, openDatabase } from '../core/db/database.ts';
 import { SqliteLiveRepository } from '../core/db/live.ts';
-import { SqliteJobQueue } from '../core/db/queue.ts';
+import { JOBS_CHANNEL, SqliteJobQueue } from '../core/db/queue.ts';
 import { SqliteSigningKeys } from '../core/db/signing-keys.ts';
 import { SqliteUploadRepository } from '../core/db/uploads.ts';
 import { asSmoothcastError, SmoothcastError } from '../core/errors.ts';
 import { randomBase32 } from '../core/ids.ts';
 import { loadMasterKey } from '../core/master-key.ts';
+import { Metrics } from '../core/metrics.ts';
+import { HeldFiles, internalSecret, RoutingReader } from '../core/storage/held.ts';
 import { LocalStorage } from '../core/storage/local.ts';
+import { openStorage } from '../core/storage/open.ts';
+import { keys, type Storage } from '../core/storage/storage.ts';
 import { Webhooks } from '../core/webhooks.ts';
 import type { TextRendition } from '../media/types.ts';
 import { registerAccountsApi } from './api/accounts.ts';
@@ -30,6 +36,8 @@ import { presentAsset } from './api/present.ts';
 import { actorOf } from './api/scopes.ts';
 import { registerWebhookApi } from './api/webhooks.ts';
 import { registerHardening, serverOptions } from './http/hardening.ts';
+import { registerInternal } from './http/internal.ts';
+import { registerMetrics } from './http/metrics-route.ts';
 import { finishArchive, makeLivePoster } from './live/archive.ts';
 import { registerHttpIngest } from './live/http-ingest.ts';
 import { LiveService } from './live/live-service.ts';
@@ -41,6 +49,7 @@ import { Origin, type PlaybackState } from './origin/origin.ts';
 import { Uploads } from './upload/uploads.ts';
 import { registerWeb } from './web/web.ts';
 import { Worker } from './worker/worker.ts';
+import { HOLD_GRACE_MS } from './worker/workspace.ts';
 
 export interface Platform {
   app: FastifyInstance;
@@ -70,20 +79,38 @@ export const consoleLogger: Logger = (msg, extra) => {
   console.log(JSON.stringify({ t: new Date().toISOString(), msg, ...extra }));
 };
 
-/** Opens the data folder's database and storage (shared by serve, import, ls, rm). */
-export function openData(config: Config) {
+/** The channel on which any process announces that an asset changed (other origins drop what they cached). */
+export const ASSETS_CHANNEL = 'smoothcast_assets';
+
+/** The database a config names: database.url, else SQLite in the data folder. */
+export function databaseTarget(config: Config): string {
+  return config.database.url || join(config.storage.dataDir, 'smoothcast.db');
+}
+
+/** Opens the configured database and storage (shared by serve, import, ls, rm, migrate). */
+export async function openData(config: Config) {
   mkdirSync(config.storage.dataDir, { recursive: true });
-  const db = openDatabase(join(config.storage.dataDir, 'smoothcast.db'));
+  const db = await openDatabase(databaseTarget(config), {
+    poolSize: config.database.poolSize,
+    migrate: config.database.migrate,
+  });
+  let storage: Awaited<ReturnType<typeof openStorage>>;
+  try {
+    storage = await openStorage(config);
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
   const assets = new SqliteAssetRepository(db);
   const queue = new SqliteJobQueue(db, {
     maxAttempts: config.worker.maxAttempts,
     // A job whose workers kept dying has used its attempts: its asset fails instead of staying "processing".
     onLeaseExhausted: (job) => {
-      try {
-        assets.setFailed(job.assetId, job.lastError ?? { code: 'JOB_LEASE_LOST', message: 'the worker died' });
-      } catch {
-        // deleted meanwhile
-      }
+      assets
+        .setFailed(job.assetId, job.lastError ?? { code: 'JOB_LEASE_LOST', message: 'the worker died' })
+        .catch(() => {
+          // deleted meanwhile
+        });
     },
   });
   return {
@@ -94,7 +121,7 @@ export function openData(config: Config) {
     live: new SqliteLiveRepository(db),
     queue,
     uploads: new SqliteUploadRepository(db),
-    storage: new LocalStorage(join(config.storage.dataDir, 'media')),
+    storage,
   };
 }
 
@@ -134,13 +161,21 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     queue,
     storage,
     uploads: uploadRecords,
-  } = openData(config);
+  } = await openData(config);
   const masterKey = loadMasterKey(config);
+  // Files this process holds for other nodes (S3: encodes in progress; live events), and the origin's reader that
+  // routes each asset's reads to its holder while it has one (src/core/storage/held.ts).
+  const held = new HeldFiles();
+  const secret = internalSecret(masterKey);
+  const selfUrl = { current: config.server.advertiseUrl || null };
+  const routing = new RoutingReader(storage, { held, selfUrl: config.server.advertiseUrl, secret });
+  const metrics = new Metrics();
   const catalog = {
-    playbackState(id: string): PlaybackState | null {
-      const a = assets.get(id);
+    async playbackState(id: string): Promise<PlaybackState | null> {
+      const a = await assets.get(id);
       if (!a) return null;
-      const stream = a.liveStreamId ? liveStreams.get(a.liveStreamId) : null;
+      routing.route(a.id, a.holder);
+      const stream = a.liveStreamId ? await liveStreams.get(a.liveStreamId) : null;
       return {
         id: a.id,
         status: a.status,
@@ -156,7 +191,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
                 latency: stream?.latency ?? 'low',
               }
             : null,
-        text: a.status === 'ready' ? captions.list(a.id).map(textRendition) : [],
+        text: a.status === 'ready' ? (await captions.list(a.id)).map(textRendition) : [],
         presentationOffset: a.presentationOffset ?? legacyOffset(a.renditions),
         // A live event's viewers are its stream's: policy and limit follow the stream (PATCH /api/live/:id).
         access: {
@@ -180,22 +215,26 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   };
   const playbackAccess = new PlaybackAccess({ verifier, sessions, maxSessionsPerIp: config.limits.maxSessionsPerIp });
   const webhooks = new Webhooks({ db, master: masterKey, log });
+  const emitLogged = (p: Promise<unknown>) =>
+    p.catch((err: unknown) => log('webhook emit failed', { error: String(err) }));
   assets.onSettled = (a) =>
-    webhooks.emit(a.status === 'ready' ? 'asset.ready' : 'asset.failed', {
-      id: a.id,
-      title: a.title,
-      status: a.status,
-      duration: a.duration,
-      error: a.error,
-      ...(a.liveStreamId ? { liveStreamId: a.liveStreamId } : {}),
-    });
+    emitLogged(
+      webhooks.emit(a.status === 'ready' ? 'asset.ready' : 'asset.failed', {
+        id: a.id,
+        title: a.title,
+        status: a.status,
+        duration: a.duration,
+        error: a.error,
+        ...(a.liveStreamId ? { liveStreamId: a.liveStreamId } : {}),
+      }),
+    );
   const LIVE_EVENTS = { started: 'live.started', stopped: 'live.stopped', shutdown: 'live.shutdown' } as const;
   liveStreams.onStateChanged = (st) => {
     const event = LIVE_EVENTS[st.state.name as keyof typeof LIVE_EVENTS];
-    if (event) webhooks.emit(event, { id: st.id, title: st.title, assetId: st.currentAssetId });
+    if (event) emitLogged(webhooks.emit(event, { id: st.id, title: st.title, assetId: st.currentAssetId }));
   };
-  const present = (a: Asset, token?: string) =>
-    presentAsset(a, config.server.publicUrl, captions.list(a.id), {
+  const present = async (a: Asset, token?: string) =>
+    presentAsset(a, config.server.publicUrl, await captions.list(a.id), {
       viewers: sessions.count(a.liveStreamId ?? a.id),
       ...(token ? { token } : {}),
       drmServers,
@@ -204,7 +243,8 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     catalog,
     access: playbackAccess,
     encryption: new OnTheFly({ master: masterKey, store: assets, cacheBytes: 64 * 2 ** 20, drm: drmServers }),
-    reader: storage,
+    reader: routing,
+    onIndexLookup: (hit) => metrics.indexCacheLookup(hit),
     indexCacheEntries: config.origin.indexCacheEntries,
     manifestMaxAge: config.origin.manifestMaxAge,
     corsOrigin: config.origin.corsOrigin,
@@ -215,12 +255,79 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       : undefined,
   });
   const roles = new Set(config.server.roles.split(','));
+  // An asset changed (settings, deleted, re-encoded, encode started or ended): this process's origin forgets what
+  // it cached at once, and every other process hears of it through the database (LISTEN/NOTIFY on PostgreSQL).
+  const evictHere = (id: string) => {
+    routing.forget(id);
+    origin.evict(id);
+  };
+  const announce = (id: string) => {
+    evictHere(id);
+    db.notify(ASSETS_CHANNEL, id).catch(() => {});
+  };
+  const unlisten = await db.listen(ASSETS_CHANNEL, (id) => {
+    if (isValidAssetId(id)) evictHere(id);
+  });
   const worker =
     config.worker.enabled && roles.has('worker')
-      ? new Worker({ config, assets, captions, queue, storage, log, onAssetChanged: (id) => origin.evict(id) })
+      ? new Worker({
+          config,
+          assets,
+          captions,
+          queue,
+          storage,
+          log,
+          onAssetChanged: announce,
+          held: storage.backend === 'local' ? null : held,
+          get selfUrl() {
+            return selfUrl.current;
+          },
+          scratchRoot: config.storage.scratchDir || join(config.storage.dataDir, 'scratch'),
+          metrics,
+          jobsQueued: {
+            listen: (fn) => db.listen(JOBS_CHANNEL, fn),
+            crossProcess: db.dialect === 'postgres',
+          },
+        })
       : null;
 
-  const app = Fastify({ ...serverOptions(config), bodyLimit: config.server.bodyLimit, logger: false });
+  const app = Fastify({
+    ...serverOptions(config),
+    bodyLimit: config.server.bodyLimit,
+    logger: false,
+    // A request id on every request (taken from a proxy's X-Request-Id when it is a sane token), echoed in the
+    // answer and in every log line about the request.
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    if (!/^[\w.:-]{1,100}$/.test(req.id)) req.id = randomUUID();
+    reply.header('x-request-id', req.id);
+  });
+  registerMetrics(app, metrics, config.server.metricsToken ? { token: config.server.metricsToken } : {});
+  // Media bytes and upload bytes, counted where the answer is known (route pattern, status, length).
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? '';
+    if (reply.statusCode === 204 && req.method === 'PATCH' && route.startsWith('/api/uploads/')) {
+      metrics.uploadBytes(Number(req.headers['content-length'] ?? 0) || 0);
+      return;
+    }
+    if (!route.startsWith('/v/') || (reply.statusCode !== 200 && reply.statusCode !== 206)) return;
+    const type = String(reply.getHeader('content-type') ?? '');
+    if (!/^(video|audio)\/mp4/.test(type)) return;
+    const bytes = Number(reply.getHeader('content-length') ?? 0) || 0;
+    const path = req.url.split('?')[0] ?? '';
+    const format = path.includes('Fragments(') ? 'smooth' : route === '/v/:id/:rev/:rid/:seg' ? 'cmaf' : 'download';
+    metrics.segmentBytes(format, bytes);
+  });
+  metrics.setLiveCounts(async () => {
+    const ids = (await db.all(sql`SELECT id FROM assets WHERE status = 'live' LIMIT 10000`)).map((r) => String(r.id));
+    return { streams: ids.length, viewers: ids.reduce((n, id) => n + origin.live.viewers(id), 0) };
+  });
+  metrics.setJobCounts(async () => {
+    const c = await queue.counts();
+    return { queued: c.queued, running: c.running, failed: c.failed };
+  });
   app.setErrorHandler((raw, req, reply) => {
     const fastifyStatus = (raw as { statusCode?: number }).statusCode;
     const err =
@@ -229,7 +336,9 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
         : fastifyStatus && fastifyStatus >= 400 && fastifyStatus < 500
           ? new SmoothcastError(fastifyStatus === 413 ? 'PAYLOAD_TOO_LARGE' : 'BAD_REQUEST', (raw as Error).message)
           : asSmoothcastError(raw);
-    if (err.status >= 500) log('request failed', { url: redactUrl(req.url), code: err.code, error: String(raw) });
+    if (err.status >= 500) {
+      log('request failed', { reqId: req.id, url: redactUrl(req.url), code: err.code, error: String(raw) });
+    }
     // Unexpected errors may name server paths or internals: the client gets the code, the log the details.
     const body =
       err.code === 'INTERNAL' ? { code: err.code, message: 'internal error (logged on the server)' } : err.toJSON();
@@ -253,7 +362,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       }
     };
     return {
-      database: await check(() => db.raw.prepare('SELECT 1').get()),
+      database: await check(() => db.ping()),
       storage: await check(() => storage.stat('readyz-probe')),
     };
   };
@@ -270,7 +379,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     reply.header('cache-control', 'no-store');
     return reply.code(ready ? 200 : 503).send({ ready, roles: [...roles], dependencies: deps });
   });
-  const setupCode = { current: accounts.userCount() === 0 ? randomBase32(20) : null };
+  const setupCode = { current: (await accounts.userCount()) === 0 ? randomBase32(20) : null };
   if (roles.has('api')) {
     registerAccountsApi(app, {
       accounts,
@@ -285,6 +394,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       defaultPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed',
     });
     registerApi(app, {
+      log,
       assets,
       captions,
       captionMaxBytes: config.captions.maxBytes,
@@ -293,11 +403,13 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       storage,
       publicUrl: config.server.publicUrl,
       cancelEncode: (id) => worker?.cancelAsset(id),
-      evict: (id) => origin.evict(id),
+      evict: announce,
       present: (a) => present(a),
       onDeleted: (a, req) => {
-        webhooks.emit('asset.deleted', { id: a.id, title: a.title });
-        accounts.audit(actorOf(req), 'asset.deleted', a.id, { title: a.title });
+        emitLogged(webhooks.emit('asset.deleted', { id: a.id, title: a.title }));
+        accounts
+          .audit(actorOf(req), 'asset.deleted', a.id, { title: a.title })
+          .catch((err: unknown) => log('audit failed', { error: String(err) }));
       },
     });
     registerPlaybackApi(app, {
@@ -306,11 +418,11 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       verifier,
       signingKeys,
       present: (a, token) => present(a, token),
-      evict: (id) => origin.evict(id),
+      evict: announce,
       audit: (actor, action, target, detail) => accounts.audit(actor, action, target, detail),
       maxTokenSeconds: config.security.playbackTokenMaxSeconds,
       playerAccess: async (req, id) => {
-        const access = catalog.playbackState(id)?.access;
+        const access = (await catalog.playbackState(id))?.access;
         if (access?.policy !== 'signed') return undefined;
         await playbackAccess.verify(req, access, 'manifest');
         return queryParam(req, 'token');
@@ -332,12 +444,38 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     log,
     accounts,
     onUploaded: (uploadId, a) =>
-      webhooks.emit('upload.completed', { uploadId, assetId: a.id, title: a.title, sourceName: a.sourceName }),
+      emitLogged(
+        webhooks.emit('upload.completed', { uploadId, assetId: a.id, title: a.title, sourceName: a.sourceName }),
+      ),
     defaultPolicy: config.security.defaultPlaybackPolicy as 'public' | 'signed',
   });
   auth.setDirectUploadResolver((req) => uploads.directPrincipal(req));
   if (roles.has('upload')) uploads.register(app);
   if (roles.has('origin')) origin.register(app);
+  // Live events grow on this node's disk. With S3 storage the node holds them (origins elsewhere read them from it)
+  // and, once the event has ended and its archive is finished, uploads them — one object per rendition — and
+  // clears the holder in one step: the archive plays from the bucket under the same URLs, with no stall.
+  const liveStorage: Storage =
+    storage.backend === 'local'
+      ? storage
+      : new LocalStorage(join(config.storage.scratchDir || join(config.storage.dataDir, 'scratch'), 'live'));
+  const eventPrefix = (id: string) => `${keys.assetPrefix(id)}/`;
+  const holdEvent = async (id: string) => {
+    held.holdPrefix(eventPrefix(id), liveStorage.localPath(keys.assetPrefix(id)));
+    await assets.setHolder(id, selfUrl.current);
+  };
+  const uploadArchive = async (id: string) => {
+    const files = await liveStorage.list(keys.assetPrefix(id));
+    for (const f of files) {
+      if (f.key.endsWith('.tmp.jpg')) continue;
+      if (await storage.stat(f.key)) await storage.remove(f.key);
+      await storage.importFile(liveStorage.localPath(f.key), f.key);
+    }
+    await assets.setHolder(id, null);
+    announce(id);
+    log('live archive uploaded', { asset: id, files: files.length });
+    held.releasePrefixLater(eventPrefix(id), HOLD_GRACE_MS, () => liveStorage.deletePrefix(keys.assetPrefix(id)));
+  };
   const [srtFrom, srtTo] = config.live.srtPorts.split('-').map(Number) as [number, number];
   if (!(srtFrom <= srtTo))
     throw new SmoothcastError('CONFIG_INVALID', `live.srtPorts ${config.live.srtPorts}: from > to`);
@@ -347,7 +485,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       ? new LiveService({
           live: liveStreams,
           assets,
-          storage,
+          storage: liveStorage,
           log,
           host: config.live.host,
           rtmpPort: config.live.rtmpPort,
@@ -356,10 +494,18 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
           maxRunMs: config.live.maxEventHours * 3600_000,
           srt: true,
           poke: (id, rev) => origin.live.feeds.poke(id, rev),
-          evict: (id) => origin.evict(id),
+          evict: announce,
           viewers: (id) => origin.live.viewers(id),
-          finishArchive: (id) => finishArchive(id, { assets, storage, config, log }),
-          livePoster: (id, rev, rid) => makeLivePoster(id, rev, rid, { storage, config, log }),
+          finishArchive: async (id) => {
+            try {
+              await finishArchive(id, { assets, storage: liveStorage, config, log });
+            } finally {
+              // The archive goes to the bucket even when a poster or thumbnail could not be made.
+              if (liveStorage !== storage) await uploadArchive(id);
+            }
+          },
+          livePoster: (id, rev, rid) => makeLivePoster(id, rev, rid, { storage: liveStorage, config, log }),
+          onEventCreated: liveStorage === storage ? undefined : holdEvent,
           onMedia: (id, chunk) => targets?.write(id, chunk),
           onPublishEnded: (id) => targets?.publishEnded(id),
         })
@@ -367,13 +513,14 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   if (live) targets = new LiveTargets({ live: liveStreams, log, prelude: (id) => live.prelude(id) });
   if (roles.has('api'))
     registerLiveApi(app, {
+      log,
       live: liveStreams,
       service: live,
       srtPorts: [srtFrom, srtTo],
       publicHost: config.live.publicHost,
       publicUrl: config.server.publicUrl,
-      currentRev: (id) => assets.get(id)?.rev ?? null,
-      evict: (id) => origin.evict(id),
+      currentRev: async (id) => (await assets.get(id))?.rev ?? null,
+      evict: announce,
       sign: async (sub, body) => signer.sign({ sub, ...tokenRequest(body, config.security.playbackTokenMaxSeconds) }),
       viewers: (id) => sessions.count(id),
       srtUrl,
@@ -387,11 +534,14 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
     });
   }
   if (roles.has('web')) registerWeb(app);
+  // Every process that may hold files (encodes to S3, live ingest) serves them to the others' origins.
+  if (roles.has('worker') || roles.has('live')) registerInternal(app, { held, secret });
 
   await app.listen({ host: config.server.host, port: config.server.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.server.port;
   const host = config.server.host === '0.0.0.0' || config.server.host === '::' ? 'localhost' : config.server.host;
+  selfUrl.current ??= `http://${host === 'localhost' ? '127.0.0.1' : host}:${port}`;
   if (setupCode.current && roles.has('api')) {
     const url = `${config.server.publicUrl || `http://${host}:${port}`}/setup`;
     log(`first run: no user exists yet — open ${url} and enter the setup code ${setupCode.current}`, {
@@ -405,10 +555,10 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   } catch (err) {
     uploads.close();
     await app.close();
-    db.close();
+    await db.close();
     throw err;
   }
-  worker?.start();
+  await worker?.start();
   // Deliveries are claimed with a lease, so any number of api processes may run the loop.
   if (roles.has('api')) webhooks.start();
   return {
@@ -431,7 +581,8 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       uploads.close();
       await worker?.close();
       await app.close();
-      db.close();
+      unlisten();
+      await db.close();
     },
   };
 }

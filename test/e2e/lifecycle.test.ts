@@ -62,16 +62,16 @@ function killAll(needle: string): void {
 }
 
 /** The encode job of an asset, read from the database file (another process may be writing it). */
-function jobOf(dataDir: string, assetId: string): Job {
-  const db = openDatabase(join(dataDir, 'smoothcast.db'));
+async function jobOf(dataDir: string, assetId: string): Promise<Job> {
+  const db = await openDatabase(join(dataDir, 'smoothcast.db'));
   try {
     const row = db.raw.prepare('SELECT id FROM jobs WHERE asset_id = ? ORDER BY id DESC LIMIT 1').get(assetId);
     assert.ok(row, `no job for asset ${assetId}`);
-    const job = new SqliteJobQueue(db).get(Number(row.id));
+    const job = await new SqliteJobQueue(db).get(Number(row.id));
     assert.ok(job);
     return job;
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -227,7 +227,7 @@ describe('encode job life cycle', () => {
       killAll(dataDir); // a child spawned in the instant before the kill
       return mediaProcesses(dataDir).length === 0 ? true : undefined;
     });
-    const orphan = jobOf(dataDir, id);
+    const orphan = await jobOf(dataDir, id);
     assert.equal(orphan.state, 'running', 'the dead worker still holds the job');
     assert.equal(orphan.attempts, 1);
     assert.ok(orphan.leaseExpiresAt !== null);
@@ -238,8 +238,8 @@ describe('encode job life cycle', () => {
     // (each read below happened before the clock read that follows it, so a retake it missed came after expiry).
     await until(
       'the dead worker’s lease to expire',
-      () => {
-        const j = jobOf(dataDir, id);
+      async () => {
+        const j = await jobOf(dataDir, id);
         if (Date.now() >= expiresAt) return true;
         assert.equal(j.attempts, 1, 'the job was taken before its lease expired');
         return undefined;
@@ -255,7 +255,7 @@ describe('encode job life cycle', () => {
       },
       300_000,
     );
-    const job = jobOf(dataDir, id);
+    const job = await jobOf(dataDir, id);
     assert.equal(job.state, 'done');
     assert.equal(job.attempts, 2, 'one lease lost, one retake');
     assert.equal(job.lastError?.code, 'JOB_LEASE_LOST');
@@ -287,8 +287,8 @@ describe('encode job life cycle', () => {
       process.kill(victim.pid, 'SIGKILL');
       const failedAttempt = await until(
         'the attempt recorded as failed, to be retried',
-        () => {
-          const j = jobOf(p.dataDir, id);
+        async () => {
+          const j = await jobOf(p.dataDir, id);
           return j.lastError ? j : undefined;
         },
         30_000,
@@ -300,7 +300,7 @@ describe('encode job life cycle', () => {
 
       const done = await settled(p, id, 180_000);
       assert.equal(done.status, 'ready', JSON.stringify(done.error));
-      const job = jobOf(p.dataDir, id);
+      const job = await jobOf(p.dataDir, id);
       assert.equal(job.state, 'done');
       assert.equal(job.attempts, 2);
       const rev = await checkPlays(p.url, done);

@@ -38,7 +38,7 @@ describe('roles', () => {
       assert.equal((await p.api('/api/assets')).status, 200);
       assert.equal((await fetch(`${p.url}/v/time`)).status, 404);
       assert.equal(p.worker, null);
-      p.db.close();
+      await p.db.close();
       const r = await fetch(`${p.url}/readyz`);
       assert.equal(r.status, 503);
       const body = (await r.json()) as { dependencies: { database: string } };

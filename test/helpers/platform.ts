@@ -65,8 +65,9 @@ export async function startTestPlatform(
   let token = '';
   if (!options.noAdmin) {
     const user = await p.accounts.addUser('admin', ADMIN_PASSWORD, 'admin', TEST_SCRYPT);
-    token = p.accounts.createToken({ name: 'tests', scopes: ['admin'], userId: user.id, expiresAt: null }).secret;
-    const session = p.accounts.createSession(user.id, 3600_000);
+    token = (await p.accounts.createToken({ name: 'tests', scopes: ['admin'], userId: user.id, expiresAt: null }))
+      .secret;
+    const session = await p.accounts.createSession(user.id, 3600_000);
     admin = { id: user.id, name: user.name, cookie: session.cookie, csrf: session.csrf };
   }
   const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};

@@ -62,7 +62,7 @@ describe('accounts and sessions', () => {
     assert.equal((await json(none)).error?.code, 'CSRF_INVALID');
     const wrong = await post(`${p.url}/api/tokens`, body, { cookie, 'x-csrf-token': `${csrfToken}x` });
     assert.equal(wrong.status, 403);
-    assert.ok(!p.accounts.listTokens().some((t) => t.name === 'csrf-probe'), 'nothing created without CSRF');
+    assert.ok(!(await p.accounts.listTokens()).some((t) => t.name === 'csrf-probe'), 'nothing created without CSRF');
     const ok = await post(`${p.url}/api/tokens`, body, { cookie, 'x-csrf-token': csrfToken });
     assert.equal(ok.status, 201);
     // Bearer tokens carry no ambient authority: no CSRF token needed.
@@ -81,7 +81,7 @@ describe('accounts and sessions', () => {
     assert.equal((await json(blocked)).error?.code, 'LOGIN_RATE_LIMITED');
     // Another account from the same address still works until the address limit (4×) is reached.
     assert.equal((await post(`${p.url}/api/login`, { name: 'admin', password: ADMIN_PASSWORD })).status, 200);
-    assert.ok(p.accounts.auditLog(50).some((e) => e.action === 'login.failed' && e.actor === 'victim'));
+    assert.ok((await p.accounts.auditLog(50)).some((e) => e.action === 'login.failed' && e.actor === 'victim'));
   });
 
   it('changes a password (current one required) and ends the other logins', async () => {
@@ -165,7 +165,7 @@ describe('direct uploads', () => {
   });
 
   it('refuses an expired direct upload URL', async () => {
-    const { upload, secret } = p.accounts.createDirectUpload({
+    const { upload, secret } = await p.accounts.createDirectUpload({
       maxSize: 100,
       expiresAt: Date.now() - 1000,
       corsOrigin: null,

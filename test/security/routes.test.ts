@@ -61,16 +61,16 @@ describe('every API route declares and enforces its scope', () => {
     const bad = await fetch(`${p.url}/api/assets`, { headers: { authorization: `Bearer sc_${'A'.repeat(43)}` } });
     assert.equal(bad.status, 401);
     assert.equal(((await bad.json()) as { error: { code: string } }).error.code, 'AUTH_INVALID');
-    const { token, secret } = p.accounts.createToken({
+    const { token, secret } = await p.accounts.createToken({
       name: 'revoked',
       scopes: ['assets:read'],
       userId: null,
       expiresAt: null,
     });
     assert.equal((await fetch(`${p.url}/api/assets`, { headers: { authorization: `Bearer ${secret}` } })).status, 200);
-    p.accounts.revokeToken(token.id);
+    await p.accounts.revokeToken(token.id);
     assert.equal((await fetch(`${p.url}/api/assets`, { headers: { authorization: `Bearer ${secret}` } })).status, 401);
-    const expired = p.accounts.createToken({
+    const expired = await p.accounts.createToken({
       name: 'expired',
       scopes: ['assets:read'],
       userId: null,
@@ -89,7 +89,7 @@ describe('every API route declares and enforces its scope', () => {
       const others = SCOPES.filter((x) => x !== s && x !== 'admin') as Scope[];
       tokens.set(
         s,
-        p.accounts.createToken({ name: `without-${s}`, scopes: others, userId: null, expiresAt: null }).secret,
+        (await p.accounts.createToken({ name: `without-${s}`, scopes: others, userId: null, expiresAt: null })).secret,
       );
     }
     for (const r of scoped) {
@@ -120,13 +120,13 @@ describe('every API route declares and enforces its scope', () => {
 describe('a route that declares no scope', () => {
   it('stops the server from starting', async () => {
     const app = Fastify();
-    const db = openDatabase(':memory:');
+    const db = await openDatabase(':memory:');
     try {
       new Auth(new SqliteAccounts(db)).register(app);
       assert.throws(() => app.get('/api/forgotten', async () => ({})), /declares no scope/);
       app.get('/api/remembered', { config: { scope: 'assets:read' } }, async () => ({}));
     } finally {
-      db.close();
+      await db.close();
       await app.close().catch(() => {});
     }
   });

@@ -26,7 +26,7 @@ interface Audited {
 }
 
 async function setup() {
-  const db = openDatabase(join(dir, `api${++n}.sqlite`));
+  const db = await openDatabase(join(dir, `api${++n}.sqlite`));
   const webhooks = new Webhooks({ db, master: randomBytes(32), log: () => {}, retryDelaysMs: [10], maxSleepMs: 50 });
   const audited: Audited[] = [];
   const routes: { method: string; url: string; scope: unknown }[] = [];
@@ -58,7 +58,7 @@ async function setup() {
     async [Symbol.asyncDispose]() {
       await app.close();
       await webhooks.close();
-      db.close();
+      await db.close();
     },
   };
 }
@@ -244,7 +244,7 @@ test('bad input: URL → 400 WEBHOOK_URL_INVALID, events and shapes → 400 BAD_
   }
   const noBody = await s.app.inject({ method: 'POST', url: '/api/webhooks' });
   assert.deepEqual([errorOf(noBody).status, errorOf(noBody).code], [400, 'BAD_REQUEST']);
-  assert.deepEqual(s.webhooks.list(), []);
+  assert.deepEqual(await s.webhooks.list(), []);
   assert.deepEqual(s.audited, []);
 });
 
@@ -270,13 +270,13 @@ test('unknown ids → 404 WEBHOOK_NOT_FOUND, malformed ids → 400 INVALID_ID, b
     const e = errorOf(await s.app.inject({ method: 'GET', url: `/api/webhooks/${encodeURIComponent(id)}` }));
     assert.deepEqual([e.status, e.code], [400, 'INVALID_ID'], id);
   }
-  const hook = s.webhooks.create({ url: 'https://example.com/h', events: ['asset.ready'] });
+  const hook = await s.webhooks.create({ url: 'https://example.com/h', events: ['asset.ready'] });
   for (const limit of ['0', '501', '1.5', 'ten', '']) {
     const e = errorOf(await s.app.inject({ method: 'GET', url: `/api/webhooks/${hook.id}/deliveries?limit=${limit}` }));
     assert.deepEqual([e.status, e.code], [400, 'BAD_REQUEST'], limit);
   }
-  s.webhooks.emit('asset.ready', { n: 1 });
-  s.webhooks.emit('asset.ready', { n: 2 });
+  await s.webhooks.emit('asset.ready', { n: 1 });
+  await s.webhooks.emit('asset.ready', { n: 2 });
   const r = await s.app.inject({ method: 'GET', url: `/api/webhooks/${hook.id}/deliveries?limit=1` });
   assert.equal((r.json() as { deliveries: unknown[] }).deliveries.length, 1);
 });

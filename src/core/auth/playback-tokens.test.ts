@@ -33,10 +33,10 @@ const ASSET = 'a1b2c3d4e5f6g7h8';
 const IP = '198.51.100.23';
 const want = (over: Partial<PlaybackWant> = {}): PlaybackWant => ({ sub: ASSET, aud: 'manifest', ip: IP, ...over });
 
-function setup(options: PlaybackVerifierOptions = {}) {
+async function setup(options: PlaybackVerifierOptions = {}) {
   const clock = { t: Date.now() };
   const now = () => clock.t;
-  const db = openDatabase(join(dir, `p${++n}.sqlite`));
+  const db = await openDatabase(join(dir, `p${++n}.sqlite`));
   const keys = new SqliteSigningKeys(db, { now });
   const master = randomBytes(32);
   const signer = new PlaybackSigner(keys, master, { now });
@@ -48,7 +48,7 @@ function setup(options: PlaybackVerifierOptions = {}) {
     },
     { now, onSignatureCheck: () => counts.checks++, ...options },
   );
-  return { db, keys, master, signer, verifier, counts, clock, [Symbol.dispose]: () => db.close() };
+  return { db, keys, master, signer, verifier, counts, clock, [Symbol.asyncDispose]: () => db.close() };
 }
 
 const isCode = (code: string) => (err: unknown) => {
@@ -61,15 +61,15 @@ const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
 const parts = (token: string) => token.split('.') as [string, string, string];
 
 test('sign → verify round trip; claims as documented; the server key is created on first use', async () => {
-  using s = setup();
-  assert.equal(s.keys.activeServerKey(), null);
+  await using s = await setup();
+  assert.equal(await s.keys.activeServerKey(), null);
   const { token, expiresAt } = await s.signer.sign({
     sub: ASSET,
     aud: ['manifest', 'key'],
     expiresInSeconds: 600,
     sid: 'viewer-1',
   });
-  const active = s.keys.activeServerKey();
+  const active = await s.keys.activeServerKey();
   assert.ok(active);
   assert.deepEqual(decodeProtectedHeader(token), { alg: 'ES256', kid: active.id, typ: 'JWT' });
   assert.equal(expiresAt, (Math.floor(s.clock.t / 1000) + 600) * 1000);
@@ -90,12 +90,12 @@ test('sign → verify round trip; claims as documented; the server key is create
   // A single aud is a string in the token and a one-element array in the claims.
   const single = await s.signer.sign({ sub: ASSET, aud: 'thumbnail', expiresInSeconds: 60 });
   assert.deepEqual((await s.verifier.verify(single.token, want({ aud: 'thumbnail' }))).aud, ['thumbnail']);
-  assert.equal(s.keys.list().length, 1, 'one server key, made once');
+  assert.equal((await s.keys.list()).length, 1, 'one server key, made once');
   assert.ok(token.length < 400, `token is ${token.length} characters`);
 });
 
 test('the cache: a second verify of a token does no signature check; verifyCached is the sync fast path', async () => {
-  using s = setup();
+  await using s = await setup();
   const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
   assert.equal(s.verifier.verifyCached(token, want()), undefined);
   await s.verifier.verify(token, want());
@@ -114,7 +114,7 @@ test('the cache: a second verify of a token does no signature check; verifyCache
 });
 
 test('the cache is a bounded LRU', async () => {
-  using s = setup({ cacheSize: 3 });
+  await using s = await setup({ cacheSize: 3 });
   const tokens = await Promise.all(
     [0, 1, 2, 3].map((i) => s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600, sid: `s${i}` })),
   );
@@ -131,7 +131,7 @@ test('the cache is a bounded LRU', async () => {
 });
 
 test('missing, over-long and garbage tokens', async () => {
-  using s = setup();
+  await using s = await setup();
   await assert.rejects(s.verifier.verify(undefined, want()), isCode('PLAYBACK_TOKEN_REQUIRED'));
   await assert.rejects(s.verifier.verify('', want()), isCode('PLAYBACK_TOKEN_REQUIRED'));
   const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
@@ -142,7 +142,7 @@ test('missing, over-long and garbage tokens', async () => {
     .setSubject(ASSET)
     .setAudience('manifest')
     .setExpirationTime('1h')
-    .sign(await importJWK(s.keys.serverPrivateJwk(s.keys.activeServerKey()!.id, s.master), 'ES256'));
+    .sign(await importJWK(await s.keys.serverPrivateJwk((await s.keys.activeServerKey())!.id, s.master), 'ES256'));
   assert.ok(big.length > MAX_TOKEN_LENGTH);
   for (const t of [big, `${h}.${p}.${sig}${'A'.repeat(MAX_TOKEN_LENGTH)}`, 'x'.repeat(MAX_TOKEN_LENGTH + 1)]) {
     await assert.rejects(s.verifier.verify(t, want()), isCode('PLAYBACK_TOKEN_INVALID'));
@@ -169,7 +169,7 @@ test('missing, over-long and garbage tokens', async () => {
 });
 
 test('tampered payload, tampered signature, tampered kid', async () => {
-  using s = setup();
+  await using s = await setup();
   const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
   const [h, p, sig] = parts(token);
   const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
@@ -182,7 +182,7 @@ test('tampered payload, tampered signature, tampered kid', async () => {
   await assert.rejects(s.verifier.verify(flipped, want()), isCode('PLAYBACK_TOKEN_INVALID'));
   // Another genuine key's id in the header: the signature does not verify under it.
   await s.signer.rotate();
-  const newKid = s.keys.activeServerKey()!.id;
+  const newKid = (await s.keys.activeServerKey())!.id;
   s.verifier.invalidate();
   const rekid = `${b64({ ...decodeProtectedHeader(token), kid: newKid })}.${p}.${sig}`;
   await assert.rejects(s.verifier.verify(rekid, want()), isCode('PLAYBACK_TOKEN_INVALID'));
@@ -192,7 +192,7 @@ test('tampered payload, tampered signature, tampered kid', async () => {
 });
 
 test('alg none and HS256 signed with the public key are refused', async () => {
-  using s = setup();
+  await using s = await setup();
   const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
   const kid = decodeProtectedHeader(token).kid!;
   const p = parts(token)[1];
@@ -203,7 +203,7 @@ test('alg none and HS256 signed with the public key are refused', async () => {
   const noneWithSig = `${b64({ alg: 'none', kid })}.${p}.${parts(token)[2]}`;
   await assert.rejects(s.verifier.verify(noneWithSig, want()), isCode('PLAYBACK_TOKEN_INVALID'));
   // The classic key confusion: HMAC keyed with the public key (as PEM, as JWK JSON, as the raw point).
-  const pub = s.keys.get(kid)!.publicJwk;
+  const pub = (await s.keys.get(kid))!.publicJwk;
   const pem = await exportSPKI(await importJWK(pub, 'ES256', { extractable: true }));
   const point = Buffer.concat([Buffer.from([4]), Buffer.from(pub.x, 'base64url'), Buffer.from(pub.y, 'base64url')]);
   for (const secret of [Buffer.from(pem), Buffer.from(JSON.stringify(pub)), point]) {
@@ -225,7 +225,7 @@ test('alg none and HS256 signed with the public key are refused', async () => {
 });
 
 test('expired (5 s of skew), including a cached token, and not yet valid', async () => {
-  using s = setup();
+  await using s = await setup();
   const a = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 60 });
   const b = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 60, sid: 'b' });
   await s.verifier.verify(a.token, want());
@@ -253,7 +253,7 @@ test('expired (5 s of skew), including a cached token, and not yet valid', async
 });
 
 test('wrong sub, wrong aud; missing or malformed claims are invalid', async () => {
-  using s = setup();
+  await using s = await setup();
   const { token } = await s.signer.sign({ sub: ASSET, aud: ['manifest', 'thumbnail'], expiresInSeconds: 60 });
   await assert.rejects(
     s.verifier.verify(token, want({ sub: 'lxxxxxxxxxxxxxxx' })),
@@ -287,7 +287,7 @@ test('wrong sub, wrong aud; missing or malformed claims are invalid', async () =
 });
 
 test('unknown kid → invalid; it reloads the keys, at most once a second', async () => {
-  using s = setup();
+  await using s = await setup();
   await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 60 });
   const stranger = await generateKeyPair('ES256');
   const strangerToken = await new SignJWT({})
@@ -321,12 +321,12 @@ test('unknown kid → invalid; it reloads the keys, at most once a second', asyn
 });
 
 test('revoked key: a token verified (and cached) just before fails at once after revoke + invalidate', async () => {
-  using s = setup();
+  await using s = await setup();
   const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
   const kid = decodeProtectedHeader(token).kid!;
   await s.verifier.verify(token, want());
   assert.ok(s.verifier.verifyCached(token, want()));
-  s.keys.revoke(kid);
+  await s.keys.revoke(kid);
   s.verifier.invalidate();
   assert.equal(s.verifier.cached, 0);
   await assert.rejects(s.verifier.verify(token, want()), isCode('PLAYBACK_TOKEN_KEY_REVOKED'));
@@ -343,7 +343,7 @@ test('revoked key: a token verified (and cached) just before fails at once after
 });
 
 test('revoked by another process: seen at the next key refresh without invalidate()', async () => {
-  using s = setup({ keyRefreshMs: 10_000 });
+  await using s = await setup({ keyRefreshMs: 10_000 });
   const c = await s.keys.createCustomerKey();
   const token = await new SignJWT({})
     .setProtectedHeader({ alg: 'ES256', kid: c.id })
@@ -352,15 +352,81 @@ test('revoked by another process: seen at the next key refresh without invalidat
     .setExpirationTime('1h')
     .sign(await importPKCS8(c.privateKeyPem, 'ES256'));
   await s.verifier.verify(token, want());
-  s.keys.revoke(c.id);
+  await s.keys.revoke(c.id);
   s.clock.t += 9_000;
   await s.verifier.verify(token, want()); // still the old view of the keys
+  assert.ok(s.verifier.verifyCached(token, want()), 'answered from the cache without a query');
   s.clock.t += 1_000;
+  // The keys are due: the synchronous path does not answer from them, verify reloads them first.
+  assert.equal(s.verifier.verifyCached(token, want()), undefined);
+  const loads = s.counts.loads;
+  await assert.rejects(s.verifier.verify(token, want()), isCode('PLAYBACK_TOKEN_KEY_REVOKED'));
+  assert.equal(s.counts.loads, loads + 1);
   assert.throws(() => s.verifier.verifyCached(token, want()), isCode('PLAYBACK_TOKEN_KEY_REVOKED'));
 });
 
+test('invalidate() while an older key load is in flight: the older answer never replaces the newer', async () => {
+  await using s = await setup();
+  const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
+  const kid = decodeProtectedHeader(token).kid!;
+  let loads = 0;
+  let firstRead!: () => void;
+  const read = new Promise<void>((r) => {
+    firstRead = r;
+  });
+  let release!: () => void;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const v = new PlaybackVerifier(
+    async () => {
+      const keys = await s.keys.verificationKeys();
+      if (++loads === 1) {
+        firstRead();
+        await held; // the first load read the keys before the revocation and answers late
+      }
+      return keys;
+    },
+    { now: () => s.clock.t },
+  );
+  const first = v.verify(token, want());
+  await read;
+  await s.keys.revoke(kid);
+  await v.invalidate();
+  release();
+  await assert.rejects(first, isCode('PLAYBACK_TOKEN_KEY_REVOKED'));
+  await assert.rejects(v.verify(token, want()), isCode('PLAYBACK_TOKEN_KEY_REVOKED'));
+  assert.throws(() => v.verifyCached(token, want()), isCode('PLAYBACK_TOKEN_KEY_REVOKED'));
+  assert.equal(loads, 2);
+});
+
+test('a failing key load: verify reports it; a later periodic refresh failing keeps the keys held', async () => {
+  await using s = await setup({ keyRefreshMs: 10_000 });
+  const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
+  let down = true;
+  const v = new PlaybackVerifier(
+    async () => {
+      if (down) throw new SmoothcastError('DB_UNAVAILABLE', 'the database is down');
+      return s.keys.verificationKeys();
+    },
+    { now: () => s.clock.t, keyRefreshMs: 10_000 },
+  );
+  await assert.rejects(v.verify(token, want()), isCode('DB_UNAVAILABLE'));
+  down = false;
+  await v.verify(token, want());
+  down = true;
+  s.clock.t += 10_000;
+  assert.equal(v.verifyCached(token, want()), undefined);
+  assert.equal((await v.verify(token, want())).sub, ASSET, 'the keys held still answer');
+  assert.ok(v.verifyCached(token, want()), 'and the next refresh is an interval away');
+  await assert.rejects(v.invalidate(), isCode('DB_UNAVAILABLE'));
+  await assert.rejects(v.verify(token, want()), isCode('DB_UNAVAILABLE'), 'invalidated keys do not answer');
+  down = false;
+  await v.verify(token, want());
+});
+
 test('a customer key: its PKCS#8 private key signs outside smoothcast and the verifier accepts the token', async () => {
-  using s = setup();
+  await using s = await setup();
   const c = await s.keys.createCustomerKey();
   // As a customer backend would: only jose, the PEM and the key id.
   const key = await importPKCS8(c.privateKeyPem, 'ES256');
@@ -388,7 +454,7 @@ test('a customer key: its PKCS#8 private key signs outside smoothcast and the ve
 });
 
 test('ip binding: exact address, whatever its spelling', async () => {
-  using s = setup();
+  await using s = await setup();
   const { token } = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600, ip: IP });
   assert.equal((await s.verifier.verify(token, want())).ip, IP);
   await s.verifier.verify(token, want({ ip: `::ffff:${IP}` }));
@@ -407,7 +473,7 @@ test('ip binding: exact address, whatever its spelling', async () => {
 });
 
 test('rotate: new tokens carry the new kid; the old key stays valid until revoked', async () => {
-  using s = setup();
+  await using s = await setup();
   const old = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
   const { id } = await s.signer.rotate();
   const fresh = await s.signer.sign({ sub: ASSET, aud: 'manifest', expiresInSeconds: 600 });
@@ -416,14 +482,14 @@ test('rotate: new tokens carry the new kid; the old key stays valid until revoke
   s.verifier.invalidate();
   await s.verifier.verify(old.token, want());
   await s.verifier.verify(fresh.token, want());
-  s.keys.revoke(decodeProtectedHeader(old.token).kid!);
+  await s.keys.revoke(decodeProtectedHeader(old.token).kid!);
   s.verifier.invalidate();
   await assert.rejects(s.verifier.verify(old.token, want()), isCode('PLAYBACK_TOKEN_KEY_REVOKED'));
   await s.verifier.verify(fresh.token, want());
 });
 
 test('sign refuses bad input', async () => {
-  using s = setup();
+  await using s = await setup();
   const ok = { sub: ASSET, aud: 'manifest' as const, expiresInSeconds: 60 };
   for (const bad of [
     { ...ok, sub: '' },
@@ -441,7 +507,7 @@ test('sign refuses bad input', async () => {
 });
 
 test('timing (info): µs per verify, cold (ECDSA) vs cached', async () => {
-  using s = setup();
+  await using s = await setup();
   const N = 2000;
   const tokens: string[] = [];
   for (let i = 0; i < N; i++) {

@@ -211,11 +211,13 @@ export class PlaybackSigner {
    * signature), so a rotation or revocation by another process or call takes effect at the next token.
    */
   async #key(): Promise<{ id: string; key: CryptoKey }> {
-    const active = this.#keys.activeServerKey() ?? (await this.#keys.ensureServerKey(this.#master));
+    const active = (await this.#keys.activeServerKey()) ?? (await this.#keys.ensureServerKey(this.#master));
     let held = this.#held;
     if (held?.id !== active.id) {
-      const jwk = this.#keys.serverPrivateJwk(active.id, this.#master);
-      held = { id: active.id, key: importJWK(jwk, SIGNING_ALG, { extractable: false }) as Promise<CryptoKey> };
+      const key = this.#keys
+        .serverPrivateJwk(active.id, this.#master)
+        .then((jwk) => importJWK(jwk, SIGNING_ALG, { extractable: false }) as Promise<CryptoKey>);
+      held = { id: active.id, key };
       this.#held = held;
       held.key.catch(() => {
         if (this.#held === held) this.#held = undefined;
@@ -258,9 +260,19 @@ interface Entry {
 /** A hit moves its entry to the recent end at most this often: a player's many requests cost a plain lookup. */
 const LRU_TOUCH_MS = 5000;
 
-/** Verifies tokens against the public keys `loadKeys` returns (SigningKeyRepository.verificationKeys). */
+/**
+ * Where the verifier gets its keys: SigningKeyRepository.verificationKeys (a database query, so usually async).
+ */
+export type VerificationKeyLoader = () => readonly VerificationKey[] | Promise<readonly VerificationKey[]>;
+
+/**
+ * Verifies tokens against the public keys `loadKeys` returns (SigningKeyRepository.verificationKeys). The keys are
+ * loaded (a query) only on the async path, verify(): verifyCached never waits on the database, and answers
+ * undefined — "call verify" — whenever the keys it holds are due for a reload, so a revocation is never answered
+ * from keys older than keyRefreshMs or from before an invalidate().
+ */
 export class PlaybackVerifier {
-  readonly #loadKeys: () => readonly VerificationKey[];
+  readonly #loadKeys: VerificationKeyLoader;
   readonly #now: () => number;
   readonly #cacheSize: number;
   readonly #minReloadMs: number;
@@ -268,9 +280,15 @@ export class PlaybackVerifier {
   readonly #onCheck: (() => void) | undefined;
   #keys = new Map<string, KeyState>();
   #loadedAt = Number.NEGATIVE_INFINITY;
+  /** Incremented by invalidate(): keys from a load that began before it are not current. */
+  #epoch = 0;
+  /** The epoch of the keys held (-1: none loaded yet); below #epoch, they must be reloaded before any answer. */
+  #keysEpoch = -1;
+  /** The load in flight, shared by every caller of its epoch. */
+  #loading: { epoch: number; done: Promise<void> } | undefined;
   readonly #cache = new Map<string, Entry>();
 
-  constructor(loadKeys: () => readonly VerificationKey[], options: PlaybackVerifierOptions = {}) {
+  constructor(loadKeys: VerificationKeyLoader, options: PlaybackVerifierOptions = {}) {
     this.#loadKeys = loadKeys;
     this.#now = options.now ?? Date.now;
     this.#cacheSize = Math.max(1, Math.trunc(options.cacheSize ?? 10_000));
@@ -284,10 +302,16 @@ export class PlaybackVerifier {
     return this.#cache.size;
   }
 
-  /** Forgets every verified token and reloads the keys: call after a key is revoked, created or changed. */
-  invalidate(): void {
+  /**
+   * Forgets every verified token and reloads the keys: call after a key is revoked, created or changed. Takes
+   * effect at once (until the reload is done, every verify waits for it); the promise is that reload.
+   */
+  invalidate(): Promise<void> {
     this.#cache.clear();
-    this.#reload();
+    this.#epoch++;
+    const done = this.#reload();
+    done.catch(() => {}); // a caller that does not wait: the next verify reloads again and reports the error
+    return done;
   }
 
   /** The claims of a valid token for `want`; throws a SmoothcastError with a PLAYBACK_TOKEN_* code otherwise. */
@@ -295,14 +319,20 @@ export class PlaybackVerifier {
     const hit = this.verifyCached(token, want);
     if (hit) return hit;
     const t = token as string;
+    if (await this.#freshKeys()) {
+      // The keys were due: the token may be in the cache, answerable now.
+      const again = this.verifyCached(t, want);
+      if (again) return again;
+    }
     const entry = await this.#verifySignature(t);
     this.#remember(t, entry);
     return this.#check(t, entry, want, this.#now());
   }
 
   /**
-   * The synchronous fast path: throws what verify would throw, or returns the claims, whenever that needs no
-   * signature check; undefined when the token is not in the cache (then call verify).
+   * The synchronous fast path: throws what verify would throw, or returns the claims, whenever that needs neither
+   * a signature check nor a reload of the keys; undefined when the token is not in the cache or the keys are due
+   * for a reload (then call verify).
    */
   verifyCached(token: string | undefined, want: PlaybackWant): PlaybackClaims | undefined {
     if (token === undefined || token === null || token === '') fail('PLAYBACK_TOKEN_REQUIRED');
@@ -311,10 +341,14 @@ export class PlaybackVerifier {
     }
     const t = token as string;
     if (!COMPACT_JWS.test(t)) fail('PLAYBACK_TOKEN_INVALID', 'a playback token is a signed JWT (compact JWS)');
-    const now = this.#now();
-    this.#refreshIfDue(now);
     const entry = this.#cache.get(t);
     if (entry === undefined) return undefined;
+    const now = this.#now();
+    if (this.#keysDue(now)) {
+      // Only what needs no key can be answered before the reload (a revocation may be in the new keys).
+      this.#failIfExpired(t, entry, now);
+      return undefined;
+    }
     // Most recently used last (Map keeps insertion order), refreshed every few seconds rather than on every hit:
     // a delete + set per request costs more than the lookup itself once the Map is large.
     if (now - entry.seenAt > LRU_TOUCH_MS) {
@@ -325,12 +359,16 @@ export class PlaybackVerifier {
     return this.#check(t, entry, want, now);
   }
 
-  #check(token: string, entry: Entry, want: PlaybackWant, now: number): PlaybackClaims {
-    const c = entry.claims;
-    if (c.exp <= Math.floor(now / 1000) - CLOCK_SKEW_SECONDS) {
+  #failIfExpired(token: string, entry: Entry, now: number): void {
+    if (entry.claims.exp <= Math.floor(now / 1000) - CLOCK_SKEW_SECONDS) {
       this.#cache.delete(token);
       fail('PLAYBACK_TOKEN_EXPIRED');
     }
+  }
+
+  #check(token: string, entry: Entry, want: PlaybackWant, now: number): PlaybackClaims {
+    const c = entry.claims;
+    this.#failIfExpired(token, entry, now);
     const key = this.#keys.get(c.kid);
     if (key === undefined) fail('PLAYBACK_TOKEN_INVALID', 'the key that signed this token is unknown');
     if (key.revokedAt !== null) fail('PLAYBACK_TOKEN_KEY_REVOKED');
@@ -365,7 +403,7 @@ export class PlaybackVerifier {
     let state = this.#keys.get(kid);
     if (state === undefined && this.#now() - this.#loadedAt >= this.#minReloadMs) {
       // Another process may have created the key since the last load.
-      this.#reload();
+      await this.#reload();
       state = this.#keys.get(kid);
     }
     if (state === undefined) return fail('PLAYBACK_TOKEN_INVALID', 'the token is signed with an unknown key');
@@ -392,36 +430,62 @@ export class PlaybackVerifier {
     return { claims: toClaims(kid, payload), seenAt: this.#now() };
   }
 
-  #refreshIfDue(now: number): void {
-    if (this.#loadedAt === Number.NEGATIVE_INFINITY) {
-      this.#reload();
-      return;
+  /** The keys must be reloaded before they answer: never loaded, invalidated, or older than keyRefreshMs. */
+  #keysDue(now: number): boolean {
+    return this.#keysEpoch < this.#epoch || (this.#refreshMs > 0 && now - this.#loadedAt >= this.#refreshMs);
+  }
+
+  /** Reloads the keys if they are due; true when it did (or tried). */
+  async #freshKeys(): Promise<boolean> {
+    const now = this.#now();
+    // Never loaded or invalidated: the keys held cannot answer, so a failure is the caller's error.
+    if (this.#keysEpoch < this.#epoch) {
+      await this.#reload();
+      return true;
     }
     if (this.#refreshMs > 0 && now - this.#loadedAt >= this.#refreshMs) {
       try {
-        this.#reload();
+        await this.#reload();
       } catch {
         // Keep the keys we have (e.g. the database is busy); try again after another interval.
         this.#loadedAt = now;
       }
+      return true;
     }
+    return false;
   }
 
-  #reload(): void {
-    const next = new Map<string, KeyState>();
-    for (const k of this.#loadKeys()) {
-      if (k.alg !== SIGNING_ALG) continue;
-      const jwk = JSON.stringify(k.publicJwk);
-      const old = this.#keys.get(k.id);
-      next.set(k.id, {
-        jwk,
-        revokedAt: k.revokedAt,
-        publicJwk: k.publicJwk,
-        imported: old?.jwk === jwk ? old.imported : undefined,
-      });
-    }
-    this.#keys = next;
-    this.#loadedAt = this.#now();
+  /** Loads the keys; callers of one epoch share the load in flight. */
+  #reload(): Promise<void> {
+    const epoch = this.#epoch;
+    if (this.#loading?.epoch === epoch) return this.#loading.done;
+    const done = (async () => {
+      const loaded = await this.#loadKeys();
+      // A load begun before an invalidate() that a later load has already answered brings nothing newer.
+      if (epoch < this.#keysEpoch) return;
+      const next = new Map<string, KeyState>();
+      for (const k of loaded) {
+        if (k.alg !== SIGNING_ALG) continue;
+        const jwk = JSON.stringify(k.publicJwk);
+        const old = this.#keys.get(k.id);
+        next.set(k.id, {
+          jwk,
+          revokedAt: k.revokedAt,
+          publicJwk: k.publicJwk,
+          imported: old?.jwk === jwk ? old.imported : undefined,
+        });
+      }
+      this.#keys = next;
+      this.#keysEpoch = epoch;
+      this.#loadedAt = this.#now();
+    })();
+    const loading = { epoch, done };
+    this.#loading = loading;
+    const settle = () => {
+      if (this.#loading === loading) this.#loading = undefined;
+    };
+    done.then(settle, settle);
+    return done;
   }
 }
 

@@ -1,10 +1,11 @@
 // Accounts: users with a role, their login sessions, API tokens, one-time direct uploads and the audit log. No
 // secret is stored in clear: a password as its scrypt hash, a session cookie, an API token and an upload URL's
 // token as their SHA-256 (they are 256-bit random values, so a fast hash is the right one).
+import { sql } from 'kysely';
 import { hashPassword, newToken, tokenHash, verifyPassword } from '../auth/secrets.ts';
 import { SmoothcastError } from '../errors.ts';
 import { randomBase32 } from '../ids.ts';
-import { type Db, int, numOrNull as intOrNull, type Row, text, textOrNull } from './database.ts';
+import { type Db, int, numOrNull as intOrNull, isUniqueViolation, type Row, text, textOrNull } from './database.ts';
 
 export type Role = 'admin' | 'editor' | 'viewer';
 
@@ -109,8 +110,8 @@ export class SqliteAccounts {
 
   // ---- users
 
-  userCount(): number {
-    return int(this.#db.raw.prepare('SELECT count(*) AS n FROM users').get() ?? {}, 'n');
+  async userCount(): Promise<number> {
+    return int((await this.#db.get(sql`SELECT count(*) AS n FROM users`)) ?? {}, 'n');
   }
 
   async addUser(name: string, password: string, role: Role, cost?: Parameters<typeof hashPassword>[1]): Promise<User> {
@@ -121,39 +122,49 @@ export class SqliteAccounts {
       );
     }
     if (password.length < 8) throw new SmoothcastError('BAD_REQUEST', 'a password has at least 8 characters');
+    // scrypt first: it is slow and must not hold a transaction (or SQLite's one connection) while it runs.
     const hash = await hashPassword(password, cost);
     const now = this.#now();
     const id = randomBase32(12, 'u');
+    // ON CONFLICT DO NOTHING rather than catching the violation: on PostgreSQL a failed statement aborts the
+    // transaction it runs in (a caller's write()). The name is unique regardless of case on both engines (SQLite:
+    // COLLATE NOCASE; PostgreSQL: the unique index on lower(name)).
+    let inserted: number;
     try {
-      this.#db.raw
-        .prepare('INSERT INTO users (id, name, role, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(id, name, role, hash, now, now);
+      inserted = await this.#db.run(
+        sql`INSERT INTO users (id, name, role, password_hash, created_at, updated_at)
+            VALUES (${id}, ${name}, ${role}, ${hash}, ${now}, ${now})
+            ON CONFLICT DO NOTHING`,
+      );
     } catch (err) {
-      if (/UNIQUE/.test(String(err))) throw new SmoothcastError('USER_EXISTS', `a user named ${name} exists`);
+      if (isUniqueViolation(err)) throw new SmoothcastError('USER_EXISTS', `a user named ${name} exists`);
       throw err;
     }
-    return this.getUser(id)!;
+    if (inserted !== 1) throw new SmoothcastError('USER_EXISTS', `a user named ${name} exists`);
+    return (await this.getUser(id))!;
   }
 
-  getUser(id: string): User | null {
+  async getUser(id: string): Promise<User | null> {
     if (!USER_ID.test(id)) return null;
-    const r = this.#db.raw.prepare('SELECT * FROM users WHERE id = ?').get(id);
+    const r = await this.#db.get(sql`SELECT * FROM users WHERE id = ${id}`);
     return r ? userOf(r) : null;
   }
 
-  userByName(name: string): User | null {
+  /** Names compare regardless of case (lower() on both sides: PostgreSQL has no NOCASE collation). */
+  async userByName(name: string): Promise<User | null> {
     if (!USER_NAME.test(name)) return null;
-    const r = this.#db.raw.prepare('SELECT * FROM users WHERE name = ?').get(name);
+    const r = await this.#byName(name);
     return r ? userOf(r) : null;
   }
 
-  listUsers(): User[] {
-    return this.#db.raw.prepare('SELECT * FROM users ORDER BY created_at, name').all().map(userOf);
+  async listUsers(): Promise<User[]> {
+    // lower(name): SQLite's NOCASE order of the column, spelled so PostgreSQL sorts the same.
+    return (await this.#db.all(sql`SELECT * FROM users ORDER BY created_at, lower(name)`)).map(userOf);
   }
 
   /** The user when `password` is theirs, else null (a hash is computed either way, so timing says nothing). */
   async checkPassword(name: string, password: string): Promise<User | null> {
-    const r = USER_NAME.test(name) ? this.#db.raw.prepare('SELECT * FROM users WHERE name = ?').get(name) : undefined;
+    const r = USER_NAME.test(name) ? await this.#byName(name) : undefined;
     const stored = r ? text(r, 'password_hash') : DUMMY_HASH;
     const ok = await verifyPassword(password, stored);
     return ok && r ? userOf(r) : null;
@@ -162,200 +173,198 @@ export class SqliteAccounts {
   async setPassword(id: string, password: string, cost?: Parameters<typeof hashPassword>[1]): Promise<void> {
     if (password.length < 8) throw new SmoothcastError('BAD_REQUEST', 'a password has at least 8 characters');
     const hash = await hashPassword(password, cost);
-    const r = this.#db.raw
-      .prepare('UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?')
-      .run(hash, this.#now(), id);
-    if (r.changes === 0) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
-    // A new password ends every other login of that user.
-    this.#db.raw.prepare('DELETE FROM login_sessions WHERE user_id = ?').run(id);
+    await this.#db.write(async () => {
+      const changed = await this.#db.run(
+        sql`UPDATE users SET password_hash = ${hash}, updated_at = ${this.#now()} WHERE id = ${id}`,
+      );
+      if (changed === 0) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
+      // A new password ends every other login of that user.
+      await this.#db.run(sql`DELETE FROM login_sessions WHERE user_id = ${id}`);
+    });
   }
 
-  setRole(id: string, role: Role): User {
-    const r = this.#db.raw.prepare('UPDATE users SET role = ?, updated_at = ? WHERE id = ?').run(role, this.#now(), id);
-    if (r.changes === 0) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
-    return this.getUser(id)!;
+  async setRole(id: string, role: Role): Promise<User> {
+    const changed = await this.#db.run(
+      sql`UPDATE users SET role = ${role}, updated_at = ${this.#now()} WHERE id = ${id}`,
+    );
+    if (changed === 0) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
+    return (await this.getUser(id))!;
   }
 
-  deleteUser(id: string): void {
-    const r = this.#db.raw.prepare('DELETE FROM users WHERE id = ?').run(id);
-    if (r.changes === 0) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
+  async deleteUser(id: string): Promise<void> {
+    const changed = await this.#db.run(sql`DELETE FROM users WHERE id = ${id}`);
+    if (changed === 0) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
   }
 
-  adminCount(): number {
-    return int(this.#db.raw.prepare("SELECT count(*) AS n FROM users WHERE role = 'admin'").get() ?? {}, 'n');
+  async adminCount(): Promise<number> {
+    return int((await this.#db.get(sql`SELECT count(*) AS n FROM users WHERE role = 'admin'`)) ?? {}, 'n');
+  }
+
+  #byName(name: string): Promise<Row | undefined> {
+    return this.#db.get(sql`SELECT * FROM users WHERE lower(name) = lower(${name})`);
   }
 
   // ---- login sessions
 
   /** A new login: the cookie value (shown once, stored hashed) and its CSRF token. */
-  createSession(userId: string, ttlMs: number): { cookie: string; csrf: string; expiresAt: number } {
+  async createSession(userId: string, ttlMs: number): Promise<{ cookie: string; csrf: string; expiresAt: number }> {
     const cookie = newToken().slice(3);
     const csrf = newToken().slice(3);
     const now = this.#now();
     const expiresAt = now + ttlMs;
-    this.#db.raw
-      .prepare(
-        'INSERT INTO login_sessions (id_hash, user_id, csrf, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(tokenHash(cookie), userId, csrf, now, expiresAt, now);
+    await this.#db.run(
+      sql`INSERT INTO login_sessions (id_hash, user_id, csrf, created_at, expires_at, last_seen_at)
+          VALUES (${tokenHash(cookie)}, ${userId}, ${csrf}, ${now}, ${expiresAt}, ${now})`,
+    );
     // Expired logins are swept as new ones are made.
-    this.#db.raw.prepare('DELETE FROM login_sessions WHERE expires_at < ?').run(now);
+    await this.#db.run(sql`DELETE FROM login_sessions WHERE expires_at < ${now}`);
     return { cookie, csrf, expiresAt };
   }
 
-  session(cookie: string): (LoginSession & { user: User }) | null {
+  async session(cookie: string): Promise<(LoginSession & { user: User }) | null> {
     if (!SESSION_COOKIE_VALUE.test(cookie)) return null;
-    const r = this.#db.raw
-      .prepare(
-        `SELECT s.csrf, s.expires_at, u.* FROM login_sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id_hash = ? AND s.expires_at > ?`,
-      )
-      .get(tokenHash(cookie), this.#now());
+    const r = await this.#db.get(
+      sql`SELECT s.csrf, s.expires_at, u.* FROM login_sessions s JOIN users u ON u.id = s.user_id
+          WHERE s.id_hash = ${tokenHash(cookie)} AND s.expires_at > ${this.#now()}`,
+    );
     if (!r) return null;
     return { userId: text(r, 'id'), csrf: text(r, 'csrf'), expiresAt: int(r, 'expires_at'), user: userOf(r) };
   }
 
-  endSession(cookie: string): void {
+  async endSession(cookie: string): Promise<void> {
     if (!SESSION_COOKIE_VALUE.test(cookie)) return;
-    this.#db.raw.prepare('DELETE FROM login_sessions WHERE id_hash = ?').run(tokenHash(cookie));
+    await this.#db.run(sql`DELETE FROM login_sessions WHERE id_hash = ${tokenHash(cookie)}`);
   }
 
   // ---- API tokens
 
-  createToken(input: { name: string; scopes: readonly string[]; userId: string | null; expiresAt: number | null }): {
-    token: ApiToken;
-    secret: string;
-  } {
+  async createToken(input: {
+    name: string;
+    scopes: readonly string[];
+    userId: string | null;
+    expiresAt: number | null;
+  }): Promise<{ token: ApiToken; secret: string }> {
     const name = input.name.trim();
     if (!name || name.length > 100) throw new SmoothcastError('BAD_REQUEST', 'a token name is 1–100 characters');
     const secret = newToken();
     const id = randomBase32(12, 't');
-    this.#db.raw
-      .prepare(
-        'INSERT INTO api_tokens (id, name, token_hash, scopes, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(
-        id,
-        name,
-        tokenHash(secret),
-        [...new Set(input.scopes)].join(' '),
-        input.userId,
-        this.#now(),
-        input.expiresAt,
-      );
-    return { token: this.getToken(id)!, secret };
+    await this.#db.run(
+      sql`INSERT INTO api_tokens (id, name, token_hash, scopes, user_id, created_at, expires_at)
+          VALUES (${id}, ${name}, ${tokenHash(secret)}, ${[...new Set(input.scopes)].join(' ')}, ${input.userId},
+            ${this.#now()}, ${input.expiresAt})`,
+    );
+    return { token: (await this.getToken(id))!, secret };
   }
 
-  getToken(id: string): ApiToken | null {
+  async getToken(id: string): Promise<ApiToken | null> {
     if (!TOKEN_ID.test(id)) return null;
-    const r = this.#db.raw.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id);
+    const r = await this.#db.get(sql`SELECT * FROM api_tokens WHERE id = ${id}`);
     return r ? tokenOf(r) : null;
   }
 
-  listTokens(): ApiToken[] {
-    return this.#db.raw.prepare('SELECT * FROM api_tokens ORDER BY created_at DESC').all().map(tokenOf);
+  async listTokens(): Promise<ApiToken[]> {
+    return (await this.#db.all(sql`SELECT * FROM api_tokens ORDER BY created_at DESC`)).map(tokenOf);
   }
 
   /** The live token a secret belongs to (not revoked, not expired), its last use recorded at most once a minute. */
-  tokenBySecret(secret: string): ApiToken | null {
-    const r = this.#db.raw.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash(secret));
+  async tokenBySecret(secret: string): Promise<ApiToken | null> {
+    const r = await this.#db.get(sql`SELECT * FROM api_tokens WHERE token_hash = ${tokenHash(secret)}`);
     if (!r) return null;
     const t = tokenOf(r);
     const now = this.#now();
     if (t.revokedAt !== null || (t.expiresAt !== null && t.expiresAt <= now)) return null;
     if (t.lastUsedAt === null || now - t.lastUsedAt > 60_000) {
-      this.#db.raw.prepare('UPDATE api_tokens SET last_used_at = ? WHERE id = ?').run(now, t.id);
+      await this.#db.run(sql`UPDATE api_tokens SET last_used_at = ${now} WHERE id = ${t.id}`);
     }
     return t;
   }
 
-  revokeToken(id: string): ApiToken {
-    const t = this.getToken(id);
+  async revokeToken(id: string): Promise<ApiToken> {
+    const t = await this.getToken(id);
     if (!t) throw new SmoothcastError('TOKEN_NOT_FOUND', `no API token ${id}`);
     if (t.revokedAt === null) {
-      this.#db.raw.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ?').run(this.#now(), id);
+      // `revoked_at IS NULL`: two revocations racing keep the first time.
+      await this.#db.run(
+        sql`UPDATE api_tokens SET revoked_at = ${this.#now()} WHERE id = ${id} AND revoked_at IS NULL`,
+      );
     }
-    return this.getToken(id)!;
+    return (await this.getToken(id))!;
   }
 
   // ---- direct uploads
 
-  createDirectUpload(input: {
+  async createDirectUpload(input: {
     maxSize: number;
     expiresAt: number;
     corsOrigin: string | null;
     policy: 'public' | 'signed';
     createdBy: string | null;
-  }): { upload: DirectUpload; secret: string } {
+  }): Promise<{ upload: DirectUpload; secret: string }> {
     const id = randomBase32(12, 'd');
     const secret = newToken().slice(3);
-    this.#db.raw
-      .prepare(
-        `INSERT INTO direct_uploads (id, token_hash, max_size, cors_origin, policy, expires_at, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        id,
-        tokenHash(secret),
-        input.maxSize,
-        input.corsOrigin,
-        input.policy,
-        input.expiresAt,
-        input.createdBy,
-        this.#now(),
-      );
-    return { upload: this.getDirectUpload(id)!, secret };
+    await this.#db.run(
+      sql`INSERT INTO direct_uploads (id, token_hash, max_size, cors_origin, policy, expires_at, created_by, created_at)
+          VALUES (${id}, ${tokenHash(secret)}, ${input.maxSize}, ${input.corsOrigin}, ${input.policy},
+            ${input.expiresAt}, ${input.createdBy}, ${this.#now()})`,
+    );
+    return { upload: (await this.getDirectUpload(id))!, secret };
   }
 
-  getDirectUpload(id: string): DirectUpload | null {
+  async getDirectUpload(id: string): Promise<DirectUpload | null> {
     if (!DIRECT_UPLOAD_ID.test(id)) return null;
-    const r = this.#db.raw.prepare('SELECT * FROM direct_uploads WHERE id = ?').get(id);
+    const r = await this.#db.get(sql`SELECT * FROM direct_uploads WHERE id = ${id}`);
     return r ? directOf(r) : null;
   }
 
   /** The direct upload a URL's secret opens, if it is unexpired; `usedAt` set means its one upload exists. */
-  directUploadBySecret(id: string, secret: string): DirectUpload | null {
+  async directUploadBySecret(id: string, secret: string): Promise<DirectUpload | null> {
     if (!DIRECT_UPLOAD_ID.test(id) || !SESSION_COOKIE_VALUE.test(secret)) return null;
-    const r = this.#db.raw
-      .prepare('SELECT * FROM direct_uploads WHERE id = ? AND token_hash = ?')
-      .get(id, tokenHash(secret));
+    const r = await this.#db.get(
+      sql`SELECT * FROM direct_uploads WHERE id = ${id} AND token_hash = ${tokenHash(secret)}`,
+    );
     if (!r) return null;
     const d = directOf(r);
     return d.expiresAt > this.#now() ? d : null;
   }
 
-  /** Claims a direct upload for its one tus upload; false when it was used already (atomically, across processes). */
-  claimDirectUpload(id: string): boolean {
-    const r = this.#db.raw
-      .prepare('UPDATE direct_uploads SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?')
-      .run(this.#now(), id, this.#now());
-    return r.changes === 1;
+  /**
+   * Claims a direct upload for its one tus upload; false when it was used already. One conditional UPDATE, so it
+   * is atomic across processes on both engines (on PostgreSQL a concurrent claim waits for the row and then finds
+   * used_at set).
+   */
+  async claimDirectUpload(id: string): Promise<boolean> {
+    const now = this.#now();
+    const changed = await this.#db.run(
+      sql`UPDATE direct_uploads SET used_at = ${now} WHERE id = ${id} AND used_at IS NULL AND expires_at > ${now}`,
+    );
+    return changed === 1;
   }
 
   /** The unexpired direct upload that created tus upload `uploadId` (its later PATCH/HEAD need no token). */
-  directUploadFor(uploadId: string): DirectUpload | null {
-    const r = this.#db.raw
-      .prepare('SELECT * FROM direct_uploads WHERE upload_id = ? AND expires_at > ?')
-      .get(uploadId, this.#now());
+  async directUploadFor(uploadId: string): Promise<DirectUpload | null> {
+    const r = await this.#db.get(
+      sql`SELECT * FROM direct_uploads WHERE upload_id = ${uploadId} AND expires_at > ${this.#now()}`,
+    );
     return r ? directOf(r) : null;
   }
 
-  setDirectUploadTarget(id: string, uploadId: string): void {
-    this.#db.raw.prepare('UPDATE direct_uploads SET upload_id = ? WHERE id = ?').run(uploadId, id);
+  async setDirectUploadTarget(id: string, uploadId: string): Promise<void> {
+    await this.#db.run(sql`UPDATE direct_uploads SET upload_id = ${uploadId} WHERE id = ${id}`);
   }
 
   // ---- audit log
 
-  audit(actor: string, action: string, target: string | null, detail?: unknown): void {
-    this.#db.raw
-      .prepare('INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)')
-      .run(this.#now(), actor, action, target, detail === undefined ? null : JSON.stringify(detail));
+  async audit(actor: string, action: string, target: string | null, detail?: unknown): Promise<void> {
+    await this.#db.run(
+      sql`INSERT INTO audit_log (at, actor, action, target, detail)
+          VALUES (${this.#now()}, ${actor}, ${action}, ${target}, ${detail === undefined ? null : JSON.stringify(detail)})`,
+    );
   }
 
-  auditLog(limit = 100, before?: number): AuditEntry[] {
-    const rows = this.#db.raw
-      .prepare('SELECT * FROM audit_log WHERE seq < ? ORDER BY seq DESC LIMIT ?')
-      .all(before ?? Number.MAX_SAFE_INTEGER, limit);
+  async auditLog(limit = 100, before?: number): Promise<AuditEntry[]> {
+    const rows = await this.#db.all(
+      sql`SELECT * FROM audit_log WHERE seq < ${before ?? Number.MAX_SAFE_INTEGER} ORDER BY seq DESC LIMIT ${limit}`,
+    );
     return rows.map((r) => {
       const d = textOrNull(r, 'detail');
       return {

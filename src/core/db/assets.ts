@@ -3,9 +3,11 @@
 // processing → processing is allowed: a job retaken after a worker died starts over with a fresh rev.
 // A live event is created `live` (createLive) and becomes `ready` at the stream's shutdown: its files are the VOD.
 
+import { type RawBuilder, sql } from 'kysely';
 import { type ErrorCode, isErrorCode, SmoothcastError } from '../errors.ts';
 import { randomBase32 } from '../ids.ts';
 import { type Db, int, isConstraintError, jsonOrNull, num, numOrNull, type Row, text, textOrNull } from './database.ts';
+import { greatest, insertionOrder } from './dialect.ts';
 
 export type AssetStatus = 'queued' | 'processing' | 'ready' | 'failed' | 'live';
 export type RenditionType = 'video' | 'audio';
@@ -73,6 +75,12 @@ export interface Asset {
   liveStreamId: string | null;
   /** Live events: the wall clock (ms) of media time 0 (EXT-X-PROGRAM-DATE-TIME, availabilityStartTime). */
   liveStartMs: number | null;
+  /**
+   * The node (its advertised URL) holding the current rev's files on its own disk while they are written —
+   * an encode before its upload to the bucket, a live event — or null when they are in storage
+   * (src/core/storage/held.ts).
+   */
+  holder: string | null;
   /** Who may play it: anyone, or only holders of a playback token. */
   playbackPolicy: PlaybackPolicy;
   /** Encryption applied on the fly when it is served (the stored files stay clear). */
@@ -161,39 +169,41 @@ export interface LiveAssetInput {
 }
 
 export interface AssetRepository {
-  create(input: { id: string; title: string; sourcePath: string; sourceName: string } & NewAssetAccess): Asset;
-  get(id: string): Asset | null;
+  create(input: { id: string; title: string; sourcePath: string; sourceName: string } & NewAssetAccess): Promise<Asset>;
+  get(id: string): Promise<Asset | null>;
   /** Title, playback policy, encryption, viewer limit (any status). */
-  updateSettings(id: string, settings: AssetSettings): Asset;
+  updateSettings(id: string, settings: AssetSettings): Promise<Asset>;
   /** Stores the wrapped content key unless one is there already; returns the one stored. */
-  setContentKeyOnce(id: string, wrapped: string): string;
+  setContentKeyOnce(id: string, wrapped: string): Promise<string>;
   /** Newest first. */
-  list(options: { limit: number; offset?: number }): Asset[];
-  count(): number;
+  list(options: { limit: number; offset?: number }): Promise<Asset[]>;
+  count(): Promise<number>;
   /** queued | processing → processing: records the probe result and the plan; replaces the renditions. */
-  setProcessing(id: string, input: ProcessingInput): Asset;
-  setProgress(id: string, progress: Progress): Asset;
+  setProcessing(id: string, input: ProcessingInput): Promise<Asset>;
+  setProgress(id: string, progress: Progress): Promise<Asset>;
   /** processing: sets the codecs of renditions (by id); playable once every rendition has them. */
-  setPlayable(id: string, codecs: Readonly<Record<string, string>>): Asset;
+  setPlayable(id: string, codecs: Readonly<Record<string, string>>): Promise<Asset>;
   /** processing → ready with the measured figures of every rendition (and notes, when given, replacing them). */
-  setReady(id: string, input: ReadyInput): Asset;
+  setReady(id: string, input: ReadyInput): Promise<Asset>;
   /** queued | processing → failed. */
-  setFailed(id: string, error: { code: ErrorCode; message: string }): Asset;
+  setFailed(id: string, error: { code: ErrorCode; message: string }): Promise<Asset>;
   /** ready | failed → queued (a re-encode); the previous rev stays served until setProcessing replaces it. */
-  requeue(id: string): Asset;
+  requeue(id: string): Promise<Asset>;
   /**
    * processing → queued after a transient failure that will be retried: that attempt's files are gone, so the
    * asset is not playable until the retry publishes again.
    */
-  setRetrying(id: string): Asset;
+  setRetrying(id: string): Promise<Asset>;
   /** A new live event: status live with its planned renditions and the wall clock of its media time 0. */
-  createLive(input: LiveAssetInput): Asset;
+  createLive(input: LiveAssetInput): Promise<Asset>;
   /** live: adds renditions (an HTTP push announces its tracks as they arrive); existing ids are left as they are. */
-  addLiveRenditions(id: string, renditions: readonly PlannedRendition[]): Asset;
+  addLiveRenditions(id: string, renditions: readonly PlannedRendition[]): Promise<Asset>;
   /** live: the bits/s a rendition announces (an HTTP push's tracks, measured from their first fragment). */
-  setLiveBitrates(id: string, bitrates: Readonly<Record<string, number>>): Asset;
+  setLiveBitrates(id: string, bitrates: Readonly<Record<string, number>>): Promise<Asset>;
   /** Deletes the asset, its renditions and its jobs; false when it did not exist. */
-  delete(id: string): boolean;
+  delete(id: string): Promise<boolean>;
+  /** Records which node holds the asset's files now (null: they are in storage). */
+  setHolder(id: string, holder: string | null): Promise<void>;
 }
 
 const ID_PATTERN = /^[a-z0-9]{8,32}$/;
@@ -245,80 +255,72 @@ export class SqliteAssetRepository implements AssetRepository {
     this.#now = options.now ?? Date.now;
   }
 
-  create(input: { id: string; title: string; sourcePath: string; sourceName: string } & NewAssetAccess): Asset {
+  async create(
+    input: { id: string; title: string; sourcePath: string; sourceName: string } & NewAssetAccess,
+  ): Promise<Asset> {
     if (!isValidAssetId(input.id)) throw new SmoothcastError('INVALID_ID', `invalid asset id: ${String(input.id)}`);
     for (const key of ['title', 'sourcePath', 'sourceName'] as const) {
       if (typeof input[key] !== 'string') throw new SmoothcastError('BAD_REQUEST', `asset ${key} must be a string`);
     }
     const a = checkAccess(input);
     const now = this.#now();
+    let inserted: number;
     try {
-      this.#db.raw
-        .prepare(
-          `INSERT INTO assets (id, title, status, source_path, source_name, owner_id, playback_policy, encryption,
-             max_viewers, created_at, updated_at)
-           VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          input.id,
-          input.title,
-          input.sourcePath,
-          input.sourceName,
-          a.ownerId,
-          a.playbackPolicy,
-          a.encryption,
-          a.maxViewers,
-          now,
-          now,
-        );
+      // ON CONFLICT DO NOTHING rather than only catching the violation: on PostgreSQL a failed statement aborts the
+      // transaction it runs in, and create() is called inside the caller's write() (ingest).
+      inserted = await this.#db.run(
+        sql`INSERT INTO assets (id, title, status, source_path, source_name, owner_id, playback_policy, encryption,
+              max_viewers, created_at, updated_at)
+            VALUES (${input.id}, ${input.title}, 'queued', ${input.sourcePath}, ${input.sourceName}, ${a.ownerId},
+              ${a.playbackPolicy}, ${a.encryption}, ${a.maxViewers}, ${now}, ${now})
+            ON CONFLICT (id) DO NOTHING`,
+      );
     } catch (err) {
       if (isConstraintError(err)) throw new SmoothcastError('INVALID_ID', `asset ${input.id} already exists`);
       throw err;
     }
+    if (inserted !== 1) throw new SmoothcastError('INVALID_ID', `asset ${input.id} already exists`);
     return this.#mustGet(input.id);
   }
 
-  get(id: string): Asset | null {
+  async get(id: string): Promise<Asset | null> {
     if (!isValidAssetId(id)) return null;
-    const row = this.#db.raw.prepare('SELECT * FROM assets WHERE id = ?').get(id);
-    if (row === undefined) return null;
-    const renditions = this.#db.raw.prepare('SELECT * FROM renditions WHERE asset_id = ?').all(id);
-    return toAsset(row, renditions);
+    // One snapshot: a re-encode replaces the renditions in one transaction, and the row must match them.
+    return this.#db.read(async () => {
+      const row = await this.#db.get(sql`SELECT * FROM assets WHERE id = ${id}`);
+      if (row === undefined) return null;
+      const renditions = await this.#db.all(sql`SELECT * FROM renditions WHERE asset_id = ${id}`);
+      return toAsset(row, renditions);
+    });
   }
 
-  list(options: { limit: number; offset?: number }): Asset[] {
+  async list(options: { limit: number; offset?: number }): Promise<Asset[]> {
     const limit = nonNegativeInt(options.limit, 'limit');
     const offset = nonNegativeInt(options.offset ?? 0, 'offset');
-    const { raw } = this.#db;
-    // One read transaction so the page and its renditions come from the same snapshot.
-    const own = !raw.isTransaction;
-    if (own) raw.exec('BEGIN');
-    try {
-      const rows = raw
-        .prepare('SELECT * FROM assets ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?')
-        .all(limit, offset);
+    const order = insertionOrder(this.#db.dialect);
+    // One snapshot for the page and its renditions.
+    return this.#db.read(async () => {
+      const rows = await this.#db.all(
+        sql`SELECT * FROM assets ORDER BY created_at DESC, ${order} DESC LIMIT ${limit} OFFSET ${offset}`,
+      );
+      // `IN ()` is not valid SQL: an empty page needs no renditions query.
+      if (rows.length === 0) return [];
+      const ids = rows.map((r) => text(r, 'id'));
       const byAsset = new Map<string, Row[]>();
-      if (rows.length > 0) {
-        const ids = JSON.stringify(rows.map((r) => text(r, 'id')));
-        for (const r of raw
-          .prepare('SELECT * FROM renditions WHERE asset_id IN (SELECT value FROM json_each(?))')
-          .all(ids)) {
-          const list = byAsset.get(text(r, 'asset_id')) ?? [];
-          list.push(r);
-          byAsset.set(text(r, 'asset_id'), list);
-        }
+      for (const r of await this.#db.all(sql`SELECT * FROM renditions WHERE asset_id IN (${sql.join(ids)})`)) {
+        const list = byAsset.get(text(r, 'asset_id')) ?? [];
+        list.push(r);
+        byAsset.set(text(r, 'asset_id'), list);
       }
       return rows.map((r) => toAsset(r, byAsset.get(text(r, 'id')) ?? []));
-    } finally {
-      if (own) raw.exec('COMMIT');
-    }
+    });
   }
 
-  count(): number {
-    return int(this.#db.raw.prepare('SELECT count(*) AS n FROM assets').get() ?? {}, 'n');
+  async count(): Promise<number> {
+    return int((await this.#db.get(sql`SELECT count(*) AS n FROM assets`)) ?? {}, 'n');
   }
 
-  setProcessing(id: string, input: ProcessingInput): Asset {
+  async setProcessing(id: string, input: ProcessingInput): Promise<Asset> {
     if (typeof input.rev !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(input.rev) || input.rev.startsWith('.')) {
       throw new SmoothcastError('BAD_REQUEST', `invalid output revision name: ${String(input.rev)}`);
     }
@@ -327,67 +329,56 @@ export class SqliteAssetRepository implements AssetRepository {
     const notes = (input.notes ?? []).map((n) => String(n).slice(0, 500)).slice(0, 50);
     if (input.presentationOffset !== undefined) finiteNonNegative(input.presentationOffset, 'presentationOffset');
     const mediaType = input.mediaType ?? (planned.some((r) => r.type === 'video') ? 'video' : 'audio');
-    return this.#transition(id, 'setProcessing', () => {
-      const sets = `progress = ?, playable = 0, error_code = NULL, error_message = NULL, source = ?, duration = ?,
-        rev = ?, ready_at = NULL, media_type = ?, notes = ?, presentation_offset = ?`;
+    return this.#transition(id, 'setProcessing', async () => {
       const progress: Progress = { percent: 0, speed: null, etaSeconds: null };
-      const params = [
-        JSON.stringify(progress),
-        JSON.stringify(input.source),
-        input.duration,
-        input.rev,
-        mediaType,
-        JSON.stringify(notes),
-        input.presentationOffset ?? null,
-      ];
-      this.#update(id, 'processing', sets, params);
-      this.#db.raw.prepare('DELETE FROM renditions WHERE asset_id = ?').run(id);
-      this.#insertRenditions(id, planned);
+      const sets = sql`progress = ${JSON.stringify(progress)}, playable = 0, error_code = NULL, error_message = NULL,
+        source = ${JSON.stringify(input.source)}, duration = ${input.duration}, rev = ${input.rev}, ready_at = NULL,
+        media_type = ${mediaType}, notes = ${JSON.stringify(notes)},
+        presentation_offset = ${input.presentationOffset ?? null}`;
+      await this.#update(id, 'processing', sets);
+      await this.#db.run(sql`DELETE FROM renditions WHERE asset_id = ${id}`);
+      await this.#insertRenditions(id, planned);
     });
   }
 
-  setProgress(id: string, progress: Progress): Asset {
+  async setProgress(id: string, progress: Progress): Promise<Asset> {
     const p: Progress = {
       percent: Math.min(100, finiteNonNegative(progress.percent, 'percent')),
       speed: progress.speed === null ? null : finiteNonNegative(progress.speed, 'speed'),
       etaSeconds: progress.etaSeconds === null ? null : finiteNonNegative(progress.etaSeconds, 'etaSeconds'),
     };
     return this.#transition(id, 'setProgress', () =>
-      this.#update(id, 'processing', 'progress = ?', [JSON.stringify(p)]),
+      this.#update(id, 'processing', sql`progress = ${JSON.stringify(p)}`),
     );
   }
 
-  setPlayable(id: string, codecs: Readonly<Record<string, string>>): Asset {
-    return this.#transition(id, 'setPlayable', (asset) => {
-      const raw = this.#db.raw;
-      const update = raw.prepare('UPDATE renditions SET codecs = ? WHERE asset_id = ? AND id = ?');
+  async setPlayable(id: string, codecs: Readonly<Record<string, string>>): Promise<Asset> {
+    return this.#transition(id, 'setPlayable', async (asset) => {
       for (const [renditionId, codec] of Object.entries(codecs)) {
         if (typeof codec !== 'string' || codec === '') {
           throw new SmoothcastError('BAD_REQUEST', `rendition ${renditionId}: codecs must be a non-empty string`);
         }
-        if (update.run(codec, id, renditionId).changes !== 1) {
-          throw new SmoothcastError('BAD_REQUEST', `asset ${id} has no rendition ${renditionId}`);
-        }
+        const changed = await this.#db.run(
+          sql`UPDATE renditions SET codecs = ${codec} WHERE asset_id = ${id} AND id = ${renditionId}`,
+        );
+        if (changed !== 1) throw new SmoothcastError('BAD_REQUEST', `asset ${id} has no rendition ${renditionId}`);
       }
-      const missing = raw.prepare('SELECT count(*) AS n FROM renditions WHERE asset_id = ? AND codecs IS NULL').get(id);
+      const missing = await this.#db.get(
+        sql`SELECT count(*) AS n FROM renditions WHERE asset_id = ${id} AND codecs IS NULL`,
+      );
       const playable = int(missing ?? {}, 'n') === 0 ? 1 : 0;
-      this.#update(id, asset.status, 'playable = ?', [playable]);
+      await this.#update(id, asset.status, sql`playable = ${playable}`);
     });
   }
 
-  setReady(id: string, input: ReadyInput): Asset {
+  async setReady(id: string, input: ReadyInput): Promise<Asset> {
     finiteNonNegative(input.duration, 'duration');
-    return this.#transition(id, 'setReady', (asset) => {
+    return this.#transition(id, 'setReady', async (asset) => {
       const planned = new Set(asset.renditions.map((r) => r.id));
       const given = new Set(input.renditions.map((r) => r.id));
       if (planned.size === 0 || given.size !== input.renditions.length || planned.size !== given.size) {
         throw new SmoothcastError('BAD_REQUEST', `asset ${id}: final figures must cover each rendition exactly once`);
       }
-      const update = this.#db.raw.prepare(
-        `UPDATE renditions SET codecs = ?, average_bitrate = ?, peak_bitrate = ?,
-           frame_rate = coalesce(?, frame_rate), width = coalesce(?, width), height = coalesce(?, height)
-         WHERE asset_id = ? AND id = ?`,
-      );
       for (const r of input.renditions) {
         if (!planned.has(r.id)) throw new SmoothcastError('BAD_REQUEST', `asset ${id} has no rendition ${r.id}`);
         if (typeof r.codecs !== 'string' || r.codecs === '') {
@@ -398,33 +389,39 @@ export class SqliteAssetRepository implements AssetRepository {
         const fps = r.frameRate == null ? null : finiteNonNegative(r.frameRate, 'frameRate');
         const w = r.width == null ? null : positiveInt(r.width, 'width');
         const h = r.height == null ? null : positiveInt(r.height, 'height');
-        update.run(r.codecs, Math.round(avg), Math.round(peak), fps, w, h, id, r.id);
+        await this.#db.run(
+          sql`UPDATE renditions SET codecs = ${r.codecs}, average_bitrate = ${Math.round(avg)},
+                peak_bitrate = ${Math.round(peak)}, frame_rate = coalesce(${fps}, frame_rate),
+                width = coalesce(${w}, width), height = coalesce(${h}, height)
+              WHERE asset_id = ${id} AND id = ${r.id}`,
+        );
       }
       const notes = input.notes ? JSON.stringify(input.notes.map((n) => String(n).slice(0, 500)).slice(0, 50)) : null;
-      const sets = 'playable = 1, progress = NULL, duration = ?, ready_at = ?, notes = coalesce(?, notes)';
-      this.#update(id, 'ready', sets, [input.duration, this.#now(), notes]);
+      const sets = sql`playable = 1, progress = NULL, duration = ${input.duration}, ready_at = ${this.#now()},
+        notes = coalesce(${notes}, notes)`;
+      await this.#update(id, 'ready', sets);
     });
   }
 
-  setFailed(id: string, error: { code: ErrorCode; message: string }): Asset {
+  async setFailed(id: string, error: { code: ErrorCode; message: string }): Promise<Asset> {
     const code = isErrorCode(error.code) ? error.code : 'INTERNAL';
     const message = typeof error.message === 'string' ? error.message : String(error.message);
     return this.#transition(id, 'setFailed', () =>
-      this.#update(id, 'failed', 'playable = 0, progress = NULL, error_code = ?, error_message = ?', [code, message]),
+      this.#update(id, 'failed', sql`playable = 0, progress = NULL, error_code = ${code}, error_message = ${message}`),
     );
   }
 
-  requeue(id: string): Asset {
+  async requeue(id: string): Promise<Asset> {
     return this.#transition(id, 'requeue', () =>
-      this.#update(id, 'queued', 'progress = NULL, error_code = NULL, error_message = NULL', []),
+      this.#update(id, 'queued', sql`progress = NULL, error_code = NULL, error_message = NULL`),
     );
   }
 
-  setRetrying(id: string): Asset {
-    return this.#transition(id, 'setRetrying', () => this.#update(id, 'queued', 'progress = NULL, playable = 0', []));
+  async setRetrying(id: string): Promise<Asset> {
+    return this.#transition(id, 'setRetrying', () => this.#update(id, 'queued', sql`progress = NULL, playable = 0`));
   }
 
-  createLive(input: LiveAssetInput): Asset {
+  async createLive(input: LiveAssetInput): Promise<Asset> {
     if (!isValidAssetId(input.id)) throw new SmoothcastError('INVALID_ID', `invalid asset id: ${String(input.id)}`);
     if (!/^rl-[0-9a-z-]{1,37}$/.test(input.rev))
       throw new SmoothcastError('BAD_REQUEST', `invalid live rev ${input.rev}`);
@@ -433,99 +430,86 @@ export class SqliteAssetRepository implements AssetRepository {
     const now = this.#now();
     const mediaType = planned.some((r) => r.type === 'video') ? 'video' : 'audio';
     const access = checkAccess(input.access ?? {});
-    this.#db.write(() => {
-      this.#db.raw
-        .prepare(
-          `INSERT INTO assets (id, title, status, source_path, source_name, rev, source, media_type, notes,
-             presentation_offset, live_stream_id, live_start_ms, owner_id, playback_policy, encryption, max_viewers,
-             created_at, updated_at)
-           VALUES (?, ?, 'live', '', 'live', ?, ?, ?, '[]', 0, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          input.id,
-          input.title,
-          input.rev,
-          JSON.stringify(input.source),
-          mediaType,
-          input.liveStreamId,
-          Math.round(finiteNonNegative(input.liveStartMs, 'liveStartMs')),
-          access.ownerId,
-          access.playbackPolicy,
-          access.encryption,
-          access.maxViewers,
-          now,
-          now,
-        );
-      this.#insertRenditions(input.id, planned);
+    const liveStartMs = Math.round(finiteNonNegative(input.liveStartMs, 'liveStartMs'));
+    await this.#db.write(async () => {
+      await this.#db.run(
+        sql`INSERT INTO assets (id, title, status, source_path, source_name, rev, source, media_type, notes,
+              presentation_offset, live_stream_id, live_start_ms, owner_id, playback_policy, encryption, max_viewers,
+              created_at, updated_at)
+            VALUES (${input.id}, ${input.title}, 'live', '', 'live', ${input.rev}, ${JSON.stringify(input.source)},
+              ${mediaType}, '[]', 0, ${input.liveStreamId}, ${liveStartMs}, ${access.ownerId},
+              ${access.playbackPolicy}, ${access.encryption}, ${access.maxViewers}, ${now}, ${now})`,
+      );
+      await this.#insertRenditions(input.id, planned);
     });
     return this.#mustGet(input.id);
   }
 
-  addLiveRenditions(id: string, renditions: readonly PlannedRendition[]): Asset {
+  async addLiveRenditions(id: string, renditions: readonly PlannedRendition[]): Promise<Asset> {
     const planned = validatePlan(renditions);
-    return this.#db.write(() => {
-      const current = this.#mustGet(id);
+    return this.#db.write(async () => {
+      const current = await this.#mustGet(id);
       if (current.status !== 'live') throw new IllegalTransitionError(id, current.status, 'addLiveRenditions');
       const have = new Set(current.renditions.map((r) => r.id));
-      this.#insertRenditions(
+      await this.#insertRenditions(
         id,
         planned.filter((r) => !have.has(r.id)),
       );
-      this.#update(id, 'live', 'playable = playable', []);
+      await this.#update(id, 'live', sql`playable = playable`);
       return this.#mustGet(id);
     });
   }
 
-  setLiveBitrates(id: string, bitrates: Readonly<Record<string, number>>): Asset {
-    return this.#db.write(() => {
-      const current = this.#mustGet(id);
+  async setLiveBitrates(id: string, bitrates: Readonly<Record<string, number>>): Promise<Asset> {
+    return this.#db.write(async () => {
+      const current = await this.#mustGet(id);
       if (current.status !== 'live') throw new IllegalTransitionError(id, current.status, 'setLiveBitrates');
-      const update = this.#db.raw.prepare('UPDATE renditions SET bitrate = ? WHERE asset_id = ? AND id = ?');
-      for (const [rid, bps] of Object.entries(bitrates)) update.run(positiveInt(Math.round(bps), 'bitrate'), id, rid);
-      this.#update(id, 'live', 'playable = playable', []);
+      for (const [rid, bps] of Object.entries(bitrates)) {
+        const bitrate = positiveInt(Math.round(bps), 'bitrate');
+        await this.#db.run(sql`UPDATE renditions SET bitrate = ${bitrate} WHERE asset_id = ${id} AND id = ${rid}`);
+      }
+      await this.#update(id, 'live', sql`playable = playable`);
       return this.#mustGet(id);
     });
   }
 
-  #insertRenditions(id: string, planned: readonly PlannedRendition[]): void {
-    const insert = this.#db.raw.prepare(
-      `INSERT INTO renditions (asset_id, id, type, width, height, bitrate, frame_rate, language, label, roles,
-         is_default) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
+  async #insertRenditions(id: string, planned: readonly PlannedRendition[]): Promise<void> {
     for (const r of planned) {
-      insert.run(
-        id,
-        r.id,
-        r.type,
-        r.width ?? null,
-        r.height ?? null,
-        r.bitrate,
-        r.frameRate ?? null,
-        r.language ?? null,
-        r.label ?? null,
-        JSON.stringify(r.roles ?? []),
-        r.default ? 1 : 0,
+      await this.#db.run(
+        sql`INSERT INTO renditions (asset_id, id, type, width, height, bitrate, frame_rate, language, label, roles,
+              is_default)
+            VALUES (${id}, ${r.id}, ${r.type}, ${r.width ?? null}, ${r.height ?? null}, ${r.bitrate},
+              ${r.frameRate ?? null}, ${r.language ?? null}, ${r.label ?? null}, ${JSON.stringify(r.roles ?? [])},
+              ${r.default ? 1 : 0})`,
       );
     }
   }
 
-  delete(id: string): boolean {
-    if (!isValidAssetId(id)) return false;
-    return this.#db.raw.prepare('DELETE FROM assets WHERE id = ?').run(id).changes === 1;
+  async setHolder(id: string, holder: string | null): Promise<void> {
+    if (holder !== null && !/^https?:\/\/[^\s/]+$/.test(holder)) {
+      throw new SmoothcastError('BAD_REQUEST', `invalid holder URL ${JSON.stringify(holder)}`);
+    }
+    await this.#db.run(sql`UPDATE assets SET holder = ${holder} WHERE id = ${id}`);
   }
 
-  /** Runs change() under the write lock after checking the current status allows `action`; returns the result. */
-  #transition(id: string, action: Action, change: (current: Asset) => void): Asset {
-    const after = this.#db.write(() => {
-      const current = this.get(id);
+  async delete(id: string): Promise<boolean> {
+    if (!isValidAssetId(id)) return false;
+    return (await this.#db.run(sql`DELETE FROM assets WHERE id = ${id}`)) === 1;
+  }
+
+  /** Runs change() in a write transaction after checking the current status allows `action`; returns the result. */
+  async #transition(id: string, action: Action, change: (current: Asset) => Promise<void>): Promise<Asset> {
+    const after = await this.#db.write(async () => {
+      const current = await this.get(id);
       if (current === null) throw new SmoothcastError('ASSET_NOT_FOUND', `asset ${id} not found`);
       if (!ALLOWED_FROM[action].includes(current.status)) throw new IllegalTransitionError(id, current.status, action);
-      change(current);
+      await change(current);
       return this.#mustGet(id);
     });
+    // Outside write(): on PostgreSQL its callback may run more than once; the listener must hear of it once.
     if (action === 'setReady' || action === 'setFailed') {
       try {
-        this.onSettled?.(after);
+        await this.onSettled?.(after);
       } catch {
         // a listener's failure is not the catalog's
       }
@@ -533,52 +517,48 @@ export class SqliteAssetRepository implements AssetRepository {
     return after;
   }
 
-  /** Called (after the commit) when an asset becomes ready or failed in this process: webhooks. */
-  onSettled: ((a: Asset) => void) | undefined;
+  /**
+   * Called (after the commit) when an asset becomes ready or failed in this process: webhooks. A returned promise
+   * is awaited (its rejection ignored), so the change resolves once the listener has recorded what it needs.
+   */
+  onSettled: ((a: Asset) => unknown) | undefined;
 
-  /** Sets status and columns; updated_at becomes max(now, previous + 1) so it strictly increases. */
-  updateSettings(id: string, settings: AssetSettings): Asset {
-    const sets: string[] = [];
-    const params: (string | number | null)[] = [];
+  async updateSettings(id: string, settings: AssetSettings): Promise<Asset> {
+    const sets: RawBuilder<unknown>[] = [];
     if (settings.title !== undefined) {
       if (typeof settings.title !== 'string' || !settings.title.trim() || settings.title.length > 500) {
         throw new SmoothcastError('BAD_REQUEST', 'title must be a string of 1–500 characters');
       }
-      sets.push('title = ?');
-      params.push(settings.title.trim());
+      sets.push(sql`title = ${settings.title.trim()}`);
     }
     const a = checkAccess(settings);
-    const set = (column: string, v: string | number | null) => {
-      sets.push(`${column} = ?`);
-      params.push(v);
-    };
-    if (settings.playbackPolicy !== undefined) set('playback_policy', a.playbackPolicy);
-    if (settings.encryption !== undefined) set('encryption', a.encryption);
-    if (settings.maxViewers !== undefined) set('max_viewers', a.maxViewers);
-    return this.#db.write(() => {
-      const current = this.#mustGet(id);
-      if (sets.length > 0) this.#update(id, current.status, sets.join(', '), params);
+    if (settings.playbackPolicy !== undefined) sets.push(sql`playback_policy = ${a.playbackPolicy}`);
+    if (settings.encryption !== undefined) sets.push(sql`encryption = ${a.encryption}`);
+    if (settings.maxViewers !== undefined) sets.push(sql`max_viewers = ${a.maxViewers}`);
+    return this.#db.write(async () => {
+      const current = await this.#mustGet(id);
+      if (sets.length > 0) await this.#update(id, current.status, sql.join(sets, sql`, `));
       return this.#mustGet(id);
     });
   }
 
-  setContentKeyOnce(id: string, wrapped: string): string {
-    return this.#db.write(() => {
-      const current = this.#mustGet(id);
+  async setContentKeyOnce(id: string, wrapped: string): Promise<string> {
+    return this.#db.write(async () => {
+      const current = await this.#mustGet(id);
       if (current.contentKey !== null) return current.contentKey;
-      this.#db.raw.prepare('UPDATE assets SET content_key = ? WHERE id = ?').run(wrapped, id);
+      await this.#db.run(sql`UPDATE assets SET content_key = ${wrapped} WHERE id = ${id}`);
       return wrapped;
     });
   }
 
-  #update(id: string, status: AssetStatus, sets: string, params: (string | number | null)[]): void {
-    this.#db.raw
-      .prepare(`UPDATE assets SET status = ?, ${sets}, updated_at = max(?, updated_at + 1) WHERE id = ?`)
-      .run(status, ...params, this.#now(), id);
+  /** Sets status and columns; updated_at becomes max(now, previous + 1) so it strictly increases. */
+  async #update(id: string, status: AssetStatus, sets: RawBuilder<unknown>): Promise<void> {
+    const updatedAt = greatest(this.#db.dialect, this.#now(), sql`updated_at + 1`);
+    await this.#db.run(sql`UPDATE assets SET status = ${status}, ${sets}, updated_at = ${updatedAt} WHERE id = ${id}`);
   }
 
-  #mustGet(id: string): Asset {
-    const asset = this.get(id);
+  async #mustGet(id: string): Promise<Asset> {
+    const asset = await this.get(id);
     if (asset === null) throw new SmoothcastError('ASSET_NOT_FOUND', `asset ${id} not found`);
     return asset;
   }
@@ -622,6 +602,7 @@ function toAsset(row: Row, renditionRows: readonly Row[]): Asset {
     renditions,
     liveStreamId: textOrNull(row, 'live_stream_id'),
     liveStartMs: numOrNull(row, 'live_start_ms'),
+    holder: textOrNull(row, 'holder'),
     playbackPolicy: text(row, 'playback_policy') as PlaybackPolicy,
     encryption: text(row, 'encryption') as Encryption,
     maxViewers: numOrNull(row, 'max_viewers'),

@@ -1,427 +1,465 @@
-// The SQLite handle every repository shares: opening (pragmas), schema migrations, transactions, row readers.
-// Several processes open the same file (the server, the `smoothcast import` CLI), so: WAL (readers never block the
-// writer), a busy timeout (a writer waits for the other's transaction instead of failing at once), and every
-// read-then-write transaction starts with BEGIN IMMEDIATE — a DEFERRED transaction that later upgrades to a writer
-// gets SQLITE_BUSY at once in WAL mode, whatever the busy timeout (https://sqlite.org/lang_transaction.html).
-import { DatabaseSync, type SQLOutputValue } from 'node:sqlite';
+// The catalog database every repository shares, on SQLite (embedded default: one file in the data folder) or
+// PostgreSQL (`database.url`), behind one interface. Repositories write their SQL once with Kysely's `sql` tag
+// (compiled to `?` or `$1` placeholders per engine) or its query builder; what differs between the engines lives in
+// dialect.ts and migrations.ts.
+//
+// Transactions: write(fn) pins one connection for fn's whole run and carries it in an AsyncLocalStorage, so every
+// all/get/run inside fn — however deep in the call stack — runs on it; a nested write() is a savepoint. fn must do
+// only database work (no waiting on anything else: on SQLite the one connection is held). On SQLite a write begins
+// IMMEDIATE (one writer at a time across processes); on PostgreSQL it is SERIALIZABLE and retried on serialization
+// failures, so read-check-write code written for SQLite's guarantees stays correct on either.
+// On PostgreSQL a failed statement aborts the whole transaction (25P02 for everything after it): code that catches
+// a statement's error and carries on inside a transaction must run that statement in a nested write() (a savepoint).
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
+import { DatabaseSync } from 'node:sqlite';
+import { setTimeout as delay } from 'node:timers/promises';
+import { type Compilable, type CompiledQuery, Kysely, PostgresDialect, type RawBuilder, sql } from 'kysely';
+import pg from 'pg';
 import { SmoothcastError } from '../errors.ts';
+import { BEGIN_WRITE, type DialectName, isConnectionError, isRetryableTransactionError, redactUrl } from './dialect.ts';
+import { migratePostgres } from './migrate-postgres.ts';
+import { migrateSqlite, refuseNewerSqlite, sqliteUserVersion } from './migrate-sqlite.ts';
+import { MIGRATIONS, type Migration } from './migrations.ts';
+import { NodeSqliteDialect } from './sqlite-driver.ts';
 
-/**
- * One schema step: SQL text, or a function for steps SQL alone cannot express (data rewrites), or a table rebuild
- * (`rebuild`: SQLite cannot change a CHECK constraint in place, so the step runs with foreign keys off — the
- * documented procedure of https://sqlite.org/lang_altertable.html#otheralter — and foreign_key_check must pass
- * before it commits).
- */
-export type Migration = string | ((raw: DatabaseSync) => void) | { rebuild: string };
+export { isConstraintError, isUniqueViolation } from './dialect.ts';
+export { MIGRATIONS, type Migration } from './migrations.ts';
 
-/**
- * The schema, in order; the index + 1 is the version recorded in `PRAGMA user_version` and schema_migrations.
- * Released steps never change: a change is a new step at the end. Written to run on PostgreSQL with few edits
- * (no SQLite-only types; ms timestamps as integers; JSON as text).
- */
-export const MIGRATIONS: readonly Migration[] = [
-  `CREATE TABLE assets (
-     id TEXT PRIMARY KEY,
-     title TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'ready', 'failed')),
-     playable INTEGER NOT NULL DEFAULT 0 CHECK (playable IN (0, 1)),
-     progress TEXT,
-     error_code TEXT,
-     error_message TEXT,
-     duration REAL,
-     source TEXT,
-     source_path TEXT NOT NULL,
-     source_name TEXT NOT NULL,
-     rev TEXT,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL,
-     ready_at INTEGER
-   );
-   CREATE INDEX assets_created ON assets (created_at DESC);
-   CREATE TABLE renditions (
-     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
-     id TEXT NOT NULL,
-     type TEXT NOT NULL CHECK (type IN ('video', 'audio')),
-     width INTEGER,
-     height INTEGER,
-     bitrate INTEGER NOT NULL,
-     codecs TEXT,
-     frame_rate REAL,
-     average_bitrate INTEGER,
-     peak_bitrate INTEGER,
-     PRIMARY KEY (asset_id, id)
-   );
-   CREATE TABLE jobs (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     type TEXT NOT NULL,
-     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
-     payload TEXT NOT NULL,
-     state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'done', 'failed', 'cancelled')),
-     attempts INTEGER NOT NULL DEFAULT 0,
-     max_attempts INTEGER NOT NULL DEFAULT 3,
-     run_after INTEGER NOT NULL,
-     lease_owner TEXT,
-     lease_expires_at INTEGER,
-     last_error_code TEXT,
-     last_error_message TEXT,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL
-   );
-   CREATE INDEX jobs_runnable ON jobs (state, run_after);
-   CREATE INDEX jobs_asset ON jobs (asset_id);
-   -- At most one queued/running job of a type per asset: a second encode of the same asset is a caller bug.
-   CREATE UNIQUE INDEX jobs_one_active ON jobs (asset_id, type) WHERE state IN ('queued', 'running');`,
-  // 2: which asset a finished tus upload became (the client asks by upload id; an asset exists only for a
-  // completed upload).
-  `CREATE TABLE uploads (
-     id TEXT PRIMARY KEY,
-     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
-     created_at INTEGER NOT NULL
-   );
-   CREATE INDEX uploads_asset ON uploads (asset_id);`,
-  // 3: inputs as people have them: several audio languages (language, label, roles, default per rendition),
-  // audio-only media, notes about what was left out, and text tracks (captions/subtitles) per asset. A caption's
-  // cues are stored in the source's own timeline; presentation_offset (seconds at which the source's t = 0 is
-  // presented in the renditions of the current encode) places them on the frames.
-  `ALTER TABLE renditions ADD COLUMN language TEXT;
-   ALTER TABLE renditions ADD COLUMN label TEXT;
-   ALTER TABLE renditions ADD COLUMN roles TEXT;
-   ALTER TABLE renditions ADD COLUMN is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1));
-   ALTER TABLE assets ADD COLUMN media_type TEXT CHECK (media_type IN ('video', 'audio'));
-   ALTER TABLE assets ADD COLUMN notes TEXT;
-   ALTER TABLE assets ADD COLUMN presentation_offset REAL;
-   CREATE TABLE captions (
-     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
-     id TEXT NOT NULL,
-     language TEXT NOT NULL,
-     label TEXT NOT NULL,
-     kind TEXT NOT NULL CHECK (kind IN ('subtitles', 'captions')),
-     origin TEXT NOT NULL CHECK (origin IN ('embedded', 'sidecar')),
-     is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),
-     forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),
-     cues INTEGER NOT NULL,
-     size INTEGER NOT NULL,
-     created_at INTEGER NOT NULL,
-     PRIMARY KEY (asset_id, id)
-   );`,
-  // 4: live streams (publishing points). `state` is the JSON of the state machine in src/media/live/state.ts (one
-  // table of legal transitions); the stream key authenticates ingest; the current event is an asset.
-  `CREATE TABLE live_streams (
-     id TEXT PRIMARY KEY,
-     title TEXT NOT NULL,
-     state TEXT NOT NULL,
-     stream_key TEXT NOT NULL UNIQUE,
-     dvr_window_seconds INTEGER NOT NULL CHECK (dvr_window_seconds >= 0),
-     archive INTEGER NOT NULL CHECK (archive IN (0, 1)),
-     latency TEXT NOT NULL CHECK (latency IN ('low', 'standard')),
-     reconnect_window_seconds INTEGER NOT NULL CHECK (reconnect_window_seconds >= 0),
-     current_asset_id TEXT REFERENCES assets (id) ON DELETE SET NULL,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL
-   );
-   CREATE INDEX live_streams_created ON live_streams (created_at DESC);`,
-  // 5: live events are assets: status 'live' while the event runs (the CHECK needs a table rebuild), the stream it
-  // belongs to and the wall clock of its media time 0 (EXT-X-PROGRAM-DATE-TIME, availabilityStartTime). Live
-  // streams get their SRT listener port and passphrase, a per-stream transcode switch (null: the global default),
-  // and push targets.
-  {
-    rebuild: `CREATE TABLE assets_new (
-     id TEXT PRIMARY KEY,
-     title TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('queued', 'processing', 'ready', 'failed', 'live')),
-     playable INTEGER NOT NULL DEFAULT 0 CHECK (playable IN (0, 1)),
-     progress TEXT,
-     error_code TEXT,
-     error_message TEXT,
-     duration REAL,
-     source TEXT,
-     source_path TEXT NOT NULL,
-     source_name TEXT NOT NULL,
-     rev TEXT,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL,
-     ready_at INTEGER,
-     media_type TEXT CHECK (media_type IN ('video', 'audio')),
-     notes TEXT,
-     presentation_offset REAL,
-     live_stream_id TEXT,
-     live_start_ms INTEGER
-   );
-   INSERT INTO assets_new (id, title, status, playable, progress, error_code, error_message, duration, source,
-     source_path, source_name, rev, created_at, updated_at, ready_at, media_type, notes, presentation_offset)
-   SELECT id, title, status, playable, progress, error_code, error_message, duration, source, source_path,
-     source_name, rev, created_at, updated_at, ready_at, media_type, notes, presentation_offset FROM assets;
-   DROP TABLE assets;
-   ALTER TABLE assets_new RENAME TO assets;
-   CREATE INDEX assets_created ON assets (created_at DESC);
-   CREATE INDEX assets_live ON assets (live_stream_id) WHERE live_stream_id IS NOT NULL;
-   ALTER TABLE live_streams ADD COLUMN srt_port INTEGER;
-   ALTER TABLE live_streams ADD COLUMN srt_passphrase TEXT;
-   ALTER TABLE live_streams ADD COLUMN transcode INTEGER CHECK (transcode IN (0, 1));
-   CREATE UNIQUE INDEX live_streams_srt_port ON live_streams (srt_port) WHERE srt_port IS NOT NULL;
-   CREATE TABLE live_targets (
-     id TEXT PRIMARY KEY,
-     stream_id TEXT NOT NULL REFERENCES live_streams (id) ON DELETE CASCADE,
-     url TEXT NOT NULL,
-     created_at INTEGER NOT NULL
-   );
-   CREATE INDEX live_targets_stream ON live_targets (stream_id);`,
-  },
-  // 6: security. Accounts (roles), login sessions and API tokens (stored only as SHA-256 of the secret), playback
-  // signing keys (public key; the server's own private key only wrapped by the master key), one-time direct
-  // uploads, webhooks (secret wrapped) and their deliveries, the audit log; per asset and live stream the playback
-  // policy, encryption, viewer limit and owner; an asset's content key, wrapped.
-  `CREATE TABLE users (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-     role TEXT NOT NULL CHECK (role IN ('admin', 'editor', 'viewer')),
-     password_hash TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL
-   );
-   CREATE TABLE login_sessions (
-     id_hash TEXT PRIMARY KEY,
-     user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-     csrf TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     expires_at INTEGER NOT NULL,
-     last_seen_at INTEGER NOT NULL
-   );
-   CREATE INDEX login_sessions_user ON login_sessions (user_id);
-   CREATE TABLE api_tokens (
-     id TEXT PRIMARY KEY,
-     name TEXT NOT NULL,
-     token_hash TEXT NOT NULL UNIQUE,
-     scopes TEXT NOT NULL,
-     user_id TEXT REFERENCES users (id) ON DELETE CASCADE,
-     created_at INTEGER NOT NULL,
-     expires_at INTEGER,
-     last_used_at INTEGER,
-     revoked_at INTEGER
-   );
-   CREATE TABLE signing_keys (
-     id TEXT PRIMARY KEY,
-     kind TEXT NOT NULL CHECK (kind IN ('server', 'customer')),
-     alg TEXT NOT NULL,
-     public_jwk TEXT NOT NULL,
-     private_wrapped TEXT,
-     created_at INTEGER NOT NULL,
-     revoked_at INTEGER
-   );
-   CREATE TABLE direct_uploads (
-     id TEXT PRIMARY KEY,
-     token_hash TEXT NOT NULL UNIQUE,
-     max_size INTEGER NOT NULL,
-     cors_origin TEXT,
-     policy TEXT NOT NULL DEFAULT 'public' CHECK (policy IN ('public', 'signed')),
-     expires_at INTEGER NOT NULL,
-     used_at INTEGER,
-     upload_id TEXT,
-     created_by TEXT,
-     created_at INTEGER NOT NULL
-   );
-   CREATE TABLE webhooks (
-     id TEXT PRIMARY KEY,
-     url TEXT NOT NULL,
-     events TEXT NOT NULL,
-     secret_wrapped TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     disabled_at INTEGER
-   );
-   CREATE TABLE webhook_deliveries (
-     id TEXT PRIMARY KEY,
-     webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
-     event TEXT NOT NULL,
-     payload TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
-     attempts INTEGER NOT NULL DEFAULT 0,
-     next_attempt_at INTEGER,
-     last_status INTEGER,
-     last_error TEXT,
-     created_at INTEGER NOT NULL,
-     delivered_at INTEGER
-   );
-   CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
-   CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_at DESC);
-   CREATE TABLE audit_log (
-     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-     at INTEGER NOT NULL,
-     actor TEXT NOT NULL,
-     action TEXT NOT NULL,
-     target TEXT,
-     detail TEXT
-   );
-   ALTER TABLE assets ADD COLUMN playback_policy TEXT NOT NULL DEFAULT 'public' CHECK (playback_policy IN ('public', 'signed'));
-   ALTER TABLE assets ADD COLUMN encryption TEXT NOT NULL DEFAULT 'none' CHECK (encryption IN ('none', 'aes-128', 'cbcs', 'cenc'));
-   ALTER TABLE assets ADD COLUMN max_viewers INTEGER CHECK (max_viewers IS NULL OR max_viewers >= 1);
-   ALTER TABLE assets ADD COLUMN owner_id TEXT;
-   ALTER TABLE assets ADD COLUMN content_key TEXT;
-   ALTER TABLE live_streams ADD COLUMN playback_policy TEXT NOT NULL DEFAULT 'public' CHECK (playback_policy IN ('public', 'signed'));
-   ALTER TABLE live_streams ADD COLUMN max_viewers INTEGER CHECK (max_viewers IS NULL OR max_viewers >= 1);`,
-];
-
-export type Row = Record<string, SQLOutputValue>;
+export type Row = Record<string, unknown>;
+// biome-ignore lint/suspicious/noExplicitAny: repositories query with `sql` and builders over an untyped schema.
+export type AnyKysely = Kysely<any>;
+/** A query: `sql\`…\`` or a Kysely builder. */
+export type Query = RawBuilder<unknown> | Compilable<unknown>;
 
 export interface OpenOptions {
-  /** How long a writer waits for another connection's write transaction before failing (ms). */
+  /** SQLite: how long a writer waits for another connection's write transaction before failing (ms). */
   busyTimeoutMs?: number;
   /** Migration list (tests only; defaults to MIGRATIONS). */
   migrations?: readonly Migration[];
   /** Clock for the schema_migrations record (ms). */
   now?: () => number;
+  /** PostgreSQL: connections in the pool. */
+  poolSize?: number;
+  /**
+   * false: do not apply pending migrations — refuse to start unless the schema is exactly current (servers run
+   * against a database `smoothcast migrate` keeps; default true: apply them, as the embedded default always has).
+   */
+  migrate?: boolean;
 }
 
 export interface Db {
-  /** The node:sqlite handle, for repositories to prepare statements on. */
-  readonly raw: DatabaseSync;
-  readonly path: string;
+  readonly dialect: DialectName;
+  /** The file path, or the URL with its password hidden. */
+  readonly location: string;
   /** The schema version after migrations (= number of migration steps applied). */
   readonly schemaVersion: number;
+  /** The Kysely instance, for building queries (run them through all/get/run so transactions apply). */
+  readonly kysely: AnyKysely;
+  /** The node:sqlite handle (SQLite only: tests and SQLite maintenance; throws on PostgreSQL). */
+  readonly raw: DatabaseSync;
+  all(q: Query): Promise<Row[]>;
+  get(q: Query): Promise<Row | undefined>;
+  /** Runs a statement; resolves to the number of rows it changed. */
+  run(q: Query): Promise<number>;
   /**
-   * Runs fn inside BEGIN IMMEDIATE … COMMIT (rolled back when fn throws). A nested call runs inside a savepoint of
-   * the outer transaction. fn must be synchronous: node:sqlite is, and an await inside would leave the lock held.
+   * Runs fn in a transaction (rolled back when it throws); nested calls are savepoints. On PostgreSQL fn may run
+   * more than once (a serialization failure retries it): it must not have effects outside the database.
+   * `isolation: 'read committed'` (PostgreSQL) for code that takes its own row locks, e.g. the queue's claim.
    */
-  write<T>(fn: () => T): T;
-  close(): void;
+  write<T>(fn: () => Promise<T>, opts?: { isolation?: 'serializable' | 'read committed' }): Promise<T>;
+  /**
+   * Runs fn's reads against one consistent snapshot without taking the writer's lock (SQLite: a deferred
+   * transaction; PostgreSQL: REPEATABLE READ READ ONLY). Inside a write() it simply joins it.
+   */
+  read<T>(fn: () => Promise<T>): Promise<T>;
+  /** Wakes listen()ers of the channel (after the current transaction commits, if inside one). */
+  notify(channel: string, payload?: string): Promise<void>;
+  /**
+   * Calls fn for each notify on the channel — from any process on PostgreSQL (LISTEN/NOTIFY), from this process on
+   * SQLite (other processes there are found by polling). Resolves to an unsubscribe function.
+   */
+  listen(channel: string, fn: (payload: string) => void): Promise<() => void>;
+  /** Throws when the database cannot answer (for /readyz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+const MAX_TRANSACTION_ATTEMPTS = 12;
+const CHANNEL = /^[a-z_][a-z0-9_]{0,62}$/;
 
-/** Opens (creating if missing) the database at `path` and brings its schema up to date. */
-export function openDatabase(path: string, options: OpenOptions = {}): Db {
+interface TxContext {
+  conn: AnyKysely;
+  savepoints: number;
+  closed: boolean;
+  /** notify() calls made inside the transaction, delivered once it commits (SQLite). */
+  afterCommit: (() => void)[];
+}
+
+/** Opens the database at `target` — a file path (SQLite, created if missing) or a postgres:// URL — and brings its
+ * schema up to date (or, with `migrate: false`, checks that it is). */
+export async function openDatabase(target: string, options: OpenOptions = {}): Promise<Db> {
+  return /^postgres(ql)?:\/\//.test(target) ? openPostgres(target, options) : openSqlite(target, options);
+}
+
+function openSqlite(path: string, options: OpenOptions): Db {
   const migrations = options.migrations ?? MIGRATIONS;
-  const now = options.now ?? Date.now;
-  const raw = new DatabaseSync(path, {
-    enableForeignKeyConstraints: true,
-    timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
-  });
+  const busy = Math.trunc(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS);
+  const raw = new DatabaseSync(path, { enableForeignKeyConstraints: true, timeout: busy });
   try {
     // Per-connection settings. busy_timeout first: switching to WAL takes a lock another process may hold.
-    raw.exec(`PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS)}`);
+    raw.exec(`PRAGMA busy_timeout = ${busy}`);
     raw.exec('PRAGMA foreign_keys = ON');
-    refuseNewer(raw, path, migrations.length);
+    refuseNewerSqlite(raw, path, migrations.length);
     raw.exec('PRAGMA journal_mode = WAL');
     // NORMAL is durable in WAL mode except for the last transactions before a power loss (never corrupts).
     raw.exec('PRAGMA synchronous = NORMAL');
-    const db = new SqliteDb(raw, path);
-    migrate(db, path, migrations, now);
-    db.schemaVersion = userVersion(raw);
-    return db;
+    if (options.migrate === false) requireCurrent(sqliteUserVersion(raw), migrations.length, path);
+    else migrateSqlite(raw, path, migrations, options.now ?? Date.now);
+    const kysely: AnyKysely = new Kysely({ dialect: new NodeSqliteDialect(raw) });
+    return new KyselyDb('sqlite', path, sqliteUserVersion(raw), kysely, raw, null);
   } catch (err) {
     raw.close();
     throw err;
   }
 }
 
-class SqliteDb implements Db {
-  readonly raw: DatabaseSync;
-  readonly path: string;
-  schemaVersion = 0;
-  #savepoint = 0;
-
-  constructor(raw: DatabaseSync, path: string) {
-    this.raw = raw;
-    this.path = path;
-  }
-
-  write<T>(fn: () => T): T {
-    if (this.raw.isTransaction) {
-      const name = `sp${++this.#savepoint}`;
-      this.raw.exec(`SAVEPOINT ${name}`);
-      try {
-        const result = fn();
-        this.raw.exec(`RELEASE ${name}`);
-        return result;
-      } catch (err) {
-        this.raw.exec(`ROLLBACK TO ${name}`);
-        this.raw.exec(`RELEASE ${name}`);
-        throw err;
-      } finally {
-        this.#savepoint--;
-      }
-    }
-    this.raw.exec('BEGIN IMMEDIATE');
-    try {
-      const result = fn();
-      this.raw.exec('COMMIT');
-      return result;
-    } catch (err) {
-      if (this.raw.isTransaction) this.raw.exec('ROLLBACK');
-      throw err;
-    }
-  }
-
-  close(): void {
-    if (this.raw.isOpen) this.raw.close();
-  }
-}
-
-function userVersion(raw: DatabaseSync): number {
-  return int(raw.prepare('PRAGMA user_version').get() ?? {}, 'user_version');
-}
-
-function refuseNewer(raw: DatabaseSync, path: string, known: number): void {
-  const version = userVersion(raw);
-  if (version > known) {
+function requireCurrent(version: number, known: number, where: string): void {
+  if (version < known) {
     throw new SmoothcastError(
-      'DB_SCHEMA_TOO_NEW',
-      `database ${path} has schema version ${version}, newer than this smoothcast knows (${known}): ` +
-        'it was written by a newer release; upgrade smoothcast or point it at another data folder',
+      'DB_SCHEMA_OLD',
+      `database ${where} has schema version ${version}; this smoothcast needs ${known}: run \`smoothcast migrate\``,
     );
   }
 }
 
-/**
- * Applies each pending step once, each in its own IMMEDIATE transaction: the version is read again under the write
- * lock, so two processes opening a fresh file at once apply every step exactly once.
- */
-function migrate(db: SqliteDb, path: string, migrations: readonly Migration[], now: () => number): void {
-  const { raw } = db;
-  for (;;) {
-    // A rebuild step needs foreign keys off, which SQLite only allows outside a transaction: peek at the next step
-    // here; the version is read again under the lock below (another process may have applied it meanwhile).
-    const peek = migrations[userVersion(raw)];
-    const rebuild = typeof peek === 'object';
-    if (rebuild) raw.exec('PRAGMA foreign_keys = OFF');
+// int8 (counts, ms timestamps, sizes) and numeric arrive as strings from pg by default: every such value here fits
+// a double exactly (timestamps and byte counts stay far below 2^53), so they are read as numbers like SQLite's.
+const toNumber = (v: string) => Number(v);
+const pgTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20 || oid === 1700) return toNumber;
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+async function openPostgres(url: string, options: OpenOptions): Promise<Db> {
+  const location = redactUrl(url);
+  const migrations = options.migrations ?? MIGRATIONS;
+  const config: pg.PoolConfig = {
+    connectionString: url,
+    max: options.poolSize ?? 10,
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    application_name: 'smoothcast',
+    types: pgTypes,
+  };
+  const pool = new pg.Pool(config);
+  // An idle client's error (the server restarted, the network dropped) is reported on the pool; without a listener
+  // it would end the process. The next query gets a fresh connection; /readyz says the database is down meanwhile.
+  pool.on('error', () => {});
+  const kysely: AnyKysely = new Kysely({ dialect: new PostgresDialect({ pool }) });
+  try {
+    const version = await migratePostgres(kysely, location, migrations, options.now ?? Date.now, {
+      apply: options.migrate !== false,
+    }).catch((err: unknown) => {
+      throw isConnectionError(err)
+        ? new SmoothcastError('DB_UNAVAILABLE', `cannot reach the database ${location}: ${(err as Error).message}`, {
+            cause: err,
+          })
+        : err;
+    });
+    if (options.migrate === false) requireCurrent(version, migrations.length, location);
+    return new KyselyDb('postgres', location, version, kysely, null, new PgListener(config));
+  } catch (err) {
+    await kysely.destroy().catch(() => {});
+    throw err;
+  }
+}
+
+class KyselyDb implements Db {
+  readonly dialect: DialectName;
+  readonly location: string;
+  readonly schemaVersion: number;
+  readonly kysely: AnyKysely;
+  readonly #raw: DatabaseSync | null;
+  readonly #listener: PgListener | null;
+  readonly #local = new EventEmitter();
+  readonly #tx = new AsyncLocalStorage<TxContext>();
+
+  constructor(
+    dialect: DialectName,
+    location: string,
+    schemaVersion: number,
+    kysely: AnyKysely,
+    raw: DatabaseSync | null,
+    listener: PgListener | null,
+  ) {
+    this.dialect = dialect;
+    this.location = location;
+    this.schemaVersion = schemaVersion;
+    this.kysely = kysely;
+    this.#raw = raw;
+    this.#listener = listener;
+    this.#local.setMaxListeners(0);
+  }
+
+  get raw(): DatabaseSync {
+    if (!this.#raw) throw new SmoothcastError('INTERNAL', 'db.raw is SQLite only');
+    return this.#raw;
+  }
+
+  #executor(): AnyKysely {
+    const ctx = this.#tx.getStore();
+    return ctx && !ctx.closed ? ctx.conn : this.kysely;
+  }
+
+  async #execute(q: Query) {
+    const executor = this.#executor();
+    const compiled: CompiledQuery =
+      'compile' in q && q.compile.length === 1
+        ? (q as RawBuilder<unknown>).compile(executor)
+        : (q as Compilable<unknown>).compile();
     try {
-      if (!applyNext(db, path, migrations, now)) return;
+      return await executor.executeQuery<Row>(compiled);
+    } catch (err) {
+      if (isConnectionError(err)) {
+        throw new SmoothcastError(
+          'DB_UNAVAILABLE',
+          `the database ${this.location} is unreachable: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async all(q: Query): Promise<Row[]> {
+    return (await this.#execute(q)).rows;
+  }
+
+  async get(q: Query): Promise<Row | undefined> {
+    return (await this.#execute(q)).rows[0];
+  }
+
+  async run(q: Query): Promise<number> {
+    const r = await this.#execute(q);
+    return Number(r.numAffectedRows ?? 0);
+  }
+
+  async write<T>(fn: () => Promise<T>, opts: { isolation?: 'serializable' | 'read committed' } = {}): Promise<T> {
+    const outer = this.#tx.getStore();
+    if (outer && !outer.closed) return this.#savepoint(outer, fn);
+    const begin =
+      this.dialect === 'postgres' && opts.isolation === 'read committed' ? 'BEGIN' : BEGIN_WRITE[this.dialect];
+    return this.#transaction(begin, fn);
+  }
+
+  async read<T>(fn: () => Promise<T>): Promise<T> {
+    const outer = this.#tx.getStore();
+    if (outer && !outer.closed) return fn();
+    return this.#transaction(
+      this.dialect === 'postgres' ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN',
+      fn,
+    );
+  }
+
+  async #transaction<T>(begin: string, fn: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.kysely.connection().execute(async (conn) => {
+          const ctx: TxContext = { conn, savepoints: 0, closed: false, afterCommit: [] };
+          await sql.raw(begin).execute(conn);
+          try {
+            const result = await this.#tx.run(ctx, fn);
+            await sql.raw('COMMIT').execute(conn);
+            ctx.closed = true;
+            for (const f of ctx.afterCommit) f();
+            return result;
+          } catch (err) {
+            ctx.closed = true;
+            await sql
+              .raw('ROLLBACK')
+              .execute(conn)
+              .catch(() => {});
+            throw err;
+          }
+        });
+      } catch (err) {
+        if (this.dialect === 'postgres' && isRetryableTransactionError(err)) {
+          if (attempt < MAX_TRANSACTION_ATTEMPTS) {
+            // Jittered exponential backoff (2 ms … ~1 s) so transactions that collided do not collide again in
+            // lockstep.
+            await delay(Math.random() * Math.min(1000, 2 ** attempt));
+            continue;
+          }
+          throw new SmoothcastError('DB_BUSY', `the database stayed too contended to commit after ${attempt} tries`, {
+            cause: err,
+          });
+        }
+        if (isConnectionError(err)) {
+          throw new SmoothcastError(
+            'DB_UNAVAILABLE',
+            `the database ${this.location} is unreachable: ${(err as Error).message}`,
+            {
+              cause: err,
+            },
+          );
+        }
+        throw err;
+      }
+    }
+  }
+
+  async #savepoint<T>(ctx: TxContext, fn: () => Promise<T>): Promise<T> {
+    const name = `sp${++ctx.savepoints}`;
+    await sql.raw(`SAVEPOINT ${name}`).execute(ctx.conn);
+    try {
+      const result = await fn();
+      await sql.raw(`RELEASE SAVEPOINT ${name}`).execute(ctx.conn);
+      return result;
+    } catch (err) {
+      await sql.raw(`ROLLBACK TO SAVEPOINT ${name}`).execute(ctx.conn);
+      await sql.raw(`RELEASE SAVEPOINT ${name}`).execute(ctx.conn);
+      throw err;
     } finally {
-      if (rebuild) raw.exec('PRAGMA foreign_keys = ON');
+      ctx.savepoints--;
+    }
+  }
+
+  async notify(channel: string, payload = ''): Promise<void> {
+    if (!CHANNEL.test(channel)) throw new RangeError(`bad channel name ${channel}`);
+    if (this.dialect === 'postgres') {
+      // pg_notify inside a transaction is delivered at its commit, never on rollback.
+      await this.run(sql`SELECT pg_notify(${channel}, ${payload})`);
+      return;
+    }
+    const ctx = this.#tx.getStore();
+    const emit = () => this.#local.emit(channel, payload);
+    if (ctx && !ctx.closed) ctx.afterCommit.push(emit);
+    else queueMicrotask(emit);
+  }
+
+  async listen(channel: string, fn: (payload: string) => void): Promise<() => void> {
+    if (!CHANNEL.test(channel)) throw new RangeError(`bad channel name ${channel}`);
+    if (this.#listener) return this.#listener.listen(channel, fn);
+    this.#local.on(channel, fn);
+    return () => {
+      this.#local.off(channel, fn);
+    };
+  }
+
+  async ping(): Promise<void> {
+    await this.get(sql`SELECT 1 AS one`);
+  }
+
+  async close(): Promise<void> {
+    this.#listener?.close();
+    await this.kysely.destroy();
+  }
+}
+
+/**
+ * One dedicated connection for LISTEN (a pooled one would be handed to queries and lose its subscriptions),
+ * reconnecting with backoff when the server goes away; listeners stay registered across reconnects. A notification
+ * missed while disconnected is harmless to its users: they poll at a slow pace as well.
+ */
+class PgListener {
+  readonly #config: pg.ClientConfig;
+  readonly #channels = new Map<string, Set<(payload: string) => void>>();
+  #client: pg.Client | null = null;
+  #connecting: Promise<pg.Client> | null = null;
+  #closed = false;
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(config: pg.PoolConfig) {
+    this.#config = {
+      connectionString: config.connectionString,
+      keepAlive: true,
+      application_name: 'smoothcast-listen',
+    };
+  }
+
+  async listen(channel: string, fn: (payload: string) => void): Promise<() => void> {
+    let set = this.#channels.get(channel);
+    if (!set) {
+      set = new Set();
+      this.#channels.set(channel, set);
+      const client = await this.#connect().catch(() => null);
+      await client?.query(`LISTEN ${channel}`).catch(() => {});
+    }
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+    };
+  }
+
+  #connect(): Promise<pg.Client> {
+    if (this.#client) return Promise.resolve(this.#client);
+    this.#connecting ??= (async () => {
+      const client = new pg.Client(this.#config);
+      client.on('notification', (n) => {
+        for (const fn of this.#channels.get(n.channel) ?? []) fn(n.payload ?? '');
+      });
+      const lost = () => {
+        if (this.#client === client) this.#client = null;
+        client.removeAllListeners('notification');
+        client.end().catch(() => {});
+        this.#reconnectSoon();
+      };
+      client.on('error', lost);
+      client.on('end', lost);
+      try {
+        await client.connect();
+        for (const channel of this.#channels.keys()) await client.query(`LISTEN ${channel}`);
+      } catch (err) {
+        client.removeAllListeners();
+        client.end().catch(() => {});
+        throw err;
+      }
+      if (this.#closed) {
+        await client.end().catch(() => {});
+        throw new Error('closed');
+      }
+      this.#client = client;
+      return client;
+    })().finally(() => {
+      this.#connecting = null;
+    });
+    return this.#connecting;
+  }
+
+  #reconnectSoon(delayMs = 500): void {
+    if (this.#closed || this.#timer) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#connect().catch(() => this.#reconnectSoon(Math.min(delayMs * 2, 10_000)));
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    const client = this.#client;
+    this.#client = null;
+    if (client) {
+      client.removeAllListeners();
+      client.on('error', () => {});
+      client.end().catch(() => {});
     }
   }
 }
 
-function applyNext(db: SqliteDb, path: string, migrations: readonly Migration[], now: () => number): boolean {
-  const { raw } = db;
-  return db.write(() => {
-    const version = userVersion(raw);
-    if (version > migrations.length) refuseNewer(raw, path, migrations.length);
-    if (version >= migrations.length) return false;
-    raw.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
-    const step = migrations[version]!;
-    if (typeof step === 'string') raw.exec(step);
-    else if (typeof step === 'function') step(raw);
-    else {
-      raw.exec(step.rebuild);
-      const broken = raw.prepare('PRAGMA foreign_key_check').all();
-      if (broken.length > 0) {
-        throw new SmoothcastError(
-          'INTERNAL',
-          `migration ${version + 1} broke foreign keys: ${JSON.stringify(broken[0])}`,
-        );
-      }
-    }
-    raw.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(version + 1, now());
-    raw.exec(`PRAGMA user_version = ${version + 1}`);
-    return true;
-  });
-}
-
 // Row readers: repositories turn rows into domain objects through these, so a schema drift fails loudly.
 
-function column(row: Row, col: string): SQLOutputValue {
+function column(row: Row, col: string): unknown {
   if (!Object.hasOwn(row, col)) throw new SmoothcastError('INTERNAL', `database row has no column ${col}`);
-  return row[col] as SQLOutputValue;
+  return row[col];
 }
 
 export function text(row: Row, col: string): string {
@@ -459,9 +497,4 @@ export function jsonOrNull(row: Row, col: string): unknown {
   } catch (err) {
     throw new SmoothcastError('INTERNAL', `database column ${col} holds invalid JSON`, { cause: err });
   }
-}
-
-/** node:sqlite reports constraint violations as errors whose errcode has SQLITE_CONSTRAINT (19) in the low byte. */
-export function isConstraintError(err: unknown): boolean {
-  return err instanceof Error && 'errcode' in err && typeof err.errcode === 'number' && (err.errcode & 0xff) === 19;
 }

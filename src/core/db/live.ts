@@ -1,7 +1,9 @@
 // Live streams (publishing points): one row each, its state machine's state as JSON, the stream key that
 // authenticates ingest, and the asset of its current event. Every change of state goes through `transition`, which
-// applies the one table of legal transitions (src/media/live/state.ts) under the write lock, so two processes (an
-// API call and the ingest) can never both move the same stream from the same state.
+// applies the one table of legal transitions (src/media/live/state.ts) in one write transaction (SQLite's write lock;
+// PostgreSQL SERIALIZABLE, retried on conflict), so two processes (an API call and the ingest) can never both move
+// the same stream from the same state.
+import { type RawBuilder, sql } from 'kysely';
 import {
   initialState,
   type LiveAction,
@@ -12,6 +14,7 @@ import {
 import { SmoothcastError } from '../errors.ts';
 import { randomBase32 } from '../ids.ts';
 import { type Db, int, type Row, text, textOrNull } from './database.ts';
+import { greatest, insertionOrder } from './dialect.ts';
 
 export type LiveLatency = 'low' | 'standard';
 
@@ -62,29 +65,29 @@ export interface NewLiveStream {
 
 export interface LiveRepository {
   /** `srtPorts`: the range to take the lowest free port from. */
-  create(input: NewLiveStream, options?: { srtPorts?: readonly [number, number] }): LiveStream;
-  get(id: string): LiveStream | null;
+  create(input: NewLiveStream, options?: { srtPorts?: readonly [number, number] }): Promise<LiveStream>;
+  get(id: string): Promise<LiveStream | null>;
   /** The stream a publisher's key names (ingest authentication); null for an unknown key. */
-  byKey(streamKey: string): LiveStream | null;
+  byKey(streamKey: string): Promise<LiveStream | null>;
   /** Newest first. */
-  list(options: { limit: number; offset?: number }): LiveStream[];
-  count(): number;
+  list(options: { limit: number; offset?: number }): Promise<LiveStream[]>;
+  count(): Promise<number>;
   /** Applies `action` to the current state (LIVE_STATE_CONFLICT when the table forbids it). */
-  transition(id: string, action: LiveAction, nowMs?: number): LiveStream;
+  transition(id: string, action: LiveAction, nowMs?: number): Promise<LiveStream>;
   /** A new key; the old one stops working at once (a publisher already connected keeps its session). */
-  rotateKey(id: string): LiveStream;
+  rotateKey(id: string): Promise<LiveStream>;
   /** Title, playback policy, viewer limit. */
   updateSettings(
     id: string,
     s: { title?: string; playbackPolicy?: 'public' | 'signed'; maxViewers?: number | null },
-  ): LiveStream;
-  setCurrentAsset(id: string, assetId: string | null): LiveStream;
+  ): Promise<LiveStream>;
+  setCurrentAsset(id: string, assetId: string | null): Promise<LiveStream>;
   /** False when it did not exist. A stream with a publisher (starting/started/reconnecting) cannot be deleted. */
-  delete(id: string): boolean;
-  addTarget(streamId: string, url: string): LiveTarget;
-  targets(streamId: string): LiveTarget[];
+  delete(id: string): Promise<boolean>;
+  addTarget(streamId: string, url: string): Promise<LiveTarget>;
+  targets(streamId: string): Promise<LiveTarget[]>;
   /** False when the stream has no such target. */
-  removeTarget(streamId: string, targetId: string): boolean;
+  removeTarget(streamId: string, targetId: string): Promise<boolean>;
 }
 
 export const TARGET_ID = /^t[a-z2-7]{11}$/;
@@ -184,120 +187,105 @@ export class SqliteLiveRepository implements LiveRepository {
     this.#now = options.now ?? Date.now;
   }
 
-  create(input: NewLiveStream, options: { srtPorts?: readonly [number, number] } = {}): LiveStream {
+  async create(input: NewLiveStream, options: { srtPorts?: readonly [number, number] } = {}): Promise<LiveStream> {
     const s = liveSettings(input);
     const id = newLiveId();
     const now = this.#now();
-    this.#db.write(() => {
-      this.#db.raw
-        .prepare(
-          `INSERT INTO live_streams (id, title, state, stream_key, dvr_window_seconds, archive, latency,
-             reconnect_window_seconds, srt_port, srt_passphrase, transcode, playback_policy, max_viewers, created_at,
-             updated_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          id,
-          s.title,
-          JSON.stringify(initialState(now)),
-          newStreamKey(),
-          s.dvrWindowSeconds,
-          s.archive ? 1 : 0,
-          s.latency,
-          s.reconnectWindowSeconds,
-          options.srtPorts ? this.#freeSrtPort(options.srtPorts) : null,
-          newStreamKey().slice(0, 24),
-          s.transcode === null ? null : s.transcode ? 1 : 0,
-          s.playbackPolicy,
-          s.maxViewers,
-          now,
-          now,
-        );
+    // Random values are drawn before the transaction: on PostgreSQL its callback may run more than once.
+    const streamKey = newStreamKey();
+    const srtPassphrase = newStreamKey().slice(0, 24);
+    await this.#db.write(async () => {
+      const srtPort = options.srtPorts ? await this.#freeSrtPort(options.srtPorts) : null;
+      await this.#db.run(
+        sql`INSERT INTO live_streams (id, title, state, stream_key, dvr_window_seconds, archive, latency,
+              reconnect_window_seconds, srt_port, srt_passphrase, transcode, playback_policy, max_viewers, created_at,
+              updated_at)
+            VALUES (${id}, ${s.title}, ${JSON.stringify(initialState(now))}, ${streamKey}, ${s.dvrWindowSeconds},
+              ${s.archive ? 1 : 0}, ${s.latency}, ${s.reconnectWindowSeconds}, ${srtPort}, ${srtPassphrase},
+              ${s.transcode === null ? null : s.transcode ? 1 : 0}, ${s.playbackPolicy}, ${s.maxViewers}, ${now},
+              ${now})`,
+      );
     });
     return this.#mustGet(id);
   }
 
-  /** The lowest port of the range no stream holds (inside the write lock). */
-  #freeSrtPort([from, to]: readonly [number, number]): number | null {
-    const used = new Set(
-      this.#db.raw
-        .prepare('SELECT srt_port FROM live_streams WHERE srt_port BETWEEN ? AND ?')
-        .all(from, to)
-        .map((r) => int(r, 'srt_port')),
-    );
+  /** The lowest port of the range no stream holds (inside the write transaction). */
+  async #freeSrtPort([from, to]: readonly [number, number]): Promise<number | null> {
+    const rows = await this.#db.all(sql`SELECT srt_port FROM live_streams WHERE srt_port BETWEEN ${from} AND ${to}`);
+    const used = new Set(rows.map((r) => int(r, 'srt_port')));
     for (let p = from; p <= to; p++) if (!used.has(p)) return p;
     return null;
   }
 
-  addTarget(streamId: string, url: string): LiveTarget {
-    return this.#db.write(() => {
-      this.#mustGet(streamId);
-      if (this.targets(streamId).length >= MAX_TARGETS) {
+  addTarget(streamId: string, url: string): Promise<LiveTarget> {
+    const id = randomBase32(11, 't');
+    return this.#db.write(async () => {
+      await this.#mustGet(streamId);
+      if ((await this.targets(streamId)).length >= MAX_TARGETS) {
         throw new SmoothcastError('BAD_REQUEST', `a live stream has at most ${MAX_TARGETS} push targets`);
       }
-      const id = randomBase32(11, 't');
-      this.#db.raw
-        .prepare('INSERT INTO live_targets (id, stream_id, url, created_at) VALUES (?, ?, ?, ?)')
-        .run(id, streamId, url, this.#now());
-      this.#set(streamId, 'title = title', []);
-      return this.targets(streamId).find((t) => t.id === id)!;
+      await this.#db.run(
+        sql`INSERT INTO live_targets (id, stream_id, url, created_at) VALUES (${id}, ${streamId}, ${url}, ${this.#now()})`,
+      );
+      await this.#set(streamId, []);
+      return (await this.targets(streamId)).find((t) => t.id === id)!;
     });
   }
 
-  targets(streamId: string): LiveTarget[] {
-    return this.#db.raw
-      .prepare('SELECT * FROM live_targets WHERE stream_id = ? ORDER BY created_at, rowid')
-      .all(streamId)
-      .map((r) => ({
-        id: text(r, 'id'),
-        streamId: text(r, 'stream_id'),
-        url: text(r, 'url'),
-        createdAt: int(r, 'created_at'),
-      }));
+  async targets(streamId: string): Promise<LiveTarget[]> {
+    const order = insertionOrder(this.#db.dialect);
+    const rows = await this.#db.all(
+      sql`SELECT * FROM live_targets WHERE stream_id = ${streamId} ORDER BY created_at, ${order}`,
+    );
+    return rows.map((r) => ({
+      id: text(r, 'id'),
+      streamId: text(r, 'stream_id'),
+      url: text(r, 'url'),
+      createdAt: int(r, 'created_at'),
+    }));
   }
 
-  removeTarget(streamId: string, targetId: string): boolean {
+  async removeTarget(streamId: string, targetId: string): Promise<boolean> {
     if (!TARGET_ID.test(targetId)) return false;
-    return this.#db.write(() => {
+    return this.#db.write(async () => {
       const gone =
-        this.#db.raw.prepare('DELETE FROM live_targets WHERE id = ? AND stream_id = ?').run(targetId, streamId)
-          .changes === 1;
-      if (gone) this.#set(streamId, 'title = title', []);
+        (await this.#db.run(sql`DELETE FROM live_targets WHERE id = ${targetId} AND stream_id = ${streamId}`)) === 1;
+      if (gone) await this.#set(streamId, []);
       return gone;
     });
   }
 
-  get(id: string): LiveStream | null {
+  async get(id: string): Promise<LiveStream | null> {
     if (!LIVE_ID.test(id)) return null;
-    const row = this.#db.raw.prepare('SELECT * FROM live_streams WHERE id = ?').get(id);
+    const row = await this.#db.get(sql`SELECT * FROM live_streams WHERE id = ${id}`);
     return row === undefined ? null : toLive(row);
   }
 
-  byKey(streamKey: string): LiveStream | null {
+  async byKey(streamKey: string): Promise<LiveStream | null> {
     if (typeof streamKey !== 'string' || !/^[a-z2-7]{32}$/.test(streamKey)) return null;
-    const row = this.#db.raw.prepare('SELECT * FROM live_streams WHERE stream_key = ?').get(streamKey);
+    const row = await this.#db.get(sql`SELECT * FROM live_streams WHERE stream_key = ${streamKey}`);
     return row === undefined ? null : toLive(row);
   }
 
-  list(options: { limit: number; offset?: number }): LiveStream[] {
-    return this.#db.raw
-      .prepare('SELECT * FROM live_streams ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?')
-      .all(options.limit, options.offset ?? 0)
-      .map(toLive);
+  async list(options: { limit: number; offset?: number }): Promise<LiveStream[]> {
+    const order = insertionOrder(this.#db.dialect);
+    const rows = await this.#db.all(
+      sql`SELECT * FROM live_streams ORDER BY created_at DESC, ${order} DESC
+          LIMIT ${options.limit} OFFSET ${options.offset ?? 0}`,
+    );
+    return rows.map(toLive);
   }
 
-  count(): number {
-    return int(this.#db.raw.prepare('SELECT count(*) AS n FROM live_streams').get() ?? {}, 'n');
+  async count(): Promise<number> {
+    return int((await this.#db.get(sql`SELECT count(*) AS n FROM live_streams`)) ?? {}, 'n');
   }
 
-  transition(id: string, action: LiveAction, nowMs = this.#now()): LiveStream {
-    let from = '';
-    const after = this.#db.write(() => {
-      const cur = this.#mustGet(id);
-      from = cur.state.name;
+  async transition(id: string, action: LiveAction, nowMs = this.#now()): Promise<LiveStream> {
+    const { from, after } = await this.#db.write(async () => {
+      const cur = await this.#mustGet(id);
       const next = transition(cur.state, action, nowMs, { reconnectWindowMs: cur.reconnectWindowSeconds * 1000 });
-      this.#set(id, 'state = ?', [JSON.stringify(next)]);
-      return this.#mustGet(id);
+      await this.#set(id, [sql`state = ${JSON.stringify(next)}`]);
+      return { from: cur.state.name as string, after: await this.#mustGet(id) };
     });
     if (after.state.name !== from) {
       try {
@@ -312,25 +300,27 @@ export class SqliteLiveRepository implements LiveRepository {
   /** Called (after the commit) when a stream's state changes in this process: webhooks. */
   onStateChanged: ((s: LiveStream, from: string) => void) | undefined;
 
-  rotateKey(id: string): LiveStream {
-    return this.#db.write(() => {
-      this.#mustGet(id);
-      this.#set(id, 'stream_key = ?, srt_passphrase = ?', [newStreamKey(), newStreamKey().slice(0, 24)]);
+  rotateKey(id: string): Promise<LiveStream> {
+    const streamKey = newStreamKey();
+    const srtPassphrase = newStreamKey().slice(0, 24);
+    return this.#db.write(async () => {
+      await this.#mustGet(id);
+      await this.#set(id, [sql`stream_key = ${streamKey}`, sql`srt_passphrase = ${srtPassphrase}`]);
       return this.#mustGet(id);
     });
   }
 
-  setCurrentAsset(id: string, assetId: string | null): LiveStream {
-    return this.#db.write(() => {
-      this.#mustGet(id);
-      this.#set(id, 'current_asset_id = ?', [assetId]);
+  setCurrentAsset(id: string, assetId: string | null): Promise<LiveStream> {
+    return this.#db.write(async () => {
+      await this.#mustGet(id);
+      await this.#set(id, [sql`current_asset_id = ${assetId}`]);
       return this.#mustGet(id);
     });
   }
 
-  delete(id: string): boolean {
-    return this.#db.write(() => {
-      const cur = this.get(id);
+  delete(id: string): Promise<boolean> {
+    return this.#db.write(async () => {
+      const cur = await this.get(id);
       if (!cur) return false;
       if (BUSY.includes(cur.state.name)) {
         throw new SmoothcastError(
@@ -338,17 +328,16 @@ export class SqliteLiveRepository implements LiveRepository {
           `live stream ${id} is ${cur.state.name}: stop or shut it down before deleting it`,
         );
       }
-      return this.#db.raw.prepare('DELETE FROM live_streams WHERE id = ?').run(id).changes === 1;
+      return (await this.#db.run(sql`DELETE FROM live_streams WHERE id = ${id}`)) === 1;
     });
   }
 
   /** updated_at becomes max(now, previous + 1) so it strictly increases (SSE followers compare it). */
-  updateSettings(
+  async updateSettings(
     id: string,
     u: { title?: string; playbackPolicy?: 'public' | 'signed'; maxViewers?: number | null },
-  ): LiveStream {
-    const sets: string[] = [];
-    const params: (string | number | null)[] = [];
+  ): Promise<LiveStream> {
+    const sets: RawBuilder<unknown>[] = [];
     if (u.title !== undefined) {
       if (typeof u.title !== 'string' || !u.title.trim() || u.title.length > LIVE_LIMITS.titleLength) {
         throw new SmoothcastError(
@@ -356,32 +345,25 @@ export class SqliteLiveRepository implements LiveRepository {
           `title must be a non-empty string of at most ${LIVE_LIMITS.titleLength}`,
         );
       }
-      sets.push('title = ?');
-      params.push(u.title.trim());
+      sets.push(sql`title = ${u.title.trim()}`);
     }
-    if (u.playbackPolicy !== undefined) {
-      sets.push('playback_policy = ?');
-      params.push(checkPolicy(u.playbackPolicy));
-    }
-    if (u.maxViewers !== undefined) {
-      sets.push('max_viewers = ?');
-      params.push(checkMaxViewers(u.maxViewers));
-    }
-    return this.#db.write(() => {
-      this.#mustGet(id);
-      if (sets.length) this.#set(id, sets.join(', '), params);
+    if (u.playbackPolicy !== undefined) sets.push(sql`playback_policy = ${checkPolicy(u.playbackPolicy)}`);
+    if (u.maxViewers !== undefined) sets.push(sql`max_viewers = ${checkMaxViewers(u.maxViewers)}`);
+    return this.#db.write(async () => {
+      await this.#mustGet(id);
+      if (sets.length) await this.#set(id, sets);
       return this.#mustGet(id);
     });
   }
 
-  #set(id: string, sets: string, params: (string | number | null)[]): void {
-    this.#db.raw
-      .prepare(`UPDATE live_streams SET ${sets}, updated_at = max(?, updated_at + 1) WHERE id = ?`)
-      .run(...params, this.#now(), id);
+  /** Applies `sets` (none: only the bump) and moves updated_at to max(now, previous + 1). */
+  async #set(id: string, sets: readonly RawBuilder<unknown>[]): Promise<void> {
+    const bump = sql`updated_at = ${greatest(this.#db.dialect, this.#now(), sql`updated_at + 1`)}`;
+    await this.#db.run(sql`UPDATE live_streams SET ${sql.join([...sets, bump])} WHERE id = ${id}`);
   }
 
-  #mustGet(id: string): LiveStream {
-    const s = this.get(id);
+  async #mustGet(id: string): Promise<LiveStream> {
+    const s = await this.get(id);
     if (!s) throw new SmoothcastError('LIVE_NOT_FOUND', `no live stream ${id}`);
     return s;
   }

@@ -8,9 +8,11 @@
 // The origin needs public keys only (verificationKeys); revoking a key makes every token it signed invalid.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { exportJWK, exportPKCS8, generateKeyPair, type JWK } from 'jose';
+import { sql } from 'kysely';
 import { SmoothcastError } from '../errors.ts';
 import { randomBase32 } from '../ids.ts';
 import { type Db, int, type Row, text } from './database.ts';
+import { insertionOrder } from './dialect.ts';
 
 export type SigningKeyKind = 'server' | 'customer';
 /** The one algorithm of playback tokens. */
@@ -63,17 +65,17 @@ export interface SigningKeyRepository {
   /** A new customer key; the returned private key is never stored. */
   createCustomerKey(): Promise<NewCustomerKey>;
   /** Every key, newest first (revoked ones too). */
-  list(): SigningKey[];
+  list(): Promise<SigningKey[]>;
   /** Null for an unknown or malformed id. */
-  get(id: string): SigningKey | null;
+  get(id: string): Promise<SigningKey | null>;
   /** Sets revoked_at (a key revoked already keeps its first time); unknown → SIGNING_KEY_NOT_FOUND. */
-  revoke(id: string): SigningKey;
+  revoke(id: string): Promise<SigningKey>;
   /** The newest server key that is not revoked. */
-  activeServerKey(): SigningKey | null;
+  activeServerKey(): Promise<SigningKey | null>;
   /** A server key's private key as a JWK (unwrapped with `master`): for the signer only, never for an API. */
-  serverPrivateJwk(id: string, master: Buffer): JWK;
+  serverPrivateJwk(id: string, master: Buffer): Promise<JWK>;
   /** Every key with its public JWK and revokedAt. */
-  verificationKeys(): VerificationKey[];
+  verificationKeys(): Promise<VerificationKey[]>;
 }
 
 /** 'k' + 16 base32 characters (80 random bits). Key ids are public: they are in every token's header. */
@@ -133,19 +135,21 @@ export class SqliteSigningKeys implements SigningKeyRepository {
 
   async createServerKey(master: Buffer): Promise<SigningKey> {
     const row = await this.#newServerRow(master);
-    this.#db.write(() => this.#insert(row));
+    await this.#insert(row);
     return this.#mustGet(row.id);
   }
 
   async ensureServerKey(master: Buffer): Promise<SigningKey> {
-    const active = this.activeServerKey();
+    const active = await this.activeServerKey();
     if (active) return active;
-    // Key generation is async, a write transaction is not: generate first, insert only if still none is active.
+    // Key generation (and the wrap's random IV) happens before the transaction, whose callback may run again on
+    // PostgreSQL: generate first, insert only if still none is active. Racing callers serialize on the check (SQLite:
+    // the write lock; PostgreSQL: SERIALIZABLE makes all but one retry, and the retry finds the winner's key).
     const row = await this.#newServerRow(master);
-    return this.#db.write(() => {
-      const again = this.activeServerKey();
+    return this.#db.write(async () => {
+      const again = await this.activeServerKey();
       if (again) return again;
-      this.#insert(row);
+      await this.#insert(row);
       return this.#mustGet(row.id);
     });
   }
@@ -156,57 +160,63 @@ export class SqliteSigningKeys implements SigningKeyRepository {
     const privateKeyPem = await exportPKCS8(privateKey);
     const id = newSigningKeyId();
     const createdAt = this.#now();
-    this.#db.write(() => this.#insert({ id, kind: 'customer', publicJwk, privateWrapped: null, createdAt: createdAt }));
+    await this.#insert({ id, kind: 'customer', publicJwk, privateWrapped: null, createdAt: createdAt });
     return { id, alg: SIGNING_ALG, privateKeyPem, publicJwk, createdAt };
   }
 
-  list(): SigningKey[] {
-    return this.#db.raw
-      .prepare(
-        'SELECT id, kind, alg, public_jwk, created_at, revoked_at FROM signing_keys ORDER BY created_at DESC, rowid DESC',
-      )
-      .all()
-      .map(toKey);
+  async list(): Promise<SigningKey[]> {
+    const order = insertionOrder(this.#db.dialect);
+    const rows = await this.#db.all(
+      sql`SELECT id, kind, alg, public_jwk, created_at, revoked_at FROM signing_keys
+          ORDER BY created_at DESC, ${order} DESC`,
+    );
+    return rows.map(toKey);
   }
 
-  get(id: string): SigningKey | null {
+  async get(id: string): Promise<SigningKey | null> {
     if (typeof id !== 'string' || !SIGNING_KEY_ID.test(id)) return null;
-    const row = this.#db.raw
-      .prepare('SELECT id, kind, alg, public_jwk, created_at, revoked_at FROM signing_keys WHERE id = ?')
-      .get(id);
+    const row = await this.#db.get(
+      sql`SELECT id, kind, alg, public_jwk, created_at, revoked_at FROM signing_keys WHERE id = ${id}`,
+    );
     return row === undefined ? null : toKey(row);
   }
 
-  revoke(id: string): SigningKey {
-    return this.#db.write(() => {
-      this.#mustGet(id);
-      this.#db.raw
-        .prepare('UPDATE signing_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL')
-        .run(this.#now(), id);
+  revoke(id: string): Promise<SigningKey> {
+    return this.#db.write(async () => {
+      await this.#mustGet(id);
+      await this.#db.run(
+        sql`UPDATE signing_keys SET revoked_at = ${this.#now()} WHERE id = ${id} AND revoked_at IS NULL`,
+      );
       return this.#mustGet(id);
     });
   }
 
-  activeServerKey(): SigningKey | null {
-    const row = this.#db.raw
-      .prepare(
-        `SELECT id, kind, alg, public_jwk, created_at, revoked_at FROM signing_keys
-         WHERE kind = 'server' AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC LIMIT 1`,
-      )
-      .get();
+  async activeServerKey(): Promise<SigningKey | null> {
+    const order = insertionOrder(this.#db.dialect);
+    const row = await this.#db.get(
+      sql`SELECT id, kind, alg, public_jwk, created_at, revoked_at FROM signing_keys
+          WHERE kind = 'server' AND revoked_at IS NULL ORDER BY created_at DESC, ${order} DESC LIMIT 1`,
+    );
     return row === undefined ? null : toKey(row);
   }
 
-  serverPrivateJwk(id: string, master: Buffer): JWK {
-    const key = this.get(id);
+  async serverPrivateJwk(id: string, master: Buffer): Promise<JWK> {
+    // One read: the public key and the wrapped private key of the same row.
+    const row =
+      typeof id === 'string' && SIGNING_KEY_ID.test(id)
+        ? await this.#db.get(
+            sql`SELECT id, kind, alg, public_jwk, created_at, revoked_at, private_wrapped FROM signing_keys
+                WHERE id = ${id}`,
+          )
+        : undefined;
+    const key = row === undefined ? null : toKey(row);
     if (key?.kind !== 'server') throw new SmoothcastError('SIGNING_KEY_NOT_FOUND', `no server key ${id}`);
-    const row = this.#db.raw.prepare('SELECT private_wrapped FROM signing_keys WHERE id = ?').get(id) ?? {};
-    const d = unwrapPrivateKey(master, id, key.publicJwk, text(row, 'private_wrapped'));
+    const d = unwrapPrivateKey(master, id, key.publicJwk, text(row!, 'private_wrapped'));
     return { ...key.publicJwk, d: d.toString('base64url') };
   }
 
-  verificationKeys(): VerificationKey[] {
-    return this.list().map((k) => ({ id: k.id, alg: k.alg, publicJwk: k.publicJwk, revokedAt: k.revokedAt }));
+  async verificationKeys(): Promise<VerificationKey[]> {
+    return (await this.list()).map((k) => ({ id: k.id, alg: k.alg, publicJwk: k.publicJwk, revokedAt: k.revokedAt }));
   }
 
   async #newServerRow(master: Buffer): Promise<KeyRow> {
@@ -220,17 +230,16 @@ export class SqliteSigningKeys implements SigningKeyRepository {
     return { id, kind: 'server', publicJwk, privateWrapped, createdAt: this.#now() };
   }
 
-  #insert(r: KeyRow): void {
-    this.#db.raw
-      .prepare(
-        `INSERT INTO signing_keys (id, kind, alg, public_jwk, private_wrapped, created_at, revoked_at)
-         VALUES (?, ?, ?, ?, ?, ?, NULL)`,
-      )
-      .run(r.id, r.kind, SIGNING_ALG, JSON.stringify(r.publicJwk), r.privateWrapped, r.createdAt);
+  async #insert(r: KeyRow): Promise<void> {
+    await this.#db.run(
+      sql`INSERT INTO signing_keys (id, kind, alg, public_jwk, private_wrapped, created_at, revoked_at)
+          VALUES (${r.id}, ${r.kind}, ${SIGNING_ALG}, ${JSON.stringify(r.publicJwk)}, ${r.privateWrapped}, ${r.createdAt},
+            NULL)`,
+    );
   }
 
-  #mustGet(id: string): SigningKey {
-    const k = this.get(id);
+  async #mustGet(id: string): Promise<SigningKey> {
+    const k = await this.get(id);
     if (!k) throw new SmoothcastError('SIGNING_KEY_NOT_FOUND', `no signing key ${String(id).slice(0, 40)}`);
     return k;
   }

@@ -2,7 +2,7 @@
 // change; users, API tokens and the audit log (admin); one-time direct upload URLs.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { secretsEqual } from '../../core/auth/secrets.ts';
-import type { DirectUpload, Role, SqliteAccounts, User } from '../../core/db/accounts.ts';
+import type { ApiToken, DirectUpload, Role, SqliteAccounts, User } from '../../core/db/accounts.ts';
 import { USER_ID } from '../../core/db/accounts.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import { cookieValue, type LoginLimiter, SESSION_COOKIE } from './auth.ts';
@@ -74,8 +74,17 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
   const audit = (req: FastifyRequest, action: string, target: string | null, detail?: unknown) =>
     accounts.audit(actorOf(req), action, target, detail);
 
-  const startSession = (req: FastifyRequest, reply: FastifyReply, user: User) => {
-    const s = accounts.createSession(user.id, o.loginSessionMs);
+  // Changes that must not leave the server without an admin (the last admin's role, deleting a user) check and
+  // act one at a time in this process, as they did when the calls were synchronous.
+  let adminChange: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = adminChange.then(fn, fn);
+    adminChange = run.catch(() => {});
+    return run;
+  };
+
+  const startSession = async (req: FastifyRequest, reply: FastifyReply, user: User) => {
+    const s = await accounts.createSession(user.id, o.loginSessionMs);
     const attrs = [
       `${SESSION_COOKIE}=${s.cookie}`,
       'Path=/',
@@ -92,13 +101,13 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
   app.get('/api/me', { config: { scope: 'public' } }, async (req, reply) => {
     reply.header('cache-control', 'no-store');
     const p = req.principal;
-    const user = p?.userId ? accounts.getUser(p.userId) : null;
+    const user = p?.userId ? await accounts.getUser(p.userId) : null;
     return {
       user: user ? presentUser(user) : null,
       kind: p?.kind ?? null,
       scopes: p ? (p.scopes.has('admin') ? [...SCOPES] : [...p.scopes]) : [],
       csrfToken: p?.csrf ?? null,
-      setupRequired: accounts.userCount() === 0,
+      setupRequired: (await accounts.userCount()) === 0,
     };
   });
 
@@ -110,17 +119,17 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
     const user = await accounts.checkPassword(name, password);
     if (!user) {
       o.limiter.fail(name, req.ip);
-      accounts.audit(name, 'login.failed', null, { ip: req.ip });
+      await accounts.audit(name, 'login.failed', null, { ip: req.ip });
       throw new SmoothcastError('LOGIN_FAILED', 'wrong name or password');
     }
     o.limiter.succeed(name);
-    accounts.audit(user.name, 'login', user.id, { ip: req.ip });
-    return startSession(req, reply, user);
+    await accounts.audit(user.name, 'login', user.id, { ip: req.ip });
+    return await startSession(req, reply, user);
   });
 
   app.post('/api/logout', { config: { scope: 'signed-in' } }, async (req, reply) => {
     const cookie = cookieValue(req.headers.cookie, SESSION_COOKIE);
-    if (cookie) accounts.endSession(cookie);
+    if (cookie) await accounts.endSession(cookie);
     reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`);
     return reply.code(204).send();
   });
@@ -128,7 +137,8 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
   // First run: nothing is open to the first visitor; the code printed in the server log creates the first admin.
   app.post('/api/setup', { config: { scope: 'public' } }, async (req, reply) => {
     const b = body(req);
-    if (accounts.userCount() > 0) throw new SmoothcastError('SETUP_DONE', 'the first admin exists already: sign in');
+    if ((await accounts.userCount()) > 0)
+      throw new SmoothcastError('SETUP_DONE', 'the first admin exists already: sign in');
     const code = str(b, 'code', 200);
     o.limiter.check('setup', req.ip);
     const expected = o.setupCode.current;
@@ -139,25 +149,25 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
     }
     o.setupCode.current = null;
     const user = await accounts.addUser(str(b, 'name', 64), str(b, 'password'), 'admin');
-    accounts.audit(user.name, 'setup.admin-created', user.id, { ip: req.ip });
+    await accounts.audit(user.name, 'setup.admin-created', user.id, { ip: req.ip });
     reply.code(201);
-    return startSession(req, reply, user);
+    return await startSession(req, reply, user);
   });
 
   app.post('/api/me/password', { config: { scope: 'signed-in' } }, async (req, reply) => {
     const p = req.principal!;
     if (p.kind !== 'user') throw new SmoothcastError('BAD_REQUEST', 'only a signed-in user has a password');
     const b = body(req);
-    const user = accounts.getUser(p.id)!;
+    const user = (await accounts.getUser(p.id))!;
     o.limiter.check(user.name, req.ip);
     if (!(await accounts.checkPassword(user.name, str(b, 'current')))) {
       o.limiter.fail(user.name, req.ip);
       throw new SmoothcastError('LOGIN_FAILED', 'the current password is wrong');
     }
     await accounts.setPassword(user.id, str(b, 'password'));
-    audit(req, 'user.password-changed', user.id);
+    await audit(req, 'user.password-changed', user.id);
     // The change ends every login, this one too: start a fresh one.
-    startSession(req, reply, user);
+    await startSession(req, reply, user);
     return reply.code(204).send();
   });
 
@@ -168,50 +178,58 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
     return raw;
   };
 
-  app.get('/api/users', { config: { scope: 'admin' } }, async () => ({ users: accounts.listUsers().map(presentUser) }));
+  app.get('/api/users', { config: { scope: 'admin' } }, async () => ({
+    users: (await accounts.listUsers()).map(presentUser),
+  }));
 
   app.post('/api/users', { config: { scope: 'admin' } }, async (req, reply) => {
     const b = body(req);
     const user = await accounts.addUser(str(b, 'name', 64), str(b, 'password'), role(b.role ?? 'viewer'));
-    audit(req, 'user.created', user.id, { name: user.name, role: user.role });
+    await audit(req, 'user.created', user.id, { name: user.name, role: user.role });
     return reply.code(201).send(presentUser(user));
   });
 
   app.patch<{ Params: { id: string } }>('/api/users/:id', { config: { scope: 'admin' } }, async (req) => {
     const id = userId(req.params.id);
     const b = body(req);
-    const current = accounts.getUser(id);
+    const current = await accounts.getUser(id);
     if (!current) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
     if (b.role !== undefined) {
       const r = role(b.role);
-      if (current.role === 'admin' && r !== 'admin' && accounts.adminCount() === 1) {
-        throw new SmoothcastError('ASSET_STATE_CONFLICT', 'the last admin cannot lose the admin role');
-      }
-      accounts.setRole(id, r);
-      audit(req, 'user.role-changed', id, { role: r });
+      await oneAtATime(async () => {
+        const now = (await accounts.getUser(id)) ?? current;
+        if (now.role === 'admin' && r !== 'admin' && (await accounts.adminCount()) === 1) {
+          throw new SmoothcastError('ASSET_STATE_CONFLICT', 'the last admin cannot lose the admin role');
+        }
+        await accounts.setRole(id, r);
+      });
+      await audit(req, 'user.role-changed', id, { role: r });
     }
     if (b.password !== undefined) {
       await accounts.setPassword(id, str(b, 'password'));
-      audit(req, 'user.password-reset', id);
+      await audit(req, 'user.password-reset', id);
     }
-    return presentUser(accounts.getUser(id)!);
+    return presentUser((await accounts.getUser(id))!);
   });
 
   app.delete<{ Params: { id: string } }>('/api/users/:id', { config: { scope: 'admin' } }, async (req, reply) => {
     const id = userId(req.params.id);
-    const u = accounts.getUser(id);
-    if (!u) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
-    if (u.role === 'admin' && accounts.adminCount() === 1) {
-      throw new SmoothcastError('ASSET_STATE_CONFLICT', 'the last admin cannot be deleted');
-    }
-    accounts.deleteUser(id);
-    audit(req, 'user.deleted', id, { name: u.name });
+    const u = await oneAtATime(async () => {
+      const u = await accounts.getUser(id);
+      if (!u) throw new SmoothcastError('USER_NOT_FOUND', `no user ${id}`);
+      if (u.role === 'admin' && (await accounts.adminCount()) === 1) {
+        throw new SmoothcastError('ASSET_STATE_CONFLICT', 'the last admin cannot be deleted');
+      }
+      await accounts.deleteUser(id);
+      return u;
+    });
+    await audit(req, 'user.deleted', id, { name: u.name });
     return reply.code(204).send();
   });
 
   // ---- API tokens (admin)
 
-  const presentToken = (t: ReturnType<SqliteAccounts['listTokens']>[number]) => ({
+  const presentToken = (t: ApiToken) => ({
     id: t.id,
     name: t.name,
     scopes: t.scopes,
@@ -223,27 +241,27 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
   });
 
   app.get('/api/tokens', { config: { scope: 'admin' } }, async () => ({
-    tokens: accounts.listTokens().map(presentToken),
+    tokens: (await accounts.listTokens()).map(presentToken),
   }));
 
   app.post('/api/tokens', { config: { scope: 'admin' } }, async (req, reply) => {
     const b = body(req);
     const scopes = parseScopes(b.scopes);
     const expiresAt = expiry(b.expiresInSeconds);
-    const { token, secret } = accounts.createToken({
+    const { token, secret } = await accounts.createToken({
       name: str(b, 'name', 100),
       scopes,
       userId: req.principal!.userId,
       expiresAt,
     });
-    audit(req, 'token.created', token.id, { name: token.name, scopes });
+    await audit(req, 'token.created', token.id, { name: token.name, scopes });
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({ ...presentToken(token), secret });
   });
 
   app.delete<{ Params: { id: string } }>('/api/tokens/:id', { config: { scope: 'admin' } }, async (req, reply) => {
-    const t = accounts.revokeToken(req.params.id);
-    audit(req, 'token.revoked', t.id, { name: t.name });
+    const t = await accounts.revokeToken(req.params.id);
+    await audit(req, 'token.revoked', t.id, { name: t.name });
     return reply.code(204).send();
   });
 
@@ -262,7 +280,7 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
         throw new SmoothcastError('BAD_REQUEST', 'limit is 1–1000 and before a sequence number');
       }
       return {
-        entries: accounts.auditLog(limit, before).map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+        entries: (await accounts.auditLog(limit, before)).map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
       };
     },
   );
@@ -298,14 +316,14 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
     if (policy !== 'public' && policy !== 'signed') {
       throw new SmoothcastError('BAD_REQUEST', 'playbackPolicy is "public" or "signed"');
     }
-    const { upload, secret } = accounts.createDirectUpload({
+    const { upload, secret } = await accounts.createDirectUpload({
       maxSize,
       expiresAt: Date.now() + ttl * 1000,
       corsOrigin: cors,
       policy,
       createdBy: req.principal!.userId,
     });
-    audit(req, 'direct-upload.created', upload.id, { maxSize, corsOrigin: cors });
+    await audit(req, 'direct-upload.created', upload.id, { maxSize, corsOrigin: cors });
     const url = `${baseUrl(req, o.publicUrl)}/api/uploads?direct=${upload.id}&sig=${secret}`;
     reply.header('cache-control', 'no-store');
     return reply.code(201).send(presentDirect(upload, url));
@@ -315,7 +333,7 @@ export function registerAccountsApi(app: FastifyInstance, o: AccountsApiOptions)
     '/api/direct-uploads/:id',
     { config: { scope: 'uploads:create' } },
     async (req) => {
-      const d = accounts.getDirectUpload(req.params.id);
+      const d = await accounts.getDirectUpload(req.params.id);
       if (!d) throw new SmoothcastError('DIRECT_UPLOAD_INVALID', `no direct upload ${req.params.id}`);
       return presentDirect(d);
     },

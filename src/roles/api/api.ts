@@ -9,7 +9,7 @@ import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { registerCaptionApi } from './captions.ts';
 import { type AssetJson, presentAsset, presentCaption } from './present.ts';
-import { eventStream } from './sse.ts';
+import { eventStream, type SseLogger } from './sse.ts';
 
 export interface ApiOptions {
   assets: AssetRepository;
@@ -28,9 +28,11 @@ export interface ApiOptions {
   /** How often the SSE stream looks for changes (ms). */
   ssePollMs?: number;
   /** The asset's JSON (default: presentAsset without live figures). */
-  present?: (a: Asset) => AssetJson;
-  /** After an asset was deleted (webhooks, audit). */
-  onDeleted?: (a: Asset, req: FastifyRequest) => void;
+  present?: (a: Asset) => AssetJson | Promise<AssetJson>;
+  /** After an asset was deleted (webhooks, audit); awaited before the 204. */
+  onDeleted?: (a: Asset, req: FastifyRequest) => void | Promise<void>;
+  /** Where an SSE poll that failed is reported (default: stderr). */
+  log?: SseLogger;
 }
 
 function assetId(raw: string): string {
@@ -39,7 +41,7 @@ function assetId(raw: string): string {
 }
 
 export function registerApi(app: FastifyInstance, o: ApiOptions): void {
-  const present = o.present ?? ((a: Asset) => presentAsset(a, o.publicUrl, o.captions.list(a.id)));
+  const present = o.present ?? (async (a: Asset) => presentAsset(a, o.publicUrl, await o.captions.list(a.id)));
   registerCaptionApi(
     app,
     {
@@ -48,8 +50,12 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
       storage: o.storage,
       maxBytes: o.captionMaxBytes,
       evictText: o.evictText,
-      present: (c) =>
-        presentCaption(c, o.assets.get(c.assetId) ?? { id: c.assetId, status: 'queued', rev: null }, o.publicUrl),
+      present: async (c) =>
+        presentCaption(
+          c,
+          (await o.assets.get(c.assetId)) ?? { id: c.assetId, status: 'queued', rev: null },
+          o.publicUrl,
+        ),
     },
     assetId,
   );
@@ -63,17 +69,18 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
       if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
         throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
       }
+      const list = await o.assets.list({ limit, offset });
       return {
-        assets: o.assets.list({ limit, offset }).map((a) => present(a)),
-        total: o.assets.count(),
+        assets: await Promise.all(list.map((a) => present(a))),
+        total: await o.assets.count(),
       };
     },
   );
 
   app.get<{ Params: { id: string } }>('/api/assets/:id', { config: { scope: 'assets:read' } }, async (req) => {
-    const a = o.assets.get(assetId(req.params.id));
+    const a = await o.assets.get(assetId(req.params.id));
     if (!a) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${req.params.id}`);
-    return present(a);
+    return await present(a);
   });
 
   app.delete<{ Params: { id: string } }>(
@@ -81,17 +88,17 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
     { config: { scope: 'assets:write' } },
     async (req, reply) => {
       const id = assetId(req.params.id);
-      const asset = o.assets.get(id);
+      const asset = await o.assets.get(id);
       if (!asset) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
       if (asset.status === 'live') {
         throw new SmoothcastError('ASSET_STATE_CONFLICT', `asset ${id} is a live event: shut its stream down first`);
       }
-      o.queue.cancelForAsset(id);
+      await o.queue.cancelForAsset(id);
       o.cancelEncode(id);
-      o.assets.delete(id);
+      await o.assets.delete(id);
       o.evict(id);
       await o.storage.deletePrefix(keys.assetPrefix(id));
-      o.onDeleted?.(asset, req);
+      await o.onDeleted?.(asset, req);
       return reply.code(204).send();
     },
   );
@@ -102,11 +109,11 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
     { config: { scope: 'assets:read' } },
     async (req, reply) => {
       const id = assetId(req.params.id);
-      const first = o.assets.get(id);
+      const first = await o.assets.get(id);
       if (!first) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
       let last = -1;
-      eventStream(req, reply, o.ssePollMs ?? 250, (sse) => {
-        const a = o.assets.get(id);
+      eventStream(req, reply, o.ssePollMs ?? 250, o.log, async (sse) => {
+        const a = await o.assets.get(id);
         if (!a) {
           sse.send('deleted', { id });
           sse.end();
@@ -114,7 +121,7 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
         }
         if (a.updatedAt !== last) {
           last = a.updatedAt;
-          sse.send('asset', present(a), a.updatedAt);
+          sse.send('asset', await present(a), a.updatedAt);
         }
         if (a.status === 'ready' || a.status === 'failed') sse.end();
       });

@@ -38,12 +38,12 @@ export function userPrincipal(user: User, via: Principal['via']): Principal {
  * The direct-upload credential of a tus request: resolved by the upload role (it knows which upload a direct URL
  * created); null when the request carries none.
  */
-export type DirectUploadResolver = (req: FastifyRequest) => Principal | null;
+export type DirectUploadResolver = (req: FastifyRequest) => Promise<Principal | null>;
 
 export class Auth {
   readonly routes: DeclaredRoute[] = [];
   private readonly accounts: SqliteAccounts;
-  private directUploads: DirectUploadResolver = () => null;
+  private directUploads: DirectUploadResolver = async () => null;
 
   constructor(accounts: SqliteAccounts) {
     this.accounts = accounts;
@@ -67,7 +67,7 @@ export class Auth {
     app.addHook('onRequest', async (req) => {
       const access = req.routeOptions.config?.scope;
       if (access === undefined) return;
-      req.principal = this.resolve(req, access !== 'public');
+      req.principal = await this.resolve(req, access !== 'public');
       if (access === 'public') return;
       const p = req.principal;
       if (!p) throw new SmoothcastError('AUTH_REQUIRED', 'sign in, or send Authorization: Bearer TOKEN');
@@ -79,12 +79,12 @@ export class Auth {
   }
 
   /** The caller, or null; a credential that is present but wrong is an error when the route needs one. */
-  resolve(req: FastifyRequest, strict: boolean): Principal | null {
+  async resolve(req: FastifyRequest, strict: boolean): Promise<Principal | null> {
     const authz = req.headers.authorization;
     if (typeof authz === 'string' && authz !== '') {
       const m = /^Bearer\s+(\S+)$/i.exec(authz);
       const secret = m?.[1];
-      const token = secret && TOKEN_PATTERN.test(secret) ? this.accounts.tokenBySecret(secret) : null;
+      const token = secret && TOKEN_PATTERN.test(secret) ? await this.accounts.tokenBySecret(secret) : null;
       if (!token) {
         if (strict) throw new SmoothcastError('AUTH_INVALID', 'the API token is unknown, revoked or expired');
         return null;
@@ -92,7 +92,7 @@ export class Auth {
       let scopes = token.scopes.filter(isScope);
       if (token.userId) {
         // A token never does more than its creator's role allows now.
-        const user = this.accounts.getUser(token.userId);
+        const user = await this.accounts.getUser(token.userId);
         const allowed = new Set<Scope>(user ? ROLE_SCOPES[user.role] : []);
         scopes = scopes.filter((s) => allowed.has(s));
       }
@@ -107,10 +107,10 @@ export class Auth {
     }
     const cookie = cookieValue(req.headers.cookie, SESSION_COOKIE);
     if (cookie) {
-      const s = this.accounts.session(cookie);
+      const s = await this.accounts.session(cookie);
       if (s) return { ...userPrincipal(s.user, 'cookie'), csrf: s.csrf };
     }
-    return this.directUploads(req);
+    return await this.directUploads(req);
   }
 }
 

@@ -1,7 +1,3 @@
-// Sidecar captions: `POST /api/assets/:id/captions` with a .vtt or .srt body adds a text track; GET lists them;
-// DELETE removes one. A body is validated in full (UTF-8, syntax, cue order, size, language tag) before anything
-// is written, so bad input changes nothing. Manifests change at once; nothing is re-encoded.
-import { rename, rm, writeFile } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import type { AssetRepository } from '../../core/db/assets.ts';
 import type { Caption, CaptionKind, CaptionRepository } from '../../core/db/captions.ts';
@@ -18,7 +14,7 @@ export interface CaptionApiOptions {
   maxBytes: number;
   /** Drops what the origin of this process cached of the asset's text tracks. */
   evictText: (assetId: string) => void;
-  present: (c: Caption) => unknown;
+  present: (c: Caption) => Promise<unknown>;
 }
 
 export interface AddCaptionInput {
@@ -38,7 +34,7 @@ export async function addCaption(
   assetId: string,
   input: AddCaptionInput,
 ): Promise<Caption> {
-  if (!o.assets.get(assetId)) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${assetId}`);
+  if (!(await o.assets.get(assetId))) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${assetId}`);
   if (input.body.length > o.maxBytes) {
     throw new SmoothcastError(
       'CAPTION_TOO_LARGE',
@@ -69,12 +65,10 @@ export async function addCaption(
   const text = writeWebVtt(doc);
   const id = newCaptionId();
   const key = keys.caption(assetId, id);
-  await o.storage.prepare(key);
-  const path = o.storage.localPath(key);
-  await writeFile(`${path}.tmp`, text);
-  await rename(`${path}.tmp`, path);
+  // Written whole (readers never see half a file), on disk or in the bucket.
+  await o.storage.putBytes(key, Buffer.from(text));
   try {
-    return o.captions.add({
+    return await o.captions.add({
       id,
       assetId,
       language,
@@ -87,20 +81,20 @@ export async function addCaption(
       size: Buffer.byteLength(text),
     });
   } catch (err) {
-    await rm(path, { force: true });
+    await o.storage.remove(key).catch(() => {});
     throw err;
   }
 }
 
-function assetOrThrow(assets: AssetRepository, id: string): void {
-  if (!assets.get(id)) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
+async function assetOrThrow(assets: AssetRepository, id: string): Promise<void> {
+  if (!(await assets.get(id))) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
 }
 
 export function registerCaptionApi(app: FastifyInstance, o: CaptionApiOptions, assetId: (raw: string) => string) {
   app.get<{ Params: { id: string } }>('/api/assets/:id/captions', { config: { scope: 'assets:read' } }, async (req) => {
     const id = assetId(req.params.id);
-    assetOrThrow(o.assets, id);
-    return { captions: o.captions.list(id).map(o.present) };
+    await assetOrThrow(o.assets, id);
+    return { captions: await Promise.all((await o.captions.list(id)).map(o.present)) };
   });
 
   app.delete<{ Params: { id: string; captionId: string } }>(
@@ -108,8 +102,8 @@ export function registerCaptionApi(app: FastifyInstance, o: CaptionApiOptions, a
     { config: { scope: 'assets:write' } },
     async (req, reply) => {
       const id = assetId(req.params.id);
-      assetOrThrow(o.assets, id);
-      if (!o.captions.remove(id, req.params.captionId)) {
+      await assetOrThrow(o.assets, id);
+      if (!(await o.captions.remove(id, req.params.captionId))) {
         throw new SmoothcastError('CAPTION_NOT_FOUND', `asset ${id} has no caption ${req.params.captionId}`);
       }
       o.evictText(id);
@@ -147,7 +141,7 @@ export function registerCaptionApi(app: FastifyInstance, o: CaptionApiOptions, a
         format: req.query.format,
       });
       o.evictText(id);
-      return reply.code(201).send(o.present(c));
+      return reply.code(201).send(await o.present(c));
     });
   });
 }

@@ -6,7 +6,7 @@ import { LIVE_ID, type LiveRepository, type LiveStream, type NewLiveStream } fro
 import { SmoothcastError } from '../../core/errors.ts';
 import { publicState } from '../../media/live/state.ts';
 import type { LiveService, LiveStats } from '../live/live-service.ts';
-import { eventStream } from './sse.ts';
+import { eventStream, type SseLogger } from './sse.ts';
 
 export interface LiveTargetStatusJson {
   id: string;
@@ -55,13 +55,15 @@ export interface LiveApiOptions {
   /** Whether SRT listeners run (else ingest.srt is null). */
   srt?: boolean;
   targets?: {
-    add(stream: LiveStream, url: string): LiveTargetStatusJson;
-    list(stream: LiveStream): LiveTargetStatusJson[];
-    remove(stream: LiveStream, targetId: string): boolean;
+    add(stream: LiveStream, url: string): Promise<LiveTargetStatusJson>;
+    list(stream: LiveStream): Promise<LiveTargetStatusJson[]>;
+    remove(stream: LiveStream, targetId: string): Promise<boolean>;
   };
   ssePollMs?: number;
+  /** Where an SSE poll that failed is reported (default: stderr). */
+  log?: SseLogger;
   /** The rev of an asset (the Smooth manifest URL names it). */
-  currentRev?: (assetId: string) => string | null;
+  currentRev?: (assetId: string) => Promise<string | null>;
   /** Forgets what the origin cached of an asset (its access changed). */
   evict?: (assetId: string) => void;
   /** Signs a playback token for a stream (body: expiresInSeconds, ip, sid, aud). */
@@ -89,7 +91,7 @@ function safeSrtUrl(o: LiveApiOptions, host: string, port: number, passphrase: s
   }
 }
 
-export function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOptions): LiveStreamJson {
+export async function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOptions): Promise<LiveStreamJson> {
   const { host, http } = hostOf(req, o);
   const port = o.service?.rtmpPort ?? 1935;
   const server = `rtmp://${host}${port === 1935 ? '' : `:${port}`}/live`;
@@ -114,8 +116,8 @@ export function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOption
     latency: s.latency,
     reconnectWindowSeconds: s.reconnectWindowSeconds,
     transcode: s.transcode,
-    targets: o.targets?.list(s) ?? [],
-    stats: o.service?.stats(s.id) ?? null,
+    targets: (await o.targets?.list(s)) ?? [],
+    stats: (await o.service?.stats(s.id)) ?? null,
     playbackPolicy: s.playbackPolicy,
     maxViewers: s.maxViewers,
     viewers: o.viewers?.(s.id) ?? 0,
@@ -125,8 +127,8 @@ export function presentLive(s: LiveStream, req: FastifyRequest, o: LiveApiOption
 }
 
 export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
-  const mustGet = (id: string): LiveStream => {
-    const s = o.live.get(streamId(id));
+  const mustGet = async (id: string): Promise<LiveStream> => {
+    const s = await o.live.get(streamId(id));
     if (!s) throw new SmoothcastError('LIVE_NOT_FOUND', `no live stream ${id}`);
     return s;
   };
@@ -144,9 +146,9 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     for (const k of Object.keys(body)) {
       if (!known.includes(k)) throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
     }
-    const s = o.live.create(body, { srtPorts: o.srtPorts });
+    const s = await o.live.create(body, { srtPorts: o.srtPorts });
     o.service?.listen(s);
-    return reply.code(201).send(presentLive(s, req, o));
+    return reply.code(201).send(await presentLive(s, req, o));
   });
 
   app.get<{ Querystring: { limit?: string; offset?: string } }>(
@@ -158,12 +160,16 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
       if (!Number.isInteger(limit) || limit < 1 || limit > 500 || !Number.isInteger(offset) || offset < 0) {
         throw new SmoothcastError('BAD_REQUEST', 'limit must be 1–500 and offset ≥ 0');
       }
-      return { streams: o.live.list({ limit, offset }).map((s) => presentLive(s, req, o)), total: o.live.count() };
+      const streams = await o.live.list({ limit, offset });
+      return {
+        streams: await Promise.all(streams.map((s) => presentLive(s, req, o))),
+        total: await o.live.count(),
+      };
     },
   );
 
   app.get<{ Params: { id: string } }>('/api/live/:id', { config: { scope: 'live:write' } }, async (req) =>
-    presentLive(mustGet(req.params.id), req, o),
+    presentLive(await mustGet(req.params.id), req, o),
   );
 
   for (const action of ['start', 'stop', 'shutdown', 'rotate-key'] as const) {
@@ -171,25 +177,25 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
       `/api/live/:id/${action}`,
       { config: { scope: 'live:write' } },
       async (req) => {
-        const id = mustGet(req.params.id).id;
+        const id = (await mustGet(req.params.id)).id;
         const svc = service();
         const s =
           action === 'start'
-            ? svc.startStream(id)
+            ? await svc.startStream(id)
             : action === 'stop'
-              ? svc.stopStream(id)
+              ? await svc.stopStream(id)
               : action === 'shutdown'
                 ? await svc.shutdown(id)
-                : svc.rotateKey(id);
-        return presentLive(s, req, o);
+                : await svc.rotateKey(id);
+        return await presentLive(s, req, o);
       },
     );
   }
 
   app.delete<{ Params: { id: string } }>('/api/live/:id', { config: { scope: 'live:write' } }, async (req, reply) => {
-    const s = mustGet(req.params.id);
+    const s = await mustGet(req.params.id);
     if (o.service) await o.service.remove(s.id);
-    else o.live.delete(s.id);
+    else await o.live.delete(s.id);
     return reply.code(204).send();
   });
 
@@ -197,11 +203,11 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     '/api/live/:id/targets',
     { config: { scope: 'live:write' } },
     async (req, reply) => {
-      const s = mustGet(req.params.id);
+      const s = await mustGet(req.params.id);
       if (!o.targets) throw new SmoothcastError('LIVE_STATE_CONFLICT', 'push targets are not available here');
       const url = req.body?.url;
       if (typeof url !== 'string') throw new SmoothcastError('LIVE_TARGET_INVALID', 'url must be a string');
-      return reply.code(201).send(o.targets.add(s, url));
+      return reply.code(201).send(await o.targets.add(s, url));
     },
   );
 
@@ -209,8 +215,8 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     '/api/live/:id/targets/:targetId',
     { config: { scope: 'live:write' } },
     async (req, reply) => {
-      const s = mustGet(req.params.id);
-      if (!o.targets?.remove(s, req.params.targetId)) {
+      const s = await mustGet(req.params.id);
+      if (!(await o.targets?.remove(s, req.params.targetId))) {
         throw new SmoothcastError('LIVE_TARGET_NOT_FOUND', `no push target ${req.params.targetId}`);
       }
       return reply.code(204).send();
@@ -222,12 +228,12 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     '/api/live/:id/events',
     { config: { scope: 'live:write' } },
     async (req, reply) => {
-      const id = mustGet(req.params.id).id;
+      const id = (await mustGet(req.params.id)).id;
       const every = o.ssePollMs ?? 250;
       let last = -1;
       let ticks = 0;
-      eventStream(req, reply, every, (sse) => {
-        const s = o.live.get(id);
+      eventStream(req, reply, every, o.log, async (sse) => {
+        const s = await o.live.get(id);
         if (!s) {
           sse.send('deleted', { id });
           sse.end();
@@ -235,10 +241,10 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
         }
         if (s.updatedAt !== last) {
           last = s.updatedAt;
-          sse.send('state', presentLive(s, req, o), s.updatedAt);
+          sse.send('state', await presentLive(s, req, o), s.updatedAt);
         }
         if (ticks++ % Math.max(1, Math.round(1000 / every)) === 0) {
-          sse.send('stats', { id, stats: o.service?.stats(id) ?? null });
+          sse.send('stats', { id, stats: (await o.service?.stats(id)) ?? null });
         }
       });
     },
@@ -246,13 +252,13 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
 
   // The stream's own playback URLs: 302 to its current event's (relative URLs in them resolve against the event).
   const follow = (file: string) => async (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
-    const s = mustGet(req.params.id);
+    const s = await mustGet(req.params.id);
     if (!s.currentAssetId) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'this stream has no event yet');
     reply.header('cache-control', 'no-store');
     reply.header('access-control-allow-origin', '*');
     let target = `/v/${s.currentAssetId}/${file}`;
     if (file === 'Manifest') {
-      const rev = o.currentRev?.(s.currentAssetId);
+      const rev = await o.currentRev?.(s.currentAssetId);
       if (!rev) throw new SmoothcastError('ASSET_NOT_PLAYABLE', 'this stream has no event yet');
       target = `/v/${s.currentAssetId}/${rev}.ism/Manifest`;
     }
@@ -265,16 +271,16 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     '/api/live/:id',
     { config: { scope: 'live:write' } },
     async (req) => {
-      const s = mustGet(req.params.id);
+      const s = await mustGet(req.params.id);
       const b = req.body;
       if (typeof b !== 'object' || b === null || Array.isArray(b)) {
         throw new SmoothcastError('BAD_REQUEST', 'the body is a JSON object');
       }
       const known = new Set(['title', 'playbackPolicy', 'maxViewers']);
       for (const k of Object.keys(b)) if (!known.has(k)) throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
-      const u = o.live.updateSettings(s.id, b as never);
+      const u = await o.live.updateSettings(s.id, b as never);
       if (u.currentAssetId) o.evict?.(u.currentAssetId);
-      return presentLive(u, req, o);
+      return await presentLive(u, req, o);
     },
   );
 
@@ -282,7 +288,7 @@ export function registerLiveApi(app: FastifyInstance, o: LiveApiOptions): void {
     '/api/live/:id/playback-tokens',
     { config: { scope: 'playback:sign' } },
     async (req, reply) => {
-      const s = mustGet(req.params.id);
+      const s = await mustGet(req.params.id);
       if (!o.sign) throw new SmoothcastError('INTERNAL', 'this server does not sign playback tokens');
       const t = await o.sign(s.id, req.body ?? {});
       const play = `${o.publicUrl}/v/live/${s.id}`;

@@ -16,10 +16,11 @@ export interface PlaybackApiOptions {
   verifier: PlaybackVerifier;
   signingKeys: SigningKeyRepository;
   /** The asset's JSON; with `token`, every playback URL carries it. */
-  present: (a: Asset, token?: string) => unknown;
+  present: (a: Asset, token?: string) => Promise<unknown>;
   /** Forgets what the origin cached of an asset (its access changed). */
   evict: (assetId: string) => void;
-  audit: (actor: string, action: string, target: string | null, detail?: unknown) => void;
+  /** Records an action in the audit log (a promise it returns is awaited before the answer). */
+  audit: (actor: string, action: string, target: string | null, detail?: unknown) => unknown;
   /** Longest token life this server signs, seconds. */
   maxTokenSeconds: number;
   /** Checks a viewer's token for the player data of an asset (throws as a manifest would); the token or undefined. */
@@ -67,15 +68,15 @@ const presentKey = (k: SigningKey) => ({
 });
 
 export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions): void {
-  const mustGet = (raw: string) => {
+  const mustGet = async (raw: string): Promise<Asset> => {
     if (!isValidAssetId(raw)) throw new SmoothcastError('INVALID_ID', `invalid asset id ${JSON.stringify(raw)}`);
-    const a = o.assets.get(raw);
+    const a = await o.assets.get(raw);
     if (!a) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${raw}`);
     return a;
   };
 
   app.patch<{ Params: { id: string } }>('/api/assets/:id', { config: { scope: 'assets:write' } }, async (req) => {
-    const a = mustGet(req.params.id);
+    const a = await mustGet(req.params.id);
     const b = objectBody(req);
     const known = new Set(['title', 'playbackPolicy', 'encryption', 'maxViewers']);
     for (const k of Object.keys(b)) if (!known.has(k)) throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
@@ -85,20 +86,20 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
         'a live event and its archive are served clear: protect them with a signed playback policy',
       );
     }
-    const updated = o.assets.updateSettings(a.id, b as AssetSettings);
+    const updated = await o.assets.updateSettings(a.id, b as AssetSettings);
     o.evict(a.id);
-    o.audit(actorOf(req), 'asset.updated', a.id, b);
-    return o.present(updated);
+    await o.audit(actorOf(req), 'asset.updated', a.id, b);
+    return await o.present(updated);
   });
 
   app.post<{ Params: { id: string } }>(
     '/api/assets/:id/playback-tokens',
     { config: { scope: 'playback:sign' } },
     async (req, reply) => {
-      const a = mustGet(req.params.id);
+      const a = await mustGet(req.params.id);
       const t = await o.signer.sign({ sub: a.id, ...tokenRequest(objectBody(req), o.maxTokenSeconds) });
       reply.header('cache-control', 'no-store');
-      const json = o.present(a, t.token) as { playback: unknown };
+      const json = (await o.present(a, t.token)) as { playback: unknown };
       return reply
         .code(201)
         .send({ token: t.token, expiresAt: new Date(t.expiresAt).toISOString(), playback: json.playback });
@@ -106,7 +107,7 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
   );
 
   app.get('/api/signing-keys', { config: { scope: 'admin' } }, async () => ({
-    keys: o.signingKeys.list().map(presentKey),
+    keys: (await o.signingKeys.list()).map(presentKey),
   }));
 
   // A key for the customer's own backend: its private key (PKCS#8 PEM) is in this answer and nowhere else.
@@ -114,7 +115,7 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
     const k = await o.signingKeys.createCustomerKey();
     // Its tokens work at once here (other processes see the key at their next key refresh or unknown kid).
     o.verifier.invalidate();
-    o.audit(actorOf(req), 'signing-key.created', k.id);
+    await o.audit(actorOf(req), 'signing-key.created', k.id);
     reply.header('cache-control', 'no-store');
     return reply.code(201).send({
       id: k.id,
@@ -130,7 +131,7 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
   app.post('/api/signing-keys/rotate', { config: { scope: 'admin' } }, async (req, reply) => {
     const k = await o.signer.rotate();
     o.verifier.invalidate();
-    o.audit(actorOf(req), 'signing-key.rotated', k.id);
+    await o.audit(actorOf(req), 'signing-key.rotated', k.id);
     return reply.code(201).send({ id: k.id });
   });
 
@@ -138,10 +139,10 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
     '/api/signing-keys/:id',
     { config: { scope: 'admin' } },
     async (req, reply) => {
-      const k = o.signingKeys.revoke(req.params.id);
+      const k = await o.signingKeys.revoke(req.params.id);
       // Its tokens stop working at once: the verifier forgets what it had verified.
       o.verifier.invalidate();
-      o.audit(actorOf(req), 'signing-key.revoked', k.id);
+      await o.audit(actorOf(req), 'signing-key.revoked', k.id);
       return reply.code(204).send();
     },
   );
@@ -149,9 +150,9 @@ export function registerPlaybackApi(app: FastifyInstance, o: PlaybackApiOptions)
   // What the watch page needs to play an asset, for anyone who may play it (no account): public assets, and
   // signed ones with a valid token (then every URL in it carries that token).
   app.get<{ Params: { id: string } }>('/v/:id/player.json', async (req, reply) => {
-    const a = mustGet(req.params.id);
+    const a = await mustGet(req.params.id);
     const token = await o.playerAccess(req, a.id);
     reply.header('cache-control', token ? 'private, no-store' : 'no-cache');
-    return o.present(a, token);
+    return await o.present(a, token);
   });
 }

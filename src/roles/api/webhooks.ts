@@ -27,8 +27,8 @@ export interface DeliveryJson {
 
 export interface WebhookApiOptions {
   webhooks: Webhooks;
-  /** Records an admin action in the audit log. */
-  audit: (req: FastifyRequest, action: string, target: string | null, detail?: Record<string, unknown>) => void;
+  /** Records an admin action in the audit log (a promise it returns is awaited before the answer). */
+  audit: (req: FastifyRequest, action: string, target: string | null, detail?: Record<string, unknown>) => unknown;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -52,15 +52,15 @@ export function presentDelivery(d: Delivery): DeliveryJson {
 }
 
 export function registerWebhookApi(app: FastifyInstance, o: WebhookApiOptions): void {
-  const mustGet = (raw: string): Webhook => {
+  const mustGet = async (raw: string): Promise<Webhook> => {
     if (!WEBHOOK_ID.test(raw)) throw new SmoothcastError('INVALID_ID', `invalid webhook id ${JSON.stringify(raw)}`);
-    const h = o.webhooks.get(raw);
+    const h = await o.webhooks.get(raw);
     if (!h) throw new SmoothcastError('WEBHOOK_NOT_FOUND', `no webhook ${raw}`);
     return h;
   };
 
   app.get('/api/webhooks', { config: { scope: 'admin' } }, async () => ({
-    webhooks: o.webhooks.list().map(presentWebhook),
+    webhooks: (await o.webhooks.list()).map(presentWebhook),
   }));
 
   app.post<{ Body: unknown }>('/api/webhooks', { config: { scope: 'admin' } }, async (req, reply) => {
@@ -75,8 +75,8 @@ export function registerWebhookApi(app: FastifyInstance, o: WebhookApiOptions): 
       if (k !== 'url' && k !== 'events') throw new SmoothcastError('BAD_REQUEST', `unknown field ${k}`);
     }
     const { url, events } = body as { url?: unknown; events?: unknown };
-    const h: CreatedWebhook = o.webhooks.create({ url, events }); // validates both (WEBHOOK_URL_INVALID, BAD_REQUEST)
-    o.audit(req, 'webhook.create', h.id, { url: h.url, events: h.events });
+    const h: CreatedWebhook = await o.webhooks.create({ url, events }); // validates both (WEBHOOK_URL_INVALID, BAD_REQUEST)
+    await o.audit(req, 'webhook.create', h.id, { url: h.url, events: h.events });
     return reply.code(201).send({
       id: h.id,
       url: h.url,
@@ -88,13 +88,13 @@ export function registerWebhookApi(app: FastifyInstance, o: WebhookApiOptions): 
   });
 
   app.get<{ Params: { id: string } }>('/api/webhooks/:id', { config: { scope: 'admin' } }, async (req) =>
-    presentWebhook(mustGet(req.params.id)),
+    presentWebhook(await mustGet(req.params.id)),
   );
 
   app.delete<{ Params: { id: string } }>('/api/webhooks/:id', { config: { scope: 'admin' } }, async (req, reply) => {
-    const h = mustGet(req.params.id);
-    if (!o.webhooks.delete(h.id)) throw new SmoothcastError('WEBHOOK_NOT_FOUND', `no webhook ${h.id}`);
-    o.audit(req, 'webhook.delete', h.id, { url: h.url });
+    const h = await mustGet(req.params.id);
+    if (!(await o.webhooks.delete(h.id))) throw new SmoothcastError('WEBHOOK_NOT_FOUND', `no webhook ${h.id}`);
+    await o.audit(req, 'webhook.delete', h.id, { url: h.url });
     return reply.code(204).send();
   });
 
@@ -102,17 +102,17 @@ export function registerWebhookApi(app: FastifyInstance, o: WebhookApiOptions): 
     '/api/webhooks/:id/deliveries',
     { config: { scope: 'admin' } },
     async (req) => {
-      const h = mustGet(req.params.id);
+      const h = await mustGet(req.params.id);
       const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
       if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
         throw new SmoothcastError('BAD_REQUEST', 'limit must be an integer from 1 to 500');
       }
-      return { deliveries: o.webhooks.deliveries(h.id, limit).map(presentDelivery) };
+      return { deliveries: (await o.webhooks.deliveries(h.id, limit)).map(presentDelivery) };
     },
   );
 
   app.post<{ Params: { id: string } }>('/api/webhooks/:id/test', { config: { scope: 'admin' } }, async (req, reply) => {
-    const h = mustGet(req.params.id);
-    return reply.code(202).send({ delivery: presentDelivery(o.webhooks.test(h.id)) });
+    const h = await mustGet(req.params.id);
+    return reply.code(202).send({ delivery: presentDelivery(await o.webhooks.test(h.id)) });
   });
 }

@@ -13,6 +13,7 @@ import { buildPosterArgs } from '../../media/encode/ffmpeg-args.ts';
 import { advanceIndex } from '../origin/index-cache.ts';
 import type { EncodeContext } from '../worker/encode-job.ts';
 import { type Finished, makeThumbnails } from '../worker/finishing.ts';
+import { Workspace } from '../worker/workspace.ts';
 
 export async function finishArchive(
   assetId: string,
@@ -23,7 +24,7 @@ export async function finishArchive(
     log: (m: string, e?: Record<string, unknown>) => void;
   },
 ): Promise<void> {
-  const asset = o.assets.get(assetId);
+  const asset = await o.assets.get(assetId);
   if (asset?.status !== 'ready' || !asset.rev) return;
   const rev = asset.rev;
   const finished: Finished[] = [];
@@ -51,6 +52,8 @@ export async function finishArchive(
     storage: o.storage,
     signal: new AbortController().signal,
     log: o.log,
+    // The event's files are on this node's disk (the live storage is local): written in place.
+    ws: new Workspace(o.storage, { held: null, scratchRoot: '', name: assetId }),
   } as unknown as EncodeContext;
   await makeThumbnails(asset, rev, finished, duration, ctx);
   o.log('live: archive finished', { assetId, duration });

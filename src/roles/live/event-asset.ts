@@ -7,16 +7,21 @@ import { type Asset, type AssetRepository, newAssetId, type PlannedRendition } f
 import type { LiveRepository, LiveStream } from '../../core/db/live.ts';
 
 /** `stream` as `transition(…, 'publish')` left it (state `starting`). */
-export function eventAsset(
-  o: { assets: AssetRepository; live: LiveRepository },
+export async function eventAsset(
+  o: {
+    assets: AssetRepository;
+    live: LiveRepository;
+    /** A new event's files will grow on this node (S3 storage: it holds them until the archive is uploaded). */
+    onEventCreated?: ((assetId: string) => Promise<void>) | undefined;
+  },
   stream: LiveStream,
   fresh: () => { renditions: readonly PlannedRendition[]; source: SourceSummary },
-): Asset {
+): Promise<Asset> {
   const resume = stream.state.name === 'starting' && stream.state.resume;
-  const current = stream.currentAssetId ? o.assets.get(stream.currentAssetId) : null;
+  const current = stream.currentAssetId ? await o.assets.get(stream.currentAssetId) : null;
   if (resume && current?.status === 'live' && current.rev && current.liveStartMs !== null) return current;
   const { renditions, source } = fresh();
-  const asset = o.assets.createLive({
+  const asset = await o.assets.createLive({
     id: newAssetId(),
     title: stream.title,
     liveStreamId: stream.id,
@@ -27,6 +32,7 @@ export function eventAsset(
     // Its viewers are the stream's: the event inherits who may watch and how many (PATCH on the stream follows).
     access: { playbackPolicy: stream.playbackPolicy, maxViewers: stream.maxViewers },
   });
-  o.live.setCurrentAsset(stream.id, asset.id);
+  await o.onEventCreated?.(asset.id);
+  await o.live.setCurrentAsset(stream.id, asset.id);
   return asset;
 }

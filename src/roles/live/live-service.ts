@@ -52,6 +52,8 @@ export interface LiveServiceOptions {
   livePoster?(assetId: string, rev: string, rid: string): Promise<void>;
   /** After shutdown made the archive ready: poster, thumbnails, downloads (in the background). */
   finishArchive?(assetId: string): Promise<void>;
+  /** A new live event was created (S3 storage: this node now holds its growing files for every origin). */
+  onEventCreated?: ((assetId: string) => Promise<void>) | undefined;
   viewers?(assetId: string): number;
   /** FLV of every publish, as the ladder gets it (push targets). */
   onMedia?(streamId: string, chunk: Uint8Array): void;
@@ -82,6 +84,10 @@ interface Run {
   appenders: CmafAppender[];
   flv: FlvFollower;
   ended: boolean;
+  /** The tail of the run's catalog work after fragments (making the event playable), one step at a time. */
+  work: Promise<void>;
+  /** A go-live step is queued and not started: later fragments need no other. */
+  goLiveQueued: boolean;
   /** Stats over the last second. */
   bytes: number;
   frames: number;
@@ -118,8 +124,8 @@ export class LiveService {
           host: o.host,
           log: o.log,
           maxSessionMs: o.maxRunMs,
-          authorize: (id) => {
-            const s = this.#o.live.get(id);
+          authorize: async (id) => {
+            const s = await this.#o.live.get(id);
             return s && can(s.state, 'publish', Date.now()) && !this.#runs.has(id) ? { streamId: id } : null;
           },
           onPublish: (target, meta) => this.onPublish(target.streamId, meta),
@@ -131,7 +137,8 @@ export class LiveService {
       storage: o.storage,
       log: o.log,
       poke: o.poke,
-      ended: (id) => this.#lost(id),
+      ended: (id) => this.#background(this.#lost(id)),
+      onEventCreated: o.onEventCreated,
     });
   }
 
@@ -153,10 +160,10 @@ export class LiveService {
       }
       throw err;
     }
-    this.#recover();
-    const total = this.#o.live.count();
+    await this.#recover();
+    const total = await this.#o.live.count();
     for (let off = 0; off < total; off += 500) {
-      for (const s of this.#o.live.list({ limit: 500, offset: off })) this.listen(s);
+      for (const s of await this.#o.live.list({ limit: 500, offset: off })) this.listen(s);
     }
   }
 
@@ -168,12 +175,13 @@ export class LiveService {
     this.#timers.clear();
     await this.rtmp.close();
     await Promise.allSettled([...this.#runs.values()].map((r) => r.ladder.end()));
+    await this.http.settled();
     while (this.#finishing.size > 0) await Promise.allSettled([...this.#finishing]);
   }
 
   /** A stream key names a stream whose state takes a publisher (checked again, under the lock, at onPublish). */
-  authorize(streamKey: string): Target | null {
-    const s = this.#o.live.byKey(streamKey);
+  async authorize(streamKey: string): Promise<Target | null> {
+    const s = await this.#o.live.byKey(streamKey);
     if (s && this.http.active(s.id)) return null;
     if (!s || !can(s.state, 'publish', Date.now())) return null;
     return { streamId: s.id };
@@ -195,10 +203,10 @@ export class LiveService {
         'the publisher sent no onMetaData with width, height and frame rate',
       );
     const input: LiveInput = { ...announced, audio: meta.flags.audio && meta.audioCodec === 'aac' };
-    const stream = this.#o.live.transition(streamId, 'publish');
+    const stream = await this.#o.live.transition(streamId, 'publish');
     const transcode = stream.transcode ?? this.#o.transcode;
     try {
-      const asset = eventAsset(this.#o, stream, () => {
+      const asset = await eventAsset(this.#o, stream, () => {
         const plan = planLiveLadder(input);
         const video = plan.video.slice(0, transcode ? undefined : 1).map((r) => ({
           id: r.id,
@@ -225,7 +233,7 @@ export class LiveService {
       return this.#sink(await this.#startRun(streamId, asset.id, asset.rev!, eventInput, transcode));
     } catch (err) {
       this.#o.log('live: could not open the event', { streamId, error: String(err) });
-      this.#lost(streamId);
+      await this.#lost(streamId);
       throw err;
     }
   }
@@ -239,7 +247,7 @@ export class LiveService {
     transcode: boolean,
     flv?: FlvFollower,
   ): Promise<Run> {
-    const asset = this.#o.assets.get(assetId);
+    const asset = await this.#o.assets.get(assetId);
     if (!asset || asset.liveStartMs === null) throw new SmoothcastError('ASSET_NOT_FOUND', `no live asset ${assetId}`);
     const ladder = new LiveLadder({
       dir: '',
@@ -278,6 +286,8 @@ export class LiveService {
       appenders,
       flv: flv ?? new FlvFollower(),
       ended: false,
+      work: Promise.resolve(),
+      goLiveQueued: false,
       bytes: 0,
       frames: 0,
       rate: { bitrate: 0, fps: 0, at: performance.now() },
@@ -293,7 +303,9 @@ export class LiveService {
       });
     });
     this.#runs.set(streamId, run);
-    void ladder.exited.then((exit) => this.#exited(run, exit));
+    void ladder.exited
+      .then((exit) => this.#exited(run, exit))
+      .catch((err: unknown) => this.#o.log('live: encoder exit not handled', { streamId, error: String(err) }));
     this.#o.log('live: encoder run started', { streamId, assetId, rev, offset, pid: ladder.pid });
     return run;
   }
@@ -339,28 +351,32 @@ export class LiveService {
     };
     // ffmpeg dying mid-publish: a new run within a second, fed the prelude and then from the next keyframe.
     const watch = (r: Run) => {
-      void r.ladder.exited.then((exit) => {
-        if (r.ended || exit.ended || service.#closed) return;
-        const s = service.#o.live.get(r.streamId);
-        if (!s || !['starting', 'started'].includes(s.state.name)) return;
-        service.#o.log('live: encoder died, restarting', {
-          streamId: r.streamId,
-          code: exit.code,
-          signal: exit.signal,
-        });
-        restarting = (async () => {
-          await new Promise((res) => setTimeout(res, 200));
-          const next = await service.#startRun(r.streamId, r.assetId, r.rev, r.input, r.transcode, r.flv);
-          next.ladder.write(r.flv.prelude() ?? new Uint8Array(0));
-          current = next;
-          waitKeyframe = true;
-          watch(next);
-        })()
-          .catch((err) => service.#o.log('live: restart failed', { streamId: r.streamId, error: String(err) }))
-          .finally(() => {
-            restarting = null;
+      void r.ladder.exited
+        .then(async (exit) => {
+          if (r.ended || exit.ended || service.#closed) return;
+          const s = await service.#o.live.get(r.streamId);
+          // The publish ended while the state was read: not restarted, and the publisher is gone.
+          if (r.ended || service.#closed) return service.#lost(r.streamId);
+          if (!s || !['starting', 'started'].includes(s.state.name)) return;
+          service.#o.log('live: encoder died, restarting', {
+            streamId: r.streamId,
+            code: exit.code,
+            signal: exit.signal,
           });
-      });
+          restarting = (async () => {
+            await new Promise((res) => setTimeout(res, 200));
+            const next = await service.#startRun(r.streamId, r.assetId, r.rev, r.input, r.transcode, r.flv);
+            next.ladder.write(r.flv.prelude() ?? new Uint8Array(0));
+            current = next;
+            waitKeyframe = true;
+            watch(next);
+          })()
+            .catch((err) => service.#o.log('live: restart failed', { streamId: r.streamId, error: String(err) }))
+            .finally(() => {
+              restarting = null;
+            });
+        })
+        .catch((err: unknown) => service.#o.log('live: restart failed', { streamId: r.streamId, error: String(err) }));
     };
     watch(run);
     return sink;
@@ -374,20 +390,43 @@ export class LiveService {
     // segment (the MPD lists complete segments only; Shaka 5.2 fails on an LL-HLS playlist of parts alone).
     const ref = run.appenders[0]!.segments;
     if (!ref.slice(1).some((f) => f.startsWithKeyframe)) return;
-    const s = this.#o.live.get(run.streamId);
+    // The catalog steps run one at a time per run, after those of earlier fragments; one queued covers them all.
+    if (run.goLiveQueued) return;
+    run.goLiveQueued = true;
+    run.work = run.work
+      .then(() => {
+        run.goLiveQueued = false;
+        return this.#goLive(run);
+      })
+      .catch((err: unknown) => {
+        // As when the fragment could not be stored: this run ends (and is restarted while the publish lasts).
+        this.#o.log('live: the encoder output cannot be stored', { streamId: run.streamId, error: String(err) });
+        run.ladder.kill();
+      });
+    this.#background(run.work);
+  }
+
+  /** While the stream is starting: the event becomes playable (and gets its poster), the stream started. */
+  async #goLive(run: Run): Promise<void> {
+    const s = await this.#o.live.get(run.streamId);
     if (s?.state.name === 'starting') {
-      const asset = this.#o.assets.get(run.assetId);
+      const asset = await this.#o.assets.get(run.assetId);
       if (asset && !asset.playable) {
         const codecs: Record<string, string> = {};
         run.ladder.outputs.forEach((o, i) => {
           codecs[o.id] = run.appenders[i]!.track!.codec;
         });
-        this.#o.assets.setPlayable(run.assetId, codecs);
+        await this.#o.assets.setPlayable(run.assetId, codecs);
         const top = run.ladder.outputs[0];
-        if (top && this.#o.livePoster) void this.#o.livePoster(run.assetId, run.rev, top.id);
+        if (top && this.#o.livePoster) {
+          const assetId = run.assetId;
+          void this.#o
+            .livePoster(assetId, run.rev, top.id)
+            .catch((err: unknown) => this.#o.log('live: poster failed', { assetId, error: String(err) }));
+        }
       }
       try {
-        this.#o.live.transition(run.streamId, 'firstMedia');
+        await this.#o.live.transition(run.streamId, 'firstMedia');
       } catch (err) {
         this.#o.log('live: firstMedia refused', { streamId: run.streamId, error: String(err) });
       }
@@ -395,7 +434,7 @@ export class LiveService {
   }
 
   /** A run's ffmpeg exited: close its files; when the publish is over, the stream goes to reconnecting. */
-  #exited(run: Run, exit: LiveLadderExit): void {
+  async #exited(run: Run, exit: LiveLadderExit): Promise<void> {
     for (const a of run.appenders) a.close();
     if (this.#runs.get(run.streamId) === run) this.#runs.delete(run.streamId);
     if (!exit.ended && exit.code !== 0) {
@@ -406,39 +445,46 @@ export class LiveService {
         stderr: exit.stderrTail.slice(-500),
       });
     }
-    if (run.ended || this.#closed) this.#lost(run.streamId);
+    if (!(run.ended || this.#closed)) return;
+    // After the run's catalog steps (its firstMedia comes before the publisherLost).
+    await run.work;
+    await this.#lost(run.streamId);
   }
 
-  /** The publisher is gone: publisherLost where the state says so, and the reconnect timer. */
-  #lost(streamId: string): void {
-    if (this.#runs.has(streamId) || this.http.active(streamId) || this.#closed) return;
-    const s = this.#o.live.get(streamId);
-    if (!s || !['starting', 'started'].includes(s.state.name)) return;
+  /** The publisher is gone: publisherLost where the state says so, and the reconnect timer. Never rejects. */
+  async #lost(streamId: string): Promise<void> {
+    const gone = () => !(this.#runs.has(streamId) || this.http.active(streamId) || this.#closed);
+    if (!gone()) return;
     try {
-      const next = this.#o.live.transition(streamId, 'publisherLost');
+      const s = await this.#o.live.get(streamId);
+      if (!s || !['starting', 'started'].includes(s.state.name) || !gone()) return;
+      const next = await this.#o.live.transition(streamId, 'publisherLost');
       this.#schedule(next);
     } catch (err) {
       this.#o.log('live: publisherLost refused', { streamId, error: String(err) });
     }
   }
 
+  /** Keeps background work (never rejecting: callers catch) for close() to wait on. */
+  #background(p: Promise<unknown>): void {
+    const settled = p.then(
+      () => {},
+      (err: unknown) => this.#o.log('live: background work failed', { error: String(err) }),
+    );
+    this.#finishing.add(settled);
+    void settled.finally(() => this.#finishing.delete(settled));
+  }
+
   #schedule(s: LiveStream): void {
     clearTimeout(this.#timers.get(s.id));
     this.#timers.delete(s.id);
     const at = deadline(s.state);
-    if (at === undefined) return;
+    // (closed: a transition that was still under way when close() cleared the timers sets none)
+    if (at === undefined || this.#closed) return;
     const t = setTimeout(
       () => {
         this.#timers.delete(s.id);
-        const cur = this.#o.live.get(s.id);
-        if (cur?.state.name !== 'reconnecting') return;
-        try {
-          this.#o.live.transition(s.id, 'reconnectTimeout');
-          this.#o.log('live: publisher did not come back; stopped', { streamId: s.id });
-        } catch {
-          // a newer deadline: its own timer handles it
-          this.#schedule(cur);
-        }
+        this.#background(this.#reconnectTimeout(s.id));
       },
       Math.max(0, at - Date.now()) + 5,
     );
@@ -446,14 +492,27 @@ export class LiveService {
     this.#timers.set(s.id, t);
   }
 
+  /** The reconnect window passed: stopped, unless the publisher came back (or a newer deadline runs). */
+  async #reconnectTimeout(id: string): Promise<void> {
+    const cur = await this.#o.live.get(id);
+    if (cur?.state.name !== 'reconnecting') return;
+    try {
+      await this.#o.live.transition(id, 'reconnectTimeout');
+      this.#o.log('live: publisher did not come back; stopped', { streamId: id });
+    } catch {
+      // a newer deadline: its own timer handles it
+      this.#schedule(cur);
+    }
+  }
+
   /** After a restart: streams that had a publisher wait for it again (a fresh reconnect window). */
-  #recover(): void {
-    const total = this.#o.live.count();
+  async #recover(): Promise<void> {
+    const total = await this.#o.live.count();
     for (let off = 0; off < total; off += 500) {
-      for (const s of this.#o.live.list({ limit: 500, offset: off })) {
+      for (const s of await this.#o.live.list({ limit: 500, offset: off })) {
         if (s.state.name === 'starting' || s.state.name === 'started') {
           try {
-            const next = this.#o.live.transition(s.id, 'publisherLost');
+            const next = await this.#o.live.transition(s.id, 'publisherLost');
             this.#o.log('live: the server restarted while live; waiting for the publisher', { streamId: s.id });
             this.#schedule(next);
           } catch {}
@@ -466,22 +525,22 @@ export class LiveService {
 
   // ---- what the API calls --------------------------------------------------------------------------------------
 
-  stopStream(id: string): LiveStream {
-    const s = this.#o.live.transition(id, 'stop');
+  async stopStream(id: string): Promise<LiveStream> {
+    const s = await this.#o.live.transition(id, 'stop');
     this.#drop(id, 'the stream was stopped');
     this.listen(s);
     return s;
   }
 
-  startStream(id: string): LiveStream {
-    const s = this.#o.live.transition(id, 'start');
+  async startStream(id: string): Promise<LiveStream> {
+    const s = await this.#o.live.transition(id, 'start');
     this.listen(s);
     return s;
   }
 
   /** The event is over: the publisher is dropped, the files end, the asset becomes the ready archive. */
   async shutdown(id: string): Promise<LiveStream> {
-    const s = this.#o.live.transition(id, 'shutdown');
+    const s = await this.#o.live.transition(id, 'shutdown');
     clearTimeout(this.#timers.get(id));
     this.#drop(id, 'the stream was shut down');
     this.listen(s);
@@ -489,32 +548,35 @@ export class LiveService {
     if (run) {
       run.ended = true;
       await run.ladder.end();
+      await run.work;
     }
+    // The catalog steps of the publish's last fragments come before the archive's.
+    await this.http.settled();
     if (s.currentAssetId) await this.#finalize(s, s.currentAssetId);
-    return this.#o.live.get(id) ?? s;
+    return (await this.#o.live.get(id)) ?? s;
   }
 
   /** Deletes a stream; an event it still holds open (stopped, or idle to resume) is finalised into its archive first. */
   async remove(id: string): Promise<boolean> {
-    const s = this.#o.live.get(id);
+    const s = await this.#o.live.get(id);
     if (!s) return false;
-    const asset = s.currentAssetId ? this.#o.assets.get(s.currentAssetId) : null;
+    const asset = s.currentAssetId ? await this.#o.assets.get(s.currentAssetId) : null;
     if (asset?.status === 'live' && (s.state.name === 'stopped' || s.state.name === 'idle')) await this.shutdown(id);
-    const gone = this.#o.live.delete(id);
+    const gone = await this.#o.live.delete(id);
     this.forget(id);
     return gone;
   }
 
-  rotateKey(id: string): LiveStream {
-    const s = this.#o.live.rotateKey(id);
+  async rotateKey(id: string): Promise<LiveStream> {
+    const s = await this.#o.live.rotateKey(id);
     // The new passphrase: a new listener (a caller already connected keeps its session until it drops).
     if (this.srt && !this.#runs.has(id)) void this.srt.closeStream(id).then(() => this.listen(s));
     return s;
   }
 
-  stats(id: string): LiveStats | null {
+  async stats(id: string): Promise<LiveStats | null> {
     const run = this.#runs.get(id);
-    const s = this.#o.live.get(id);
+    const s = await this.#o.live.get(id);
     if (!run || !s || publicState(s.state) === 'stopped') return null;
     const now = performance.now();
     if (now - run.rate.at >= STAT_WINDOW_MS) {
@@ -527,7 +589,7 @@ export class LiveService {
       run.bytes = 0;
       run.frames = 0;
     }
-    const asset = this.#o.assets.get(run.assetId);
+    const asset = await this.#o.assets.get(run.assetId);
     const edge = run.appenders[0]?.endSeconds ?? 0;
     const latency = asset?.liveStartMs != null && edge > 0 ? (Date.now() - asset.liveStartMs) / 1000 - edge : null;
     return {
@@ -549,10 +611,10 @@ export class LiveService {
 
   /** Final figures from the files (their fragment indexes, not their bytes), then ready; the rest in the background. */
   async #finalize(stream: LiveStream, assetId: string): Promise<void> {
-    const asset = this.#o.assets.get(assetId);
+    const asset = await this.#o.assets.get(assetId);
     if (asset?.status !== 'live' || !asset.rev) return;
     if (!stream.archive) {
-      this.#o.assets.delete(assetId);
+      await this.#o.assets.delete(assetId);
       this.#o.evict(assetId);
       await this.#o.storage.deletePrefix(keys.assetPrefix(assetId));
       return;
@@ -594,11 +656,14 @@ export class LiveService {
       });
     }
     if (finals.length !== asset.renditions.length) {
-      this.#o.assets.setFailed(assetId, { code: 'ASSET_NOT_PLAYABLE', message: 'the event ended before any media' });
+      await this.#o.assets.setFailed(assetId, {
+        code: 'ASSET_NOT_PLAYABLE',
+        message: 'the event ended before any media',
+      });
       this.#o.evict(assetId);
       return;
     }
-    this.#o.assets.setReady(assetId, { duration, renditions: finals });
+    await this.#o.assets.setReady(assetId, { duration, renditions: finals });
     this.#o.evict(assetId);
     if (this.#o.finishArchive) {
       const p = this.#o

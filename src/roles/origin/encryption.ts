@@ -22,8 +22,8 @@ import { kidUuid, playreadyObject, psshBox, SYSTEM_IDS, widevinePsshData } from 
 export type Encryption = 'none' | 'aes-128' | 'cbcs' | 'cenc';
 
 export interface KeyStore {
-  get(id: string): { contentKey: string | null } | null;
-  setContentKeyOnce(id: string, wrapped: string): string;
+  get(id: string): Promise<{ contentKey: string | null } | null>;
+  setContentKeyOnce(id: string, wrapped: string): Promise<string>;
 }
 
 export interface DrmServers {
@@ -55,14 +55,14 @@ export class OnTheFly {
   }
 
   /** The key and KID of an asset's encode revision (its content key made on first use). */
-  key(assetId: string, rev: string): ContentKey {
+  async key(assetId: string, rev: string): Promise<ContentKey> {
     const k = `${assetId}/${rev}`;
     const hit = this.keys.get(k);
     if (hit) return hit;
-    const a = this.store.get(assetId);
+    const a = await this.store.get(assetId);
     if (!a) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${assetId}`);
     const wrapped =
-      a.contentKey ?? this.store.setContentKeyOnce(assetId, wrapKey(this.master, assetId, newContentKey()));
+      a.contentKey ?? (await this.store.setContentKeyOnce(assetId, wrapKey(this.master, assetId, newContentKey())));
     const base = unwrapKey(this.master, assetId, wrapped);
     const derive = (secret: Buffer, label: string) =>
       createHmac('sha256', secret).update(`smoothcast:${label}:${rev}`).digest().subarray(0, 16);
@@ -84,8 +84,8 @@ export class OnTheFly {
     }
   }
 
-  private params(scheme: CencScheme, assetId: string, rev: string, rid: string): CencParams {
-    const { kid, key } = this.key(assetId, rev);
+  private async params(scheme: CencScheme, assetId: string, rev: string, rid: string): Promise<CencParams> {
+    const { kid, key } = await this.key(assetId, rev);
     return { scheme, kid, key, ivTag: ivTag(rid) };
   }
 
@@ -113,7 +113,7 @@ export class OnTheFly {
     let e = this.inits.get(k);
     if (!e) {
       const clear = await read();
-      const p = this.params(scheme, assetId, rev, rid);
+      const p = await this.params(scheme, assetId, rev, rid);
       e = { bytes: encryptInit(clear, p, this.pssh(scheme, p.kid)), info: trackInfo(clear) };
       if (this.inits.size > 10_000) this.inits.clear();
       this.inits.set(k, e);
@@ -141,11 +141,11 @@ export class OnTheFly {
     return (async () => {
       const seg = await clear();
       let out: Buffer;
-      if (enc === 'aes-128') out = aesSegment(seg, this.key(assetId, rev).key, segmentIv(n));
+      if (enc === 'aes-128') out = aesSegment(seg, (await this.key(assetId, rev)).key, segmentIv(n));
       else {
         // The track facts come from the init, parsed once per rendition (read only on the first miss).
         const e = await this.initEntry(enc, assetId, rev, rid, clearInit);
-        out = cencSegment(seg, e.info, this.params(enc, assetId, rev, rid), n);
+        out = cencSegment(seg, e.info, await this.params(enc, assetId, rev, rid), n);
       }
       this.remember(k, out);
       return out;
@@ -168,16 +168,16 @@ export class OnTheFly {
    * SAMPLE-AES (cbcs) / SAMPLE-AES-CTR (cenc) for EME players with KEYFORMAT org.w3.clearkey and the KID as a data
    * URI (hls.js), the licence URL being the player's configuration.
    */
-  hlsKeyLine(enc: Exclude<Encryption, 'none'>, assetId: string, rev: string, keyUri: string): string {
+  async hlsKeyLine(enc: Exclude<Encryption, 'none'>, assetId: string, rev: string, keyUri: string): Promise<string> {
     if (enc === 'aes-128') return `#EXT-X-KEY:METHOD=AES-128,URI="${keyUri}"`;
-    const { kid } = this.key(assetId, rev);
+    const { kid } = await this.key(assetId, rev);
     const method = enc === 'cbcs' ? 'SAMPLE-AES' : 'SAMPLE-AES-CTR';
     return `#EXT-X-KEY:METHOD=${method},URI="data:text/plain;base64,${kid.toString('base64')}",KEYFORMAT="org.w3.clearkey",KEYFORMATVERSIONS="1"`;
   }
 
   /** ContentProtection elements of every AdaptationSet of a cenc/cbcs MPD (ISO/IEC 23009-1 §5.8.4.1, DASH-IF IOP). */
-  contentProtection(scheme: CencScheme, assetId: string, rev: string, licenseUrl: string): string[] {
-    const { kid } = this.key(assetId, rev);
+  async contentProtection(scheme: CencScheme, assetId: string, rev: string, licenseUrl: string): Promise<string[]> {
+    const { kid } = await this.key(assetId, rev);
     const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
     const i = '      ';
     const out = [
@@ -211,12 +211,12 @@ export class OnTheFly {
    * A W3C ClearKey licence (EME §9.1.4): the keys asked for that belong to this asset's revision; unknown KIDs are
    * left out. Request `{"kids":["<base64url>"],"type":"temporary"}`.
    */
-  clearKeyLicense(assetId: string, rev: string, request: unknown): { keys: object[]; type: string } {
+  async clearKeyLicense(assetId: string, rev: string, request: unknown): Promise<{ keys: object[]; type: string }> {
     const kids = (request as { kids?: unknown })?.kids;
     if (!Array.isArray(kids) || kids.length === 0 || kids.length > 16 || !kids.every((k) => typeof k === 'string')) {
       throw new SmoothcastError('BAD_REQUEST', 'a ClearKey licence request is {"kids":["<base64url KID>"]}');
     }
-    const { kid, key } = this.key(assetId, rev);
+    const { kid, key } = await this.key(assetId, rev);
     const want = kid.toString('base64url');
     const keys = (kids as string[])
       .filter((k) => k.replace(/=+$/, '') === want)

@@ -53,8 +53,14 @@ export class IndexCache {
   private readonly refreshMs: number;
   private readonly now: () => number;
 
-  constructor(reader: MediaReader, opts: { maxEntries: number; refreshMs?: number; now?: () => number }) {
+  private readonly onLookup: ((hit: boolean) => void) | undefined;
+
+  constructor(
+    reader: MediaReader,
+    opts: { maxEntries: number; refreshMs?: number; now?: () => number; onLookup?: (hit: boolean) => void },
+  ) {
     this.reader = reader;
+    this.onLookup = opts.onLookup;
     this.maxEntries = opts.maxEntries;
     this.refreshMs = opts.refreshMs ?? 200;
     this.now = opts.now ?? (() => performance.now());
@@ -63,6 +69,7 @@ export class IndexCache {
   /** The cached index if present, without any I/O (the segment hot path). */
   peek(key: string): RenditionIndex | undefined {
     const e = this.entries.get(key);
+    this.onLookup?.(e?.final === true);
     if (e) {
       // Refresh LRU position.
       this.entries.delete(key);

@@ -62,12 +62,14 @@ export interface PlaybackState {
 }
 
 export interface OriginCatalog {
-  playbackState(assetId: string): PlaybackState | null;
+  playbackState(assetId: string): Promise<PlaybackState | null>;
 }
 
 export interface OriginOptions {
   catalog: OriginCatalog;
   reader: MediaReader;
+  /** Told of every index cache lookup (metrics). */
+  onIndexLookup?: (hit: boolean) => void;
   indexCacheEntries: number;
   manifestMaxAge: number;
   corsOrigin: string;
@@ -111,7 +113,10 @@ export class Origin {
     this.pool = opts.bufferPoolBytes
       ? new BufferPool({ maxIdleBytes: opts.bufferPoolBytes, maxBuffer: 16 << 20 })
       : undefined;
-    this.cache = new IndexCache(opts.reader, { maxEntries: opts.indexCacheEntries });
+    this.cache = new IndexCache(opts.reader, {
+      maxEntries: opts.indexCacheEntries,
+      ...(opts.onIndexLookup ? { onLookup: opts.onIndexLookup } : {}),
+    });
     this.text = new TextTracks(opts.reader, { maxEntries: opts.indexCacheEntries });
     this.live = new LiveOrigin(opts.reader, { pool: this.pool });
   }
@@ -150,7 +155,7 @@ export class Origin {
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/master.m3u8', async (req, reply) => {
-      const live = this.liveState(req.params.id);
+      const live = await this.liveState(req.params.id);
       if (live) {
         const g = await this.enter(req, live);
         return this.live.multivariant(req as never, reply, live, g);
@@ -167,7 +172,7 @@ export class Origin {
       await this.opts.access?.verify(req, state.access!, 'key');
       reply.header('cache-control', PERSONAL);
       reply.header('content-type', 'application/octet-stream');
-      return reply.send(this.opts.encryption!.key(id, rev).key);
+      return reply.send((await this.opts.encryption!.key(id, rev)).key);
     });
     // The CDM's licence message comes as the body, with whatever Content-Type the player sets (hls.js and Shaka
     // set none): read as text whatever it says, 16 KiB at most.
@@ -184,7 +189,7 @@ export class Origin {
     });
 
     app.get<{ Params: { id: string } }>('/v/:id/manifest.mpd', async (req, reply) => {
-      const live = this.liveState(req.params.id);
+      const live = await this.liveState(req.params.id);
       if (live) {
         const g = await this.enter(req, live);
         return this.live.mpd(req as never, reply, live, g);
@@ -196,7 +201,7 @@ export class Origin {
       const g = await this.enter(req, state);
       const rev = state.rev ?? '';
       const enc = state.access?.encryption ?? 'none';
-      const text = writeMpd(p, this.urls(manifestUrls(rev), g, enc), this.protection(req, state, rev, g));
+      const text = writeMpd(p, this.urls(manifestUrls(rev), g, enc), await this.protection(req, state, rev, g));
       return this.sendManifest(reply, text, 'application/dash+xml', true, g);
     });
 
@@ -239,7 +244,7 @@ export class Origin {
       if (caption) return this.textFile(req, reply, caption[1]!, caption[2]!);
       const ism = /^(r[0-9a-z-]{1,40})\.ism$/.exec(req.params.rev);
       if (ism && req.params.file === 'Manifest') {
-        const live = this.liveState(req.params.id, ism[1]);
+        const live = await this.liveState(req.params.id, ism[1]);
         if (live) {
           clearOnly(live.access?.encryption);
           const g = await this.enter(req, live);
@@ -270,7 +275,7 @@ export class Origin {
       }
       const m = /^([va][0-9]{1,2})\.m3u8$/.exec(req.params.file);
       if (!m) throw new SmoothcastError('NOT_FOUND', 'no such playlist');
-      const live = this.liveState(req.params.id, req.params.rev);
+      const live = await this.liveState(req.params.id, req.params.rev);
       if (live) {
         const g = await this.enter(req, live);
         return this.live.mediaPlaylist(req as never, reply, live, m[1]!, g);
@@ -284,7 +289,7 @@ export class Origin {
       const text = writeMediaPlaylist(r, p, this.urls(manifestUrls(rev), g, enc), {
         targetDuration: state.segmentDuration,
         ...(enc !== 'none' && this.opts.encryption
-          ? { keyLine: this.opts.encryption.hlsKeyLine(enc, state.id, rev, `key.bin${g.manifestQuery}`) }
+          ? { keyLine: await this.opts.encryption.hlsKeyLine(enc, state.id, rev, `key.bin${g.manifestQuery}`) }
           : {}),
       });
       return this.sendManifest(reply, text, 'application/vnd.apple.mpegurl', p.complete, g);
@@ -303,7 +308,7 @@ export class Origin {
           // An archive's feed never changes: like a VOD segment from a final index, no catalog query.
           const known = this.live.feeds.peek(checkId(id), rev);
           await this.gateBytes(req, id, 'manifest');
-          const feed = known?.ended ? known : await this.live.feed(this.eventState(id, rev), rev);
+          const feed = known?.ended ? known : await this.live.feed(await this.eventState(id, rev), rev);
           return this.live.bytes(req as never, reply, feed, rid, seg);
         }
         return this.segment(req, reply);
@@ -319,7 +324,7 @@ export class Origin {
     const hit = this.accessCache.get(id);
     const now = Date.now();
     if (hit && now - hit.at < ACCESS_TTL_MS) return hit.a;
-    const a = this.opts.catalog.playbackState(id)?.access ?? PUBLIC_ACCESS;
+    const a = (await this.opts.catalog.playbackState(id))?.access ?? PUBLIC_ACCESS;
     if (this.accessCache.size > 100_000) this.accessCache.clear();
     this.accessCache.set(id, { a, at: now });
     return a;
@@ -358,25 +363,25 @@ export class Origin {
   }
 
   /** The MPD options of an encrypted asset: ContentProtection with ClearKey (and DRM-ready systems). */
-  private protection(
+  private async protection(
     req: FastifyRequest,
     state: PlaybackState,
     rev: string,
     g: Grant,
-  ): { contentProtection?: string[] } {
+  ): Promise<{ contentProtection?: string[] }> {
     const enc = state.access?.encryption ?? 'none';
     if ((enc !== 'cenc' && enc !== 'cbcs') || !this.opts.encryption) return {};
     // Absolute: Shaka and dash.js use a Laurl as written, not resolved against the MPD's URL.
     const base = this.opts.publicUrl || `${req.protocol}://${req.host}`;
     const laurl = `${base}/v/${state.id}/${rev}/clearkey${g.manifestQuery}`;
-    return { contentProtection: this.opts.encryption.contentProtection(enc, state.id, rev, laurl) };
+    return { contentProtection: await this.opts.encryption.contentProtection(enc, state.id, rev, laurl) };
   }
 
   /** An encrypted asset's current revision (keys are given only for it). */
   private async encrypted(rawId: string, rev: string) {
     const id = checkId(rawId);
     if (!REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
-    const state = this.opts.catalog.playbackState(id);
+    const state = await this.opts.catalog.playbackState(id);
     if (!state || state.rev !== rev || !state.playable) throw new SmoothcastError('KEY_NOT_FOUND', 'no such key');
     if (!this.opts.encryption || (state.access?.encryption ?? 'none') === 'none') {
       throw new SmoothcastError('KEY_NOT_FOUND', 'this asset is not encrypted');
@@ -408,7 +413,7 @@ export class Origin {
     const personal = await this.gateBytes(req, id, 'manifest', a);
     let ix: RenditionIndex | undefined = this.cache.peek(key);
     if (!ix?.track || n >= ix.segments.length) {
-      const state = this.opts.catalog.playbackState(id);
+      const state = await this.opts.catalog.playbackState(id);
       if (!state || state.rev !== rev || !state.renditions.some((r) => r.id === rid)) {
         throw new SmoothcastError('NOT_FOUND', 'no such rendition');
       }
@@ -521,7 +526,7 @@ export class Origin {
   ): Promise<{ id: string; rev: string; ready: ReadyRevision; state: PlaybackState }> {
     const id = checkId(rawId);
     if (rev !== undefined && !REV.test(rev)) throw new SmoothcastError('NOT_FOUND', 'no such revision');
-    const state = this.opts.catalog.playbackState(id);
+    const state = await this.opts.catalog.playbackState(id);
     if (!state) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
     if (state.status !== 'ready' || !state.rev) {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${state.status}; this is published when ready`);
@@ -554,9 +559,9 @@ export class Origin {
   }
 
   /** The asset when it is a live event still live (and `rev`, when given, is its rev); else null. */
-  private liveState(rawId: string, rev?: string): PlaybackState | null {
+  private async liveState(rawId: string, rev?: string): Promise<PlaybackState | null> {
     const id = checkId(rawId);
-    const state = this.opts.catalog.playbackState(id);
+    const state = await this.opts.catalog.playbackState(id);
     if (state?.status !== 'live') return null;
     if (!state.playable || !state.rev) {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `live asset ${id} has no media yet`);
@@ -566,9 +571,9 @@ export class Origin {
   }
 
   /** A live event or its archive by rev (segments, parts, fragments). */
-  private eventState(rawId: string, rev: string): PlaybackState {
+  private async eventState(rawId: string, rev: string): Promise<PlaybackState> {
     const id = checkId(rawId);
-    const state = this.opts.catalog.playbackState(id);
+    const state = await this.opts.catalog.playbackState(id);
     if (!state || state.rev !== rev || (state.status !== 'live' && state.status !== 'ready')) {
       throw new SmoothcastError('NOT_FOUND', 'no such revision');
     }
@@ -584,7 +589,7 @@ export class Origin {
     // FragmentInfo: the fragment's moof alone ([MS-SSTR] §2.2.7: what a client asks to learn of later fragments).
     const f = /^(Fragments|FragmentInfo)\((video|audio(?:_a\d{1,2})?)=(\d{1,20})\)$/.exec(req.params.seg);
     if (!q || !f) throw new SmoothcastError('NOT_FOUND', 'not a Smooth Streaming fragment URL');
-    const state = this.eventState(req.params.id, rev);
+    const state = await this.eventState(req.params.id, rev);
     const info = f[1] === 'FragmentInfo';
     return this.live.smoothFragment(req as never, reply, state, rev, f[2]!, Number(q[1]), Number(f[3]), info);
   }
@@ -729,7 +734,7 @@ export class Origin {
 
   private async presentation(rawId: string, rev?: string): Promise<{ state: PlaybackState; p: Presentation }> {
     const id = checkId(rawId);
-    const state = this.opts.catalog.playbackState(id);
+    const state = await this.opts.catalog.playbackState(id);
     if (!state) throw new SmoothcastError('ASSET_NOT_FOUND', `no asset ${id}`);
     if (!state.playable || !state.rev) {
       throw new SmoothcastError('ASSET_NOT_PLAYABLE', `asset ${id} is ${state.status} and not playable yet`);

@@ -11,14 +11,17 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../core/config.ts';
 import type { SqliteAccounts } from '../../core/db/accounts.ts';
 import type { Asset, AssetRepository } from '../../core/db/assets.ts';
-import type { Db } from '../../core/db/database.ts';
+import { type Db, isUniqueViolation } from '../../core/db/database.ts';
+import { isConstraintError } from '../../core/db/dialect.ts';
 import type { JobQueue } from '../../core/db/queue.ts';
 import type { UploadRepository } from '../../core/db/uploads.ts';
 import { SmoothcastError } from '../../core/errors.ts';
-import { importLocalFile, titleFromName } from '../../core/ingest.ts';
+import { importLocalFile, importStoredObject, titleFromName } from '../../core/ingest.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { presentAsset } from '../api/present.ts';
 import type { Principal } from '../api/scopes.ts';
+import { DbLocker } from './db-locker.ts';
+import { SmoothcastS3Store, uploadKey } from './s3-upload-store.ts';
 import {
   CHECKSUM_ALGORITHMS,
   parseChecksumHeader,
@@ -42,8 +45,8 @@ export interface UploadDeps {
   log: (msg: string, extra?: Record<string, unknown>) => void;
   /** Accounts: direct uploads (one-time URLs) are claimed and recorded there. */
   accounts?: SqliteAccounts;
-  /** After a finished upload became an asset (webhooks). */
-  onUploaded?: (uploadId: string, asset: Asset) => void;
+  /** After a finished upload became an asset (webhooks); a promise it returns is awaited. */
+  onUploaded?: (uploadId: string, asset: Asset) => unknown;
   /** Playback policy of uploads whose creator does not choose one. */
   defaultPolicy?: 'public' | 'signed';
 }
@@ -73,7 +76,8 @@ function checkMetadata(metadata: Record<string, string | null> | undefined): Rec
 
 export class Uploads {
   readonly dir: string;
-  readonly store: SmoothcastFileStore;
+  /** Local disk (the embedded default) or the bucket (storage.backend s3: any upload process serves any upload). */
+  readonly store: SmoothcastFileStore | SmoothcastS3Store;
   readonly tus: Server;
   private readonly deps: UploadDeps;
   private readonly maxSize: number;
@@ -85,13 +89,19 @@ export class Uploads {
     const { config } = deps;
     this.dir = join(config.storage.dataDir, 'uploads');
     this.maxSize = Math.min(config.uploads.maxSize, config.limits.maxFileSize);
-    this.store = new SmoothcastFileStore({
-      directory: this.dir,
-      expirationPeriodInMilliseconds: Math.round(config.uploads.expireHours * 3600 * 1000),
-    });
+    const s3 = deps.storage.backend === 's3';
+    this.store = s3
+      ? new SmoothcastS3Store(config)
+      : new SmoothcastFileStore({
+          directory: this.dir,
+          expirationPeriodInMilliseconds: Math.round(config.uploads.expireHours * 3600 * 1000),
+        });
     this.tus = new Server({
       path: UPLOADS_PATH,
       datastore: this.store,
+      // Several upload processes on one bucket: a lock in the database, shared by all (see db-locker.ts). One
+      // process on local disk keeps @tus/server's in-memory locker (it can ask a stalled request to let go).
+      ...(s3 ? { locker: new DbLocker(deps.db) } : {}),
       maxSize: this.maxSize,
       relativeLocation: true,
       respectForwardedHeaders: false,
@@ -103,7 +113,7 @@ export class Uploads {
       // only filename and title of what it sent).
       onUploadCreate: async (_req, upload) => {
         const ctx = requestContext.getStore();
-        if (ctx?.directUploadId) deps.accounts?.setDirectUploadTarget(ctx.directUploadId, upload.id);
+        if (ctx?.directUploadId) await deps.accounts?.setDirectUploadTarget(ctx.directUploadId, upload.id);
         return {
           metadata: {
             ...checkMetadata(upload.metadata),
@@ -143,8 +153,21 @@ export class Uploads {
     const handle = async (req: FastifyRequest<{ Params: { id?: string } }>, reply: FastifyReply) => {
       const id = req.params.id;
       if (id !== undefined && !UPLOAD_ID.test(id)) throw new SmoothcastError('UPLOAD_NOT_FOUND', 'no such upload');
-      const ctx: UploadRequestContext = this.contextOf(req.principal, req.method, id, req.headers['upload-length']);
+      const ctx: UploadRequestContext = await this.contextOf(
+        req.principal,
+        req.method,
+        id,
+        req.headers['upload-length'],
+      );
       const checksum = req.headers['upload-checksum'];
+      if (typeof checksum === 'string' && !this.store.extensions.includes('checksum')) {
+        // Bytes written to the bucket cannot be cut off again after a mismatch: refused, never silently unchecked.
+        return reply
+          .code(400)
+          .header('tus-resumable', '1.0.0')
+          .type('text/plain')
+          .send('the checksum extension is not offered with S3 storage: send the PATCH without Upload-Checksum\n');
+      }
       if (req.method === 'PATCH' && typeof checksum === 'string') {
         try {
           ctx.checksum = parseChecksumHeader(checksum);
@@ -153,7 +176,9 @@ export class Uploads {
           return reply.code(e.status_code).header('tus-resumable', '1.0.0').type('text/plain').send(e.body);
         }
       }
-      if (req.method === 'OPTIONS') reply.raw.setHeader('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','));
+      if (req.method === 'OPTIONS' && this.store.extensions.includes('checksum')) {
+        reply.raw.setHeader('Tus-Checksum-Algorithm', CHECKSUM_ALGORITHMS.join(','));
+      }
       reply.hijack();
       await requestContext.run(ctx, () => this.tus.handle(req.raw, reply.raw));
     };
@@ -173,7 +198,7 @@ export class Uploads {
         const { id } = req.params;
         if (!UPLOAD_ID.test(id)) throw new SmoothcastError('UPLOAD_NOT_FOUND', 'no such upload');
         const assetId = await this.finalize(id);
-        const asset = this.deps.assets.get(assetId);
+        const asset = await this.deps.assets.get(assetId);
         if (!asset)
           throw new SmoothcastError('UPLOAD_NOT_FOUND', `upload ${id} became asset ${assetId}, since deleted`);
         return presentAsset(asset, this.deps.publicUrl);
@@ -185,18 +210,18 @@ export class Uploads {
    * The direct upload a tus request carries (a one-time URL on creation, then the upload it created), as a
    * principal that may do nothing but that one upload; null when it carries none or a dead one.
    */
-  directPrincipal(req: FastifyRequest): Principal | null {
+  async directPrincipal(req: FastifyRequest): Promise<Principal | null> {
     const accounts = this.deps.accounts;
     if (!accounts || !req.url.startsWith(UPLOADS_PATH)) return null;
     const q = req.query as Record<string, unknown>;
     const path = req.url.split('?')[0]!;
     let d = null;
     if (path === UPLOADS_PATH && typeof q.direct === 'string' && typeof q.sig === 'string') {
-      d = accounts.directUploadBySecret(q.direct, q.sig);
+      d = await accounts.directUploadBySecret(q.direct, q.sig);
       if (!d) throw new SmoothcastError('DIRECT_UPLOAD_INVALID', 'this upload URL is unknown or expired');
     } else {
       const m = /^\/api\/uploads\/([0-9a-f]{32})$/.exec(path);
-      if (m) d = accounts.directUploadFor(m[1]!);
+      if (m) d = await accounts.directUploadFor(m[1]!);
     }
     if (!d) return null;
     return {
@@ -209,21 +234,21 @@ export class Uploads {
     };
   }
 
-  private contextOf(
+  private async contextOf(
     p: Principal | null,
     method: string,
     uploadId: string | undefined,
     length: string | string[] | undefined,
-  ): UploadRequestContext {
+  ): Promise<UploadRequestContext> {
     if (p?.kind !== 'direct-upload') return { owner: p?.userId ?? null };
-    const d = this.deps.accounts!.getDirectUpload(p.id)!;
+    const d = (await this.deps.accounts!.getDirectUpload(p.id))!;
     if (uploadId === undefined && method === 'POST') {
       const size = typeof length === 'string' && /^\d{1,16}$/.test(length) ? Number(length) : Number.NaN;
       if (!(size <= d.maxSize)) {
         throw new SmoothcastError('UPLOAD_TOO_LARGE', `this upload URL takes a declared Upload-Length ≤ ${d.maxSize}`);
       }
       // The one upload of a one-time URL: claimed atomically, so a second use is refused even in a race.
-      if (!this.deps.accounts!.claimDirectUpload(d.id)) {
+      if (!(await this.deps.accounts!.claimDirectUpload(d.id))) {
         throw new SmoothcastError('DIRECT_UPLOAD_INVALID', 'this upload URL was used already');
       }
       return { owner: d.createdBy, policy: d.policy, directUploadId: d.id, corsOrigin: d.corsOrigin };
@@ -239,14 +264,28 @@ export class Uploads {
    * hook, a client asking afterwards, and the start-up pass over leftovers all agree.
    */
   finalize(uploadId: string): Promise<string> {
-    const known = this.deps.uploads.assetFor(uploadId);
-    if (known) return Promise.resolve(known);
+    // One look-up-or-create per upload at a time in this process: the record is looked up inside it, so a caller
+    // that arrives while another is creating the asset waits for that one instead of creating a second.
     let p = this.finalizing.get(uploadId);
     if (!p) {
-      p = this.createAsset(uploadId).finally(() => this.finalizing.delete(uploadId));
+      p = this.assetOrCreate(uploadId).finally(() => this.finalizing.delete(uploadId));
       this.finalizing.set(uploadId, p);
     }
     return p;
+  }
+
+  private async assetOrCreate(uploadId: string): Promise<string> {
+    const known = await this.deps.uploads.assetFor(uploadId);
+    if (known) return known;
+    try {
+      return await this.createAsset(uploadId);
+    } catch (err) {
+      // Another process finished the same upload first (its record won the primary key; ours rolled back and its
+      // copy of the source went): that asset is the answer.
+      const winner = isUniqueViolation(err) ? await this.deps.uploads.assetFor(uploadId) : null;
+      if (winner) return winner;
+      throw err;
+    }
   }
 
   private async createAsset(uploadId: string): Promise<string> {
@@ -264,19 +303,33 @@ export class Uploads {
     }
     const name = upload.metadata?.filename || 'upload';
     const title = upload.metadata?.title || titleFromName(name);
-    const asset = await importLocalFile(this.deps, this.store.pathOf(uploadId), {
+    const opts = {
       name,
       title,
       access: {
         ownerId: upload.metadata?.sc_owner || null,
-        playbackPolicy: upload.metadata?.sc_policy === 'signed' ? 'signed' : 'public',
+        playbackPolicy: upload.metadata?.sc_policy === 'signed' ? ('signed' as const) : ('public' as const),
       },
-      onCreated: (a) => this.deps.uploads.record(uploadId, a.id),
-    });
+      onCreated: (a: Asset) => this.deps.uploads.record(uploadId, a.id),
+    };
+    let asset: Asset;
+    try {
+      asset =
+        this.store instanceof SmoothcastS3Store
+          ? await importStoredObject(this.deps, uploadKey(uploadId), upload.size, opts)
+          : await importLocalFile(this.deps, this.store.pathOf(uploadId), opts);
+    } catch (err) {
+      // Another upload process finished the same upload at the same moment and recorded its asset first.
+      const winner = isConstraintError(err) || (err as { code?: string }).code === 'DB_BUSY';
+      const existing = winner ? await this.deps.uploads.assetFor(uploadId) : null;
+      if (existing) return existing;
+      throw err;
+    }
+    if (this.store instanceof SmoothcastS3Store) await this.store.removeData(uploadId);
     // The upload's own files stay for a grace period (the data file is a hard link to the asset's source, so no
     // bytes are doubled): a client that lost the last response still sees its upload complete on HEAD.
     this.deps.log('upload finished', { upload: uploadId, asset: asset.id, bytes: upload.size });
-    this.deps.onUploaded?.(uploadId, asset);
+    await this.deps.onUploaded?.(uploadId, asset);
     return asset.id;
   }
 
@@ -290,13 +343,15 @@ export class Uploads {
    * complete upload that has no asset yet (a crash between the last byte and the asset). Returns how many went.
    */
   async sweep(): Promise<number> {
+    // The bucket: @tus/s3-store's own sweep of expired unfinished uploads (their multipart uploads aborted).
+    if (this.store instanceof SmoothcastS3Store) return this.store.deleteExpired();
     let n = 0;
     const now = Date.now();
     for (const e of await this.store.entries()) {
       const finished = e.declared !== undefined && e.size >= e.declared;
       if (!finished) {
         if (!this.store.isExpired(e, now)) continue;
-      } else if (!this.deps.uploads.assetFor(e.id)) {
+      } else if (!(await this.deps.uploads.assetFor(e.id))) {
         await this.finalize(e.id).catch((err) =>
           this.deps.log('upload finish failed', { upload: e.id, error: String(err) }),
         );

@@ -7,6 +7,7 @@ import type { CaptionRepository } from '../../core/db/captions.ts';
 import type { Job, JobQueue } from '../../core/db/queue.ts';
 import { asSmoothcastError, SmoothcastError } from '../../core/errors.ts';
 import { runProcess } from '../../core/process.ts';
+import type { HeldFiles } from '../../core/storage/held.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { languageLabel, normalizeLanguage } from '../../media/captions/index.ts';
@@ -18,6 +19,7 @@ import { makeDownloads, makePoster, makeThumbnails } from './finishing.ts';
 import { OutputWatcher } from './outputs.ts';
 import { probeSource, scanDuration } from './probe-source.ts';
 import { extractSubtitles, subtitleNotes } from './subtitles.ts';
+import { Workspace } from './workspace.ts';
 
 export interface EncodeContext {
   config: Config;
@@ -27,6 +29,13 @@ export interface EncodeContext {
   storage: Storage;
   owner: string;
   signal: AbortSignal;
+  /** Where this process holds files for other nodes, and the URL it advertises for them (S3 storage). */
+  held: HeldFiles | null;
+  selfUrl: string | null;
+  /** Scratch folder of S3 encodes. */
+  scratchRoot: string;
+  /** Set by runEncodeJob: where this attempt's files are written. */
+  ws?: Workspace;
   log: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -61,14 +70,23 @@ export function audioMetadata(plan: LadderPlan): Pick<PlannedRendition, 'languag
 }
 
 export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> {
-  const { config, assets, storage } = ctx;
-  const asset = assets.get(job.assetId);
+  const { assets, storage } = ctx;
+  const asset = await assets.get(job.assetId);
   if (!asset) return; // deleted before we got to it
-  const sourcePath = storage.localPath(asset.sourcePath);
   const st = await storage.stat(asset.sourcePath);
   if (!st) throw new SmoothcastError('MEDIA_NOT_FOUND', `the source file of asset ${asset.id} is missing`);
+  // S3: the source is downloaded to scratch (ffmpeg seeks in it); local: read in place.
+  const src = await storage.fetch(asset.sourcePath);
+  try {
+    await encodeFrom(job, asset, src.path, st.size, ctx);
+  } finally {
+    await src.release();
+  }
+}
 
-  const source = await probeSource(asset.sourcePath, st.size, ctx);
+async function encodeFrom(job: Job, asset: Asset, sourcePath: string, size: number, ctx: EncodeContext) {
+  const { config, assets, storage } = ctx;
+  const source = await probeSource(asset.sourcePath, sourcePath, size, ctx);
   const plan = planLadder(source, {
     segmentDuration: config.encode.segmentDuration,
     firstSegmentDuration: config.encode.firstSegmentDuration,
@@ -90,15 +108,18 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   if (source.durationFrom === 'packets') {
     notes.push('the file did not say how long it is; its duration was found by reading it');
   }
-  assets.setProcessing(asset.id, {
-    source: source as unknown as Record<string, unknown>,
-    duration: source.duration,
-    rev,
-    renditions,
-    mediaType: plan.video.length > 0 ? 'video' : 'audio',
-    notes,
-    presentationOffset: presentationDelay(plan),
-  });
+  // Every write of the job's results goes through whileLeased: a worker that lost its lease writes nothing.
+  await ctx.queue.whileLeased(job, () =>
+    assets.setProcessing(asset.id, {
+      source: source as unknown as Record<string, unknown>,
+      duration: source.duration,
+      rev,
+      renditions,
+      mediaType: plan.video.length > 0 ? 'video' : 'audio',
+      notes,
+      presentationOffset: presentationDelay(plan),
+    }),
+  );
   ctx.log('encode start', {
     asset: asset.id,
     rev,
@@ -112,7 +133,16 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   }
 
   const outputs = renditions.map((r) => ({ id: r.id, key: keys.rendition(asset.id, rev, r.id) }));
-  for (const o of outputs) await storage.prepare(o.key);
+  const ws = new Workspace(storage, { held: ctx.held, scratchRoot: ctx.scratchRoot, name: `${asset.id}-${rev}` });
+  ctx.ws = ws;
+  for (const o of outputs) {
+    await ws.path(o.key);
+    ws.hold(o.key);
+  }
+  if (ws.remote && ws.holds && ctx.selfUrl) {
+    // Origins read the growing renditions from this node until they are uploaded.
+    await ctx.queue.whileLeased(job, () => assets.setHolder(asset.id, ctx.selfUrl));
+  }
   // The poster waits for the first published segments: until then every core goes to the encode.
   let posterDone: Promise<void> | null = null;
   const startPoster = () => {
@@ -122,10 +152,10 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
     return posterDone;
   };
   try {
-    const finished = await encode(asset, sourcePath, source, plan, outputs, ctx, startPoster);
+    const finished = await encode(job, asset, sourcePath, source, plan, outputs, ctx, startPoster);
     const video = finished.filter((f) => f.track.kind === 'video');
     const duration = Math.max(...(video.length ? video : finished).map((f) => f.summary.duration));
-    await checkComplete(asset, source, duration, ctx);
+    await checkComplete(asset, sourcePath, source, duration, ctx);
     await startPoster();
     const defaultAudio = plan.audio.find((a) => a.default)?.id;
     await makeDownloads(asset, rev, finished, defaultAudio, duration, ctx);
@@ -139,6 +169,9 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
         log: ctx.log,
       })),
     );
+    // S3: each rendition (and each derived file) becomes ONE object, uploaded multipart, before the asset is
+    // published; the origins keep reading from this node until the publish below clears the holder.
+    await ws.upload();
     const final: FinalRendition[] = finished.map((f) => ({
       id: f.id,
       codecs: f.track.codec,
@@ -148,7 +181,11 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
       width: f.track.width ?? null,
       height: f.track.height ?? null,
     }));
-    assets.setReady(asset.id, { duration, renditions: final, notes });
+    await ctx.queue.whileLeased(job, async () => {
+      await assets.setReady(asset.id, { duration, renditions: final, notes });
+      if (ws.remote) await assets.setHolder(asset.id, null);
+    });
+    ws.releaseLater();
     ctx.log('encode ready', { asset: asset.id, duration });
     if (!ctx.config.storage.keepSources) {
       // As the seed's encoder did: once the renditions exist, the source is not needed to play.
@@ -157,6 +194,7 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
   } catch (err) {
     await posterDone;
     // This attempt's files are of no use to a retry (it writes a new rev) nor to a failed asset.
+    await ws.discard().catch(() => {});
     await storage.deletePrefix(keys.revPrefix(asset.id, rev)).catch(() => {});
     throw err;
   }
@@ -168,7 +206,13 @@ export async function runEncodeJob(job: Job, ctx: EncodeContext): Promise<void> 
  * advisory (Matroska's Duration, FLV's onMetaData, an estimate for MPEG-TS): read the packets, and if they end
  * cleanly where the renditions end, the header was wrong and the asset is what the renditions hold.
  */
-async function checkComplete(asset: Asset, source: SourceSummary, duration: number, ctx: EncodeContext) {
+async function checkComplete(
+  asset: Asset,
+  sourcePath: string,
+  source: SourceSummary,
+  duration: number,
+  ctx: EncodeContext,
+) {
   if (source.durationFrom !== 'header' || duration >= source.duration - truncationSlack(source.duration)) return;
   const truncated = () =>
     new SmoothcastError(
@@ -177,7 +221,7 @@ async function checkComplete(asset: Asset, source: SourceSummary, duration: numb
         'the file is probably truncated (an interrupted copy or upload)',
     );
   if (/\bmov\b|mp4/.test(source.container)) throw truncated();
-  const scan = await scanDuration(asset.sourcePath, ctx, [
+  const scan = await scanDuration(sourcePath, ctx, [
     ...(source.video ? [source.video.index] : []),
     ...source.audioTracks.map((a) => a.index),
   ]);
@@ -194,6 +238,7 @@ function clean(line: string): string {
 }
 
 async function encode(
+  job: Job,
   asset: Asset,
   sourcePath: string,
   source: SourceSummary,
@@ -202,8 +247,9 @@ async function encode(
   ctx: EncodeContext,
   onPlayable: () => void,
 ) {
-  const { assets, storage, config } = ctx;
-  const pathOf = (id: string) => storage.localPath(outputs.find((o) => o.id === id)!.key);
+  const { assets, config } = ctx;
+  const ws = ctx.ws!;
+  const pathOf = (id: string) => ws.pathOf(outputs.find((o) => o.id === id)!.key);
   const args = buildEncodeArgs(
     sourcePath,
     plan,
@@ -214,7 +260,7 @@ async function encode(
       ...(config.encode.threads ? { threads: config.encode.threads } : {}),
     },
   );
-  const watcher = new OutputWatcher(storage, outputs);
+  const watcher = new OutputWatcher(ws.reader, outputs);
   const parser = new ProgressParser();
   const started = performance.now();
   let lastWrite = 0;
@@ -225,9 +271,10 @@ async function encode(
   // every rendition.
   const publish = async () => {
     await watcher.scan();
-    if (!playable && watcher.playable) {
+    // S3 without a way for origins to reach this node's scratch: playable only once uploaded (at ready).
+    if (!playable && watcher.playable && (!ws.remote || (ws.holds && ctx.selfUrl))) {
       playable = true;
-      assets.setPlayable(asset.id, watcher.codecs());
+      await ctx.queue.whileLeased(job, () => assets.setPlayable(asset.id, watcher.codecs()));
       onPlayable();
       ctx.log('playable', { asset: asset.id, seconds: ((performance.now() - started) / 1000).toFixed(2) });
     }
@@ -255,15 +302,15 @@ async function encode(
           if (!u.done && now - lastWrite < 500) continue;
           lastWrite = now;
           const f = progressFigures(u, source.duration, (now - started) / 1000);
-          try {
-            assets.setProgress(asset.id, {
+          assets
+            .setProgress(asset.id, {
               percent: u.done ? 99 : f.percent,
               speed: f.speed,
               etaSeconds: f.etaSeconds,
+            })
+            .catch(() => {
+              // The asset may have been deleted under us; the job heartbeat notices and aborts.
             });
-          } catch {
-            // The asset may have been deleted under us; the job heartbeat notices and aborts.
-          }
         }
       },
     });

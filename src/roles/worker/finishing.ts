@@ -1,8 +1,8 @@
 // The steps after the encode that work from the source or from our renditions: the poster (a frame, the cover art
 // of a song, or a waveform), the progressive downloads and the thumbnail sprites. Each is one bounded ffmpeg run.
 import { existsSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, extname, join } from 'node:path';
 import type { Asset } from '../../core/db/assets.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import { runProcess } from '../../core/process.ts';
@@ -42,7 +42,7 @@ export async function makeDownloads(
   duration: number,
   ctx: EncodeContext,
 ): Promise<void> {
-  const { storage } = ctx;
+  const ws = ctx.ws!;
   const infos = finished.map((f) => ({
     id: f.id,
     type: f.track.kind,
@@ -51,12 +51,12 @@ export async function makeDownloads(
   }));
   const audio = defaultAudio(infos);
   for (const rid of progressiveRungs(infos)) {
-    const out = storage.localPath(keys.download(asset.id, rev, rid));
+    const out = await ws.path(keys.download(asset.id, rev, rid));
     const tmp = `${out}.tmp${extname(out)}`;
     const isAudio = rid.startsWith('a');
     const args = buildRemuxArgs(
-      isAudio ? null : storage.localPath(keys.rendition(asset.id, rev, rid)),
-      audio ? storage.localPath(keys.rendition(asset.id, rev, audio.id)) : null,
+      isAudio ? null : ws.pathOf(keys.rendition(asset.id, rev, rid)),
+      audio ? ws.pathOf(keys.rendition(asset.id, rev, audio.id)) : null,
       tmp,
     );
     await runFinishingStep(args, `remuxing the progressive download of ${rid}`, duration, ctx);
@@ -78,12 +78,15 @@ export async function makeThumbnails(
   const from = video.find((f) => (f.track.height ?? 0) >= 180) ?? video.at(-1);
   if (!from || !(duration > 0)) return;
   const plan = planThumbnails(duration, from.track.width!, from.track.height!);
-  const { storage } = ctx;
+  const ws = ctx.ws!;
   const vttKey = keys.thumbnails(asset.id, rev, 'thumbs.vtt');
-  const pattern = storage.localPath(vttKey).replace(/thumbs\.vtt$/, 'thumbs-%03d.jpg');
-  const input = storage.localPath(keys.rendition(asset.id, rev, from.id));
+  const vttPath = await ws.path(vttKey);
+  const pattern = vttPath.replace(/thumbs\.vtt$/, 'thumbs-%03d.jpg');
+  const input = ws.pathOf(keys.rendition(asset.id, rev, from.id));
   await runFinishingStep(buildThumbnailArgs(input, plan, pattern), 'making the thumbnail sprites', duration, ctx);
-  await writeFile(storage.localPath(vttKey), writeThumbnailVtt(plan, duration, sheetName));
+  await writeFile(vttPath, writeThumbnailVtt(plan, duration, sheetName));
+  // ffmpeg wrote the sprite sheets next to the track: they are uploaded with it.
+  await ws.adopt(keys.revPrefix(asset.id, rev), /^thumbs-\d{3}\.jpg$/);
 }
 
 /**
@@ -98,8 +101,13 @@ export async function makePoster(
   ctx: EncodeContext,
 ): Promise<void> {
   const key = keys.poster(asset.id);
-  await ctx.storage.prepare(key);
-  const tmp = `${ctx.storage.localPath(key)}.tmp${extname(key)}`;
+  const local = ctx.storage.backend === 'local';
+  if (local) await ctx.storage.prepare(key);
+  // The poster is not under the rev folder (a re-encode replaces it): written whole, never half.
+  const tmp = local
+    ? `${ctx.storage.localPath(key)}.tmp${extname(key)}`
+    : join(ctx.scratchRoot, 'posters', `${asset.id}-${process.pid}-${Date.now()}.jpg`);
+  if (!local) await mkdir(dirname(tmp), { recursive: true });
   const maxPixels = ctx.config.limits.maxPixels;
   const attempts: string[][] = [];
   if (plan.streams.video !== null) {
@@ -122,7 +130,11 @@ export async function makePoster(
     });
     if (r.aborted) return;
     if (r.code === 0 && existsSync(tmp)) {
-      await rename(tmp, ctx.storage.localPath(key));
+      if (local) await rename(tmp, ctx.storage.localPath(key));
+      else {
+        await ctx.storage.putBytes(key, await readFile(tmp));
+        await rm(tmp, { force: true });
+      }
       return;
     }
   }

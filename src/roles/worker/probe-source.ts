@@ -21,9 +21,9 @@ export interface ProbeContext {
   log: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
-export async function probeSource(key: string, size: number, ctx: ProbeContext): Promise<SourceSummary> {
+/** `path`: a local file holding the source (storage.fetch); `key` its storage key. */
+export async function probeSource(key: string, path: string, size: number, ctx: ProbeContext): Promise<SourceSummary> {
   const limits: MediaLimits = ctx.config.limits;
-  const path = ctx.storage.localPath(key);
   const r = await runProcess('ffprobe', ffprobeArgs(path, limits), {
     timeoutMs: ctx.config.encode.probeTimeoutSeconds * 1000,
     stderrTail: 4096,
@@ -47,7 +47,7 @@ export async function probeSource(key: string, size: number, ctx: ProbeContext):
     } catch (err) {
       if (!(err instanceof SmoothcastError && err.code === 'MEDIA_TOO_LONG')) throw err;
     }
-    const scan = await scanDuration(key, ctx, mediaStreams(json));
+    const scan = await scanDuration(path, ctx, mediaStreams(json));
     ctx.log('duration from packets', { key, seconds: scan.seconds, packets: scan.packets });
     return interpretProbe(json, limits, size, scan.seconds);
   }
@@ -76,7 +76,7 @@ export interface ScanResult {
  * Reads every audio/video packet of the source to find how long it really is. Stops early (and says so with
  * MEDIA_TOO_LONG) once the packets pass limits.maxDuration, so a huge file cannot keep a worker busy.
  */
-export async function scanDuration(key: string, ctx: ProbeContext, streams?: number[]): Promise<ScanResult> {
+export async function scanDuration(path: string, ctx: ProbeContext, streams?: number[]): Promise<ScanResult> {
   const { limits, encode } = ctx.config;
   const scan = new PacketScan(streams);
   const stop = new AbortController();
@@ -84,7 +84,7 @@ export async function scanDuration(key: string, ctx: ProbeContext, streams?: num
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   let tooLong = false;
   try {
-    const r = await runProcess('ffprobe', packetScanArgs(ctx.storage.localPath(key), limits.maxPixels), {
+    const r = await runProcess('ffprobe', packetScanArgs(path, limits.maxPixels), {
       timeoutMs: encode.probeTimeoutSeconds * 1000,
       stderrTail: 4096,
       signal: stop.signal,

@@ -2,7 +2,7 @@
 // pass, then read back through our own parser (so what is stored is what a sidecar upload would have to be), placed on the
 // source's timeline (the video starts at 0) and stored one file per track. Image subtitles (PGS, DVB, VobSub) are
 // skipped with a note: turning pictures into text needs OCR.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CaptionRepository, NewCaption } from '../../core/db/captions.ts';
@@ -89,8 +89,7 @@ export async function extractSubtitles(
           const text = writeWebVtt(shifted);
           const id = newCaptionId();
           const key = keys.caption(assetId, id);
-          await ctx.storage.prepare(key);
-          await writeFile(ctx.storage.localPath(key), text);
+          await ctx.storage.putBytes(key, Buffer.from(text));
           tracks.push({
             id,
             assetId,
@@ -114,7 +113,7 @@ export async function extractSubtitles(
       await rm(dir, { recursive: true, force: true });
     }
   }
-  const replaced = ctx.captions.replaceEmbedded(assetId, tracks);
+  const replaced = await ctx.captions.replaceEmbedded(assetId, tracks);
   for (const c of replaced) await ctx.storage.remove(keys.caption(assetId, c.id)).catch(() => {});
   return notes;
 }
