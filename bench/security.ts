@@ -454,7 +454,7 @@ async function measure(server: ServerProcess, asset: AssetJson, work: string) {
  * holds); verifyCached, the synchronous fast path, beside it.
  */
 async function verifierCost(work: string, sub: string) {
-  const db = openDatabase(join(work, 'tokens.sqlite'));
+  const db = await openDatabase(join(work, 'tokens.sqlite'));
   try {
     const keys = new SqliteSigningKeys(db);
     const signer = new PlaybackSigner(keys, randomBytes(32));
@@ -495,7 +495,7 @@ async function verifierCost(work: string, sub: string) {
     const many = await cachedCost(full, tokens[COLD - 1]!);
     return { coldUs, one, many };
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
