@@ -258,7 +258,9 @@ export class S3Storage implements Storage {
         const n = Math.min(chunk.length, length - got);
         chunk.copy(buf, got, 0, n);
         got += n;
-        if (got >= length) break;
+        // No early break: leaving the loop before the body ends destroys the response and its socket, and the
+        // keep-alive pool would open a new connection (a TLS handshake on real S3) for every read. A ranged GET's
+        // body is exactly the range, so reading it to the end costs nothing more.
       }
     } catch (err) {
       throw this.#fail('read', key, err);
