@@ -1,6 +1,8 @@
 // The scale-out topology on one box: PostgreSQL, Swift (S3), 2 `api,upload` processes, 2 `worker`, 2 `origin`, a
 // `live` node and the nginx edge in front of the origins — every role its own OS process, as separate machines
 // would run them. Faults are real: SIGKILL mid-PATCH, SIGKILL and SIGSTOP of the worker that is encoding.
+// A .serial-test.ts: `npm test` runs it alone after the parallel suite — a dozen processes, encodes and 200 viewers
+// would starve the real-time live tests running beside it on a 2-core box.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
