@@ -136,9 +136,9 @@ export function outFile(name: string): string {
  * A 1080p30 H.264/AAC source made by ffmpeg (lavfi). `noise` adds film-like grain so encoders really spend their
  * bitrate (plain test patterns compress to almost nothing).
  */
-export async function makeSource(file: string, seconds: number, noise = 0): Promise<string> {
-  console.log(`generating a ${seconds} s 1080p30 source…`);
-  const video = `testsrc2=size=1920x1080:rate=30:duration=${seconds}${noise ? `,noise=alls=${noise}:allf=t` : ''}`;
+export async function makeSource(file: string, seconds: number, noise = 0, size = '1920x1080'): Promise<string> {
+  console.log(`generating a ${seconds} s ${size} 30 fps source…`);
+  const video = `testsrc2=size=${size}:rate=30:duration=${seconds}${noise ? `,noise=alls=${noise}:allf=t` : ''}`;
   await run(
     'ffmpeg',
     ['-y', '-v', 'error', '-f', 'lavfi', '-i', video, '-f', 'lavfi', '-i', `sine=duration=${seconds}`].concat([

@@ -44,7 +44,7 @@ import { runViewers, type ViewersReport } from '../src/tools/viewers.ts';
 import { type Cluster, type ClusterNode, startCluster } from '../test/helpers/cluster.ts';
 import { startNginxWithConfig } from '../test/helpers/nginx.ts';
 import { freePort } from '../test/helpers/platform.ts';
-import { BIN, fmt, MB, machine, outFile, saveAsStatic, startNginx, type WrkResult, wrk } from './lib.ts';
+import { BIN, fmt, MB, machine, makeSource, outFile, saveAsStatic, startNginx, type WrkResult, wrk } from './lib.ts';
 
 const run = promisify(execFile);
 const CONNECTIONS = 32;
@@ -66,28 +66,6 @@ const uptime = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3
 
 // ---------------------------------------------------------------------------------------------------------------
 // Sources and assets.
-
-async function makeSource(file: string, seconds: number, size: string): Promise<string> {
-  log(`generating a ${seconds} s ${size} source with grain…`);
-  const video = `testsrc2=size=${size}:rate=30:duration=${seconds},noise=alls=8:allf=t`;
-  await run(
-    'ffmpeg',
-    ['-y', '-v', 'error', '-f', 'lavfi', '-i', video, '-f', 'lavfi', '-i', `sine=duration=${seconds}`].concat([
-      '-c:v',
-      'libx264',
-      '-preset',
-      'ultrafast',
-      '-crf',
-      '20',
-      '-c:a',
-      'aac',
-      '-shortest',
-      file,
-    ]),
-    { timeout: 600_000 },
-  );
-  return file;
-}
 
 async function importQueued(c: Cluster, file: string): Promise<string> {
   const out = await c.cli(['import', '--json', '--no-wait', file]);
@@ -702,7 +680,7 @@ async function main() {
     const api = await c.start('api');
 
     // The asset, encoded on the cluster into the bucket.
-    const source = await makeSource(join(work, 'source-1080p.mp4'), 20, '1920x1080');
+    const source = await makeSource(join(work, 'source-1080p.mp4'), 20, 8, '1920x1080');
     const id = await importQueued(c, source);
     log(`encoding the 1080p ladder of ${id} on one worker…`);
     const encodeStart = performance.now();
@@ -876,7 +854,7 @@ async function main() {
     );
 
     // 5. Workers.
-    const source720 = await makeSource(join(work, 'source-720p.mp4'), 10, '1280x720');
+    const source720 = await makeSource(join(work, 'source-720p.mp4'), 10, 8, '1280x720');
     const workerRuns: WorkerRun[] = [];
     for (const n of [1, 2, 3]) workerRuns.push(await workerRun(c, api, source720, n));
     const one = workerRuns[0]!.seconds;

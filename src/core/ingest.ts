@@ -65,6 +65,17 @@ export async function importLocalFile(deps: IngestDeps, path: string, opts: Impo
   // The file goes to its final key first, outside the transaction (which must do database work only: on SQLite it
   // holds the one connection, on PostgreSQL it may run more than once); if the transaction fails, it goes again.
   await deps.storage.importFile(path, key, { link: true });
+  return createWithSource(deps, id, key, name, opts);
+}
+
+/** The transaction that makes a stored source an asset with its encode queued; on failure the source goes. */
+async function createWithSource(
+  deps: IngestDeps,
+  id: string,
+  key: string,
+  name: string,
+  opts: ImportOptions,
+): Promise<Asset> {
   try {
     return await deps.db.write(async () => {
       const asset = await deps.assets.create({
@@ -103,21 +114,5 @@ export async function importStoredObject(
   const id = newAssetId();
   const key = keys.source(id, sourceExtension(opts.name));
   await deps.storage.copyObject(srcKey, key);
-  try {
-    return await deps.db.write(async () => {
-      const asset = await deps.assets.create({
-        id,
-        title: opts.title ?? titleFromName(opts.name),
-        sourcePath: key,
-        sourceName: opts.name,
-        ...opts.access,
-      });
-      await deps.queue.enqueue('encode', id, {}, { maxAttempts: deps.config.worker.maxAttempts });
-      await opts.onCreated?.(asset);
-      return asset;
-    });
-  } catch (err) {
-    await deps.storage.deletePrefix(keys.assetPrefix(id)).catch(() => {});
-    throw err;
-  }
+  return createWithSource(deps, id, key, opts.name, opts);
 }

@@ -225,17 +225,20 @@ class KyselyDb implements Db {
     try {
       return await executor.executeQuery<Row>(compiled);
     } catch (err) {
-      if (isConnectionError(err)) {
-        throw new SmoothcastError(
-          'DB_UNAVAILABLE',
-          `the database ${this.location} is unreachable: ${(err as Error).message}`,
-          {
-            cause: err,
-          },
-        );
-      }
-      throw err;
+      throw this.#unreachable(err);
     }
+  }
+
+  /** A lost connection as DB_UNAVAILABLE (a 503 the caller may retry); any other error as it is. */
+  #unreachable(err: unknown): unknown {
+    if (!isConnectionError(err)) return err;
+    return new SmoothcastError(
+      'DB_UNAVAILABLE',
+      `the database ${this.location} is unreachable: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   async all(q: Query): Promise<Row[]> {
@@ -301,16 +304,7 @@ class KyselyDb implements Db {
             cause: err,
           });
         }
-        if (isConnectionError(err)) {
-          throw new SmoothcastError(
-            'DB_UNAVAILABLE',
-            `the database ${this.location} is unreachable: ${(err as Error).message}`,
-            {
-              cause: err,
-            },
-          );
-        }
-        throw err;
+        throw this.#unreachable(err);
       }
     }
   }
