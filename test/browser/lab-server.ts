@@ -1,4 +1,4 @@
-// The labs' origin (interop.test.ts: lab.html + lab.js; live.test.ts and bench/live.ts: live.html + live-lab.js):
+// The labs' origin (interop.test.ts: lab.html + lab.js; live.serial-test.ts and bench/live.ts: live.html + live-lab.js):
 // a page, its script and the player libraries from node_modules, on a port of its own — so the page is on another
 // origin than the media, as a real embed is.
 import { readFileSync } from 'node:fs';

@@ -1,11 +1,11 @@
-// The live player lab: one page per player, loaded from another origin than the media (live.test.ts, bench/live.ts).
+// The live player lab: one page per player, loaded from another origin than the media (live.serial-test.ts, bench/live.ts).
 // ?player=hls.js|dash.js|shaka &url=… and, per player:
 //   hls.js   &ll=1|0     lowLatencyMode (LL-HLS parts and blocking reload) or standard HLS (whole segments)
 //   dash.js  &ll=1       liveCatchup on (dash.js's low-latency playback-rate control, targets from the MPD's
 //                        ServiceDescription); &delay=S sets streaming.delay.liveDelay. Smooth Streaming URLs play
 //                        through the MSS module, as in the VOD lab.
 //   shaka    &ll=1       streaming.lowLatencyMode
-// &cap=1 (every player): no rendition above the 640×360 element (the parallel pages of live.test.ts share two cores
+// &cap=1 (every player): no rendition above the 640×360 element (the parallel pages of live.serial-test.ts share two cores
 // with the publisher and the ladder).
 // Exposes window.lab = { state, errors, version, events } and window.labLive.{ sample(), seekBack(s), … } for the
 // test to read: the playhead's wall-clock time as the player maps it (hls.js playingDate from PROGRAM-DATE-TIME,

@@ -23,7 +23,7 @@ function publish(url: string, seconds = 30): ChildProcess {
   );
 }
 
-describe('smoothcast live (CLI)', { timeout: 60_000 }, () => {
+describe('smoothcast live (CLI)', { timeout: 180_000 }, () => {
   let p: TestPlatform;
   const publishers: ChildProcess[] = [];
 
