@@ -38,7 +38,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { AssetJson } from '../src/roles/api/present.ts';
 import { runViewers, type ViewersReport } from '../src/tools/viewers.ts';
 import { type Cluster, type ClusterNode, startCluster } from '../test/helpers/cluster.ts';
@@ -152,14 +152,7 @@ async function hlsUris(base: string, masterPath: string): Promise<{ all: string[
 
 /** Downloads every object under `prefix` from the bucket into `root/<key>` (LocalStorage's layout). */
 async function copyBucketPrefix(c: Cluster, prefix: string, root: string): Promise<{ objects: number; bytes: number }> {
-  const s3 = new S3Client({
-    endpoint: c.s3.endpoint,
-    region: c.s3.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: c.s3.accessKeyId, secretAccessKey: c.s3.secretAccessKey },
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  const s3 = c.s3Client();
   let objects = 0;
   let bytes = 0;
   try {

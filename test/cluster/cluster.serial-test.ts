@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Browser } from 'playwright-core';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 import { runViewers } from '../../src/tools/viewers.ts';
@@ -154,14 +154,7 @@ describe('cluster: PostgreSQL + S3 + roles as processes + the edge', { timeout: 
       const r = await fetch(`${api[1]!.url}/api/uploads/${id}/asset`, { headers: auth() });
       return r.ok ? ((await r.json()) as AssetJson).id : undefined;
     });
-    const s3 = new S3Client({
-      endpoint: c.s3.endpoint,
-      region: c.s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: c.s3.accessKeyId, secretAccessKey: c.s3.secretAccessKey },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    const s3 = c.s3Client();
     const obj = await s3.send(new GetObjectCommand({ Bucket: c.s3.bucket, Key: `assets/${assetId}/source.bin` }));
     const got = Buffer.from(await obj.Body!.transformToByteArray());
     assert.equal(createHash('sha256').update(got).digest('hex'), sha);

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { S3Client } from '@aws-sdk/client-s3';
 import { BIN, until } from './platform.ts';
 import { type Postgres, startPostgres } from './services/postgres.ts';
 import { startSwift } from './services/swift.ts';
@@ -31,6 +32,8 @@ export interface Cluster {
   s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; bucket: string };
   nodes: ClusterNode[];
   start(roles: string, env?: Record<string, string>): Promise<ClusterNode>;
+  /** A client of the cluster's bucket (configured for Swift's quirks, as the nodes are). */
+  s3Client(): S3Client;
   /** Runs `smoothcast ARGS` against the cluster's database and storage. */
   cli(args: string[], input?: string): Promise<string>;
   stop(): Promise<void>;
@@ -90,6 +93,15 @@ export async function startCluster(extraEnv: Record<string, string> = {}): Promi
     token,
     s3: { ...swift, bucket },
     nodes,
+    s3Client: () =>
+      new S3Client({
+        endpoint: swift.endpoint,
+        region: swift.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: swift.accessKeyId, secretAccessKey: swift.secretAccessKey },
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+      }),
     async start(roles, more = {}) {
       const dataDir = newDir();
       const srt = `${srtBase}-${srtBase + 9}`;

@@ -6,7 +6,7 @@ import { dirname, join, sep } from 'node:path';
 import { promisify } from 'node:util';
 import { SmoothcastError } from '../errors.ts';
 import type { Fetched, Staged, StatResult, Storage } from './storage.ts';
-import { assertKey } from './storage.ts';
+import { assertKey, isValidKey } from './storage.ts';
 
 const openP = promisify(open);
 const closeP = promisify(close);
@@ -145,7 +145,7 @@ export class LocalStorage implements Storage {
     for (const rel of entries) {
       const key = `${base}/${rel.split(sep).join('/')}`;
       // Skips folders and in-progress files of putBytes (named so that they are no valid key).
-      if (!isKey(key)) continue;
+      if (!isValidKey(key)) continue;
       const st = await this.stat(key).catch(() => null);
       if (st) out.push({ key, size: st.size });
     }
@@ -158,14 +158,5 @@ export class LocalStorage implements Storage {
 
   async deletePrefix(prefix: string): Promise<void> {
     await rm(this.localPath(prefix), { recursive: true, force: true });
-  }
-}
-
-function isKey(key: string): boolean {
-  try {
-    assertKey(key);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -28,7 +28,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { SmoothcastError } from '../errors.ts';
 import { type Got, RangeCache } from './s3-cache.ts';
 import type { Fetched, Staged, StatResult, Storage } from './storage.ts';
-import { assertKey } from './storage.ts';
+import { assertKey, isValidKey } from './storage.ts';
 
 export interface S3StorageOptions {
   /** e.g. http://127.0.0.1:8080; empty or absent: AWS S3 of `region`. */
@@ -87,15 +87,6 @@ function missing(key: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`ENOENT: no object under ${key}`), { code: 'ENOENT' });
 }
 
-function isKey(key: string): boolean {
-  try {
-    assertKey(key);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function eachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async () => {
@@ -120,7 +111,8 @@ export class S3Storage implements Storage {
   constructor(opts: S3StorageOptions) {
     if (!opts.bucket) throw new SmoothcastError('CONFIG_INVALID', 'S3 storage needs a bucket');
     const prefix = (opts.prefix ?? '').replace(/\/+$/, '');
-    if (prefix && !isKey(prefix)) throw new SmoothcastError('CONFIG_INVALID', `invalid S3 key prefix ${opts.prefix}`);
+    if (prefix && !isValidKey(prefix))
+      throw new SmoothcastError('CONFIG_INVALID', `invalid S3 key prefix ${opts.prefix}`);
     this.bucket = opts.bucket;
     this.prefix = prefix ? `${prefix}/` : '';
     this.scratchDir = opts.scratchDir;
@@ -402,7 +394,7 @@ export class S3Storage implements Storage {
     const out: { key: string; size: number }[] = [];
     for (const o of await this.#listAll(`${this.#k(prefix)}/`)) {
       const key = o.key.slice(this.prefix.length);
-      if (isKey(key)) out.push({ key, size: o.size });
+      if (isValidKey(key)) out.push({ key, size: o.size });
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }

@@ -79,6 +79,16 @@ export interface Storage extends MediaReader {
 
 const KEY = /^[a-z0-9][a-z0-9._-]*(\/[a-z0-9][a-z0-9._-]*)*$/i;
 
+/** Whether `key` is a valid storage key (for listings that skip names storage never writes). */
+export function isValidKey(key: string): boolean {
+  try {
+    assertKey(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Keys are relative, slash-separated, and never climb out: checked before any key touches a path. */
 export function assertKey(key: string): string {
   if (key.length > 512 || !KEY.test(key) || key.split('/').some((p) => p === '.' || p === '..')) {
