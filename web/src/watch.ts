@@ -26,6 +26,7 @@ import {
   readableError,
   signInHref,
 } from './api.ts';
+import { installSmoothAbr, type SmoothAbr } from './abr/smooth-abr.ts';
 import { accessBadges, viewersText } from './library.ts';
 import { loadThumbnails } from './thumbnails.ts';
 import { audioMenu, captionsMenu, languageName } from './tracks.ts';
@@ -453,14 +454,137 @@ function signedLinkSection(a: AssetX): HTMLElement {
 }
 
 
+interface OpenStream {
+  player: shaka.Player;
+  /** SmoothAbr (null with ?abr=shaka). */
+  abr: { current(): SmoothAbr | null } | null;
+}
+
+/**
+ * A player for `asset` on `media`, configured (CMCD, adaptation, DRM, the remembered audio language) and loaded
+ * (the caption files added when its manifest has no text tracks); null with the reason said in `message`.
+ */
+async function openStream(
+  frame: HTMLElement,
+  media: HTMLMediaElement,
+  message: HTMLElement,
+  asset: AssetX,
+  live: boolean,
+): Promise<OpenStream | null> {
+  const abs = (u: string) => new URL(u, location.origin).href;
+  const player = await createPlayer(frame, media, message);
+  if (!player) return null;
+  // CMCD (CTA-5004) on every request, as headers (a query string would make each segment URL unique to caches):
+  // the origin keeps per-session QoE from them (sessions, stalls, startup, bitrate played).
+  player.configure({ cmcd: { enabled: true, useHeaders: true, contentId: asset.id } });
+  // Adaptation: SmoothAbr (web/src/abr) unless ?abr=shaka asks for Shaka's own, for comparison.
+  const abr = new URLSearchParams(location.search).get('abr') === 'shaka' ? null : installSmoothAbr(player);
+  // A signed video: only the manifest URL carries the token; the origin writes it into every URL in the manifest
+  // that needs it (playlists, keys, licences; segments of a clear asset), with the viewer session's id.
+  // Encrypted (cenc, cbcs): the keys come from the platform's ClearKey licence server (the URL carries any token).
+  const drm = asset.playback.drm;
+  if (drm) {
+    const clearkey = abs(drm.clearkey.licenseUrl);
+    const servers: Record<string, string> = { 'org.w3.clearkey': clearkey };
+    if (drm.widevine) servers['com.widevine.alpha'] = drm.widevine.licenseUrl;
+    if (drm.playready) servers['com.microsoft.playready'] = drm.playready.licenseUrl;
+    player.configure({ drm: { servers } });
+    // Shaka keeps a ClearKey licence URL found in the manifest over the configured one, and resolves a relative one
+    // (dashif:Laurl) against the page rather than the manifest: our licence requests go to the API's URL. The
+    // request is the CDM's JSON ({"kids":[…]}), sent as such.
+    player.getNetworkingEngine()?.registerRequestFilter((type, request) => {
+      if (type !== shaka.net.NetworkingEngine.RequestType.LICENSE) return;
+      const ours = request.uris.some((u) => new URL(u, location.href).pathname.endsWith('/clearkey'));
+      if (!ours) return;
+      request.uris = [clearkey];
+      request.headers['Content-Type'] = 'application/json';
+    });
+  }
+  // ?format= picks one delivery (hls, dash, hls-byterange, dash-segmentbase); default: DASH once complete, else HLS.
+  const formats: Record<string, string | null> = {
+    hls: asset.playback.hls,
+    dash: asset.playback.dash,
+    'hls-byterange': asset.playback.hlsByteRange,
+    'dash-segmentbase': asset.playback.dashSegmentBase,
+  };
+  const format = new URLSearchParams(location.search).get('format');
+  // AES-128 is HLS's own encryption (DASH has none like it): HLS first.
+  const preferred = asset.encryption === 'aes-128' ? (asset.playback.hls ?? asset.playback.dash) : (asset.playback.dash ?? asset.playback.hls);
+  const src = format ? formats[format] : preferred;
+  if (!src) {
+    message.textContent = `No ${format} stream for this video (yet).`;
+    return null;
+  }
+  // The remembered audio language, before load picks one.
+  audioMenu(player, document.createTextNode('')).prefer();
+  // A live event's MPD is served from its first whole segment (about 2 s after its first media): a few tries.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await player.load(abs(src));
+      break;
+    } catch (err) {
+      const refused = refusalText(err);
+      if (live && attempt < 5 && !refused) {
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
+      message.textContent = refused ?? `Could not load the stream: ${errorCode(err)}`;
+      const status = httpFailure(err)?.status;
+      if (status) message.dataset.status = String(status);
+      return null;
+    }
+  }
+  // A delivery whose manifest carries no text tracks (one that cannot, or an older revision): the WebVTT files.
+  if (!player.getTextTracks().length) {
+    for (const c of asset.captions ?? []) {
+      if (!c.url) continue;
+      const kind = c.kind === 'captions' ? 'caption' : 'subtitle';
+      await player.addTextTrackAsync(abs(c.url), c.language, kind, 'text/vtt', undefined, c.label).catch(() => {});
+    }
+  }
+  return { player, abr };
+}
+
 /** How far behind the live edge still counts as live (about a segment and a half). */
 const LIVE_EDGE_SLACK = 3;
 
-export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<void> {
-  const pageToken = new URLSearchParams(location.search).get('token');
+export interface WatchOptions {
+  /** A player already loaded (and playing) for this asset: the previous item of a playlist preloaded it. */
+  adopt?: Preloaded;
+  /** Assets to play after this one (?next=, and the asset after a ?preroll=). */
+  queue?: string[];
+}
+
+/** The rendered watch page's lifetime: its timers and document listeners end when the next item replaces it. */
+let life: AbortController | null = null;
+const ASSET_ID = /^[a-z0-9]{16}$/;
+/** Seconds before the end of one playlist item that the next is loaded (paused, a few seconds buffered). */
+const PRELOAD_SECONDS = 20;
+/** Seconds before the end that the next playlist item is started (under the playing one). */
+const HANDOVER_LEAD = 0.25;
+
+export async function renderWatch(app: HTMLElement, id: string, m: Me, opts: WatchOptions = {}): Promise<void> {
+  const q = new URLSearchParams(location.search);
+  // A playlist: ?next=ID[,ID…] plays after this video; ?preroll=ID before it (an ad, a trailer).
+  if (!opts.adopt && !opts.queue) {
+    const ids = (v: string | null) => (v ?? '').split(',').filter((x) => ASSET_ID.test(x));
+    const next = ids(q.get('next'));
+    const preroll = ids(q.get('preroll'))[0];
+    if (preroll) return renderWatch(app, preroll, m, { queue: [id, ...next] });
+    opts = { queue: next };
+  }
+  life?.abort();
+  life = new AbortController();
+  const signal = life.signal;
+  const every = (f: () => void, ms: number) => {
+    const t = setInterval(f, ms);
+    signal.addEventListener('abort', () => clearInterval(t));
+  };
+  // The page's ?token= is for the video in its URL, not for the other items of a playlist.
+  const pageToken = /^\/watch\/([a-z0-9]{16})/.exec(location.pathname)?.[1] === id ? q.get('token') : null;
   let loaded: Loaded;
   try {
-    loaded = await loadAsset(id, m, pageToken);
+    loaded = opts.adopt?.loaded ?? (await loadAsset(id, m, pageToken));
   } catch (err) {
     const refused = refusalText(err);
     const code = err instanceof ApiError ? err.code : '';
@@ -488,13 +612,18 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
   const poster = asset.status === 'live' ? null : asset.playback.poster;
   let media: HTMLMediaElement;
   let picture: HTMLElement;
+  const adopted = opts.adopt?.media;
+  if (adopted) adopted.classList.remove('next');
   if (audioOnly) {
-    media = el('audio', { id: 'audio', preload: 'auto', 'aria-label': asset.title });
+    media = adopted ?? el('audio', { id: 'audio', preload: 'auto', 'aria-label': asset.title });
+    media.id = 'audio';
     picture = poster
       ? el('img', { class: 'cover', src: poster, alt: `Cover art of ${asset.title}` })
       : el('div', { class: 'cover', role: 'img', 'aria-label': asset.title });
   } else {
-    const video = el('video', { id: 'video', playsinline: '', preload: 'auto', 'aria-label': asset.title });
+    const video = (adopted as HTMLVideoElement | undefined) ?? el('video', { playsinline: '', preload: 'auto' });
+    video.id = 'video';
+    video.setAttribute('aria-label', asset.title);
     if (poster) video.poster = poster;
     media = picture = video;
   }
@@ -519,6 +648,8 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
   );
   const current = el('span', { class: 'current', 'aria-live': 'polite' });
   const bandwidth = el('span', { class: 'bandwidth' });
+  // Why the adaptation chose what plays (SmoothAbr's reason; "Shaka ABR" with ?abr=shaka).
+  const why = el('span', { class: 'abr-reason', 'aria-live': 'off' });
   const message = el('p', { class: 'message', role: 'alert' });
   // Audio only: no quality to pick (one audio ladder, Shaka's to adapt) and nothing to fullscreen.
   const videoOnly = audioOnly ? [] : [quality, fsBtn];
@@ -557,7 +688,7 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
       ? [el('ul', { class: 'notes', 'aria-label': 'Notes' }, ...assetNotes.map((n) => el('li', { text: n })))]
       : []),
     frame,
-    el('p', { class: 'stats' }, current, ' · ', bandwidth),
+    el('p', { class: 'stats' }, current, ' · ', bandwidth, ' · ', why),
     message,
     ...(access ? [access.section] : []),
     ...(signedLink ? [signedLink] : []),
@@ -565,7 +696,7 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
   );
   // Editors: the viewer count, looked at every 10 s.
   if (access) {
-    setInterval(() => {
+    every(() => {
       api.get(asset.id).then((a) => access.viewers(a), () => {});
     }, 10_000);
   }
@@ -574,75 +705,21 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
     message.textContent = asset.status === 'failed' ? `This video failed: ${asset.error?.message}` : 'Not playable yet…';
     return;
   }
-  const player = await createPlayer(frame, media, message);
-  if (!player) return;
+  let stream: OpenStream | null;
+  if (opts.adopt) {
+    stream = opts.adopt;
+    // The text displayer draws into the frame the player is in now.
+    stream.player.setVideoContainer(frame);
+  } else {
+    stream = await openStream(frame, media, message, asset, live);
+  }
+  if (!stream) return;
+  const { player, abr } = stream;
   (window as unknown as { smoothcastPlayer: shaka.Player }).smoothcastPlayer = player;
   stopPlayback = () => player.unload().catch(() => {});
-  // A signed video: only the manifest URL carries the token; the origin writes it into every URL in the manifest
-  // that needs it (playlists, keys, licences; segments of a clear asset), with the viewer session's id.
-  // Encrypted (cenc, cbcs): the keys come from the platform's ClearKey licence server (the URL carries any token).
-  const drm = asset.playback.drm;
-  if (drm) {
-    const clearkey = abs(drm.clearkey.licenseUrl);
-    const servers: Record<string, string> = { 'org.w3.clearkey': clearkey };
-    if (drm.widevine) servers['com.widevine.alpha'] = drm.widevine.licenseUrl;
-    if (drm.playready) servers['com.microsoft.playready'] = drm.playready.licenseUrl;
-    player.configure({ drm: { servers } });
-    // Shaka keeps a ClearKey licence URL found in the manifest over the configured one, and resolves a relative one
-    // (dashif:Laurl) against the page rather than the manifest: our licence requests go to the API's URL. The
-    // request is the CDM's JSON ({"kids":[…]}), sent as such.
-    player.getNetworkingEngine()?.registerRequestFilter((type, request) => {
-      if (type !== shaka.net.NetworkingEngine.RequestType.LICENSE) return;
-      const ours = request.uris.some((u) => new URL(u, location.href).pathname.endsWith('/clearkey'));
-      if (!ours) return;
-      request.uris = [clearkey];
-      request.headers['Content-Type'] = 'application/json';
-    });
-  }
   const captions = captionsMenu(player, icon(ICONS.captions));
   const audio = audioMenu(player, icon(ICONS.headphones));
   muteBtn.after(captions.control, audio.control);
-  // ?format= picks one delivery (hls, dash, hls-byterange, dash-segmentbase); default: DASH once complete, else HLS.
-  const formats: Record<string, string | null> = {
-    hls: asset.playback.hls,
-    dash: asset.playback.dash,
-    'hls-byterange': asset.playback.hlsByteRange,
-    'dash-segmentbase': asset.playback.dashSegmentBase,
-  };
-  const format = new URLSearchParams(location.search).get('format');
-  // AES-128 is HLS's own encryption (DASH has none like it): HLS first.
-  const preferred = asset.encryption === 'aes-128' ? (asset.playback.hls ?? asset.playback.dash) : (asset.playback.dash ?? asset.playback.hls);
-  const src = format ? formats[format] : preferred;
-  if (!src) {
-    message.textContent = `No ${format} stream for this video (yet).`;
-    return;
-  }
-  audio.prefer();
-  // A live event's MPD is served from its first whole segment (about 2 s after its first media): a few tries.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await player.load(abs(src));
-      break;
-    } catch (err) {
-      const refused = refusalText(err);
-      if (live && attempt < 5 && !refused) {
-        await new Promise((r) => setTimeout(r, 1000));
-        continue;
-      }
-      message.textContent = refused ?? `Could not load the stream: ${errorCode(err)}`;
-      const status = httpFailure(err)?.status;
-      if (status) message.dataset.status = String(status);
-      return;
-    }
-  }
-  // A delivery whose manifest carries no text tracks (one that cannot, or an older revision): the WebVTT files.
-  if (!player.getTextTracks().length) {
-    for (const c of asset.captions ?? []) {
-      if (!c.url) continue;
-      const kind = c.kind === 'captions' ? 'caption' : 'subtitle';
-      await player.addTextTrackAsync(abs(c.url), c.language, kind, 'text/vtt', undefined, c.label).catch(() => {});
-    }
-  }
   captions.init();
   audio.init();
 
@@ -687,10 +764,12 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
     }
     const est = player.getStats().estimatedBandwidth;
     bandwidth.textContent = Number.isFinite(est) && est > 0 ? `Bandwidth ${mbps(est)}` : 'Bandwidth –';
+    why.textContent =
+      quality.value !== 'auto' ? 'chosen by hand' : abr ? (abr.current()?.reason ?? 'starting') : 'Shaka ABR';
   };
   player.addEventListener('variantchanged', update);
   player.addEventListener('adaptation', update);
-  setInterval(update, 1000);
+  every(update, 1000);
   update();
 
   // Seek bar with buffered ranges drawn behind the thumb. Live: it spans Shaka's seek range (the DVR window, which
@@ -729,7 +808,7 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
   for (const ev of ['timeupdate', 'progress', 'durationchange', 'seeked']) media.addEventListener(ev, drawSeek);
   if (live) {
     // The window moves on while paused too.
-    setInterval(drawSeek, 1000);
+    every(drawSeek, 1000);
     goLive.addEventListener('click', () => {
       player.goToLive();
       void media.play().catch(() => {});
@@ -778,11 +857,14 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
   media.addEventListener('pause', syncPlay);
   picture.addEventListener('click', toggle);
   playBtn.addEventListener('click', toggle);
-  const mute = () => {
-    media.muted = !media.muted;
+  const syncMute = () => {
     muteBtn.replaceChildren(icon(media.muted ? ICONS.muted : ICONS.volume));
     muteBtn.setAttribute('aria-label', media.muted ? 'Unmute' : 'Mute');
     muteBtn.setAttribute('aria-pressed', String(media.muted));
+  };
+  const mute = () => {
+    media.muted = !media.muted;
+    syncMute();
   };
   muteBtn.addEventListener('click', mute);
   const fullscreen = () => {
@@ -790,7 +872,9 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
     else void frame.requestFullscreen?.();
   };
   fsBtn.addEventListener('click', fullscreen);
-  document.addEventListener('keydown', (e) => {
+  document.addEventListener(
+    'keydown',
+    (e) => {
     const target = e.target as HTMLElement;
     if (e.ctrlKey || e.metaKey || e.altKey || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target.tagName)) return;
     if (e.key === ' ' && target.tagName === 'BUTTON') return; // the button's own activation
@@ -812,7 +896,141 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me): Promise<
       e.preventDefault();
       fn();
     }
-  });
+    },
+    { signal },
+  );
   drawSeek();
   playBtn.disabled = false;
+  if (adopted) {
+    // The previous item handed over a playing player: its mute state and playback go on.
+    syncMute();
+    syncPlay();
+  } else {
+    // ?autoplay=1 starts at once (browsers allow that muted: add &muted=1).
+    if (q.get('muted') === '1' && !media.muted) mute();
+    if (q.get('autoplay') === '1') void media.play().catch(() => {});
+  }
+  if (opts.queue?.length && !live) rollOver(app, m, frame, media, player, opts.queue, signal);
+}
+
+/**
+ * Plays the playlist's next item when this one ends, with no gap: PRELOAD_SECONDS before the end the next asset is
+ * loaded into a second player on a second element under this one (paused: SmoothAbr keeps its buffer small; it
+ * starts from this player's bandwidth estimate); at the end it is started and brought to the top in the same
+ * frame, then the page is rebuilt around it.
+ */
+function rollOver(
+  app: HTMLElement,
+  m: Me,
+  frame: HTMLElement,
+  media: HTMLMediaElement,
+  player: shaka.Player,
+  queue: string[],
+  signal: AbortSignal,
+): void {
+  const [nextId, ...rest] = queue as [string, ...string[]];
+  let next: Promise<Preloaded | null> | null = null;
+  const preload = () => {
+    next ??= preloadItem(frame, nextId, m, media.muted);
+    return next;
+  };
+  media.addEventListener(
+    'timeupdate',
+    () => {
+      if (Number.isFinite(media.duration) && media.duration - media.currentTime <= PRELOAD_SECONDS) void preload();
+    },
+    { signal },
+  );
+  // The hand-over: the next item is started a quarter second before this one's end (Chromium takes ~200 ms from
+  // play() to the first frame of a paused, preloaded element); it lies under this one in the same grid cell, so
+  // it is not seen yet. Once it presents frames of its own and this one has shown its last frame (or ended), this
+  // one is removed, showing it, and the page is rebuilt around it. Starting it at 'ended' left ~200 ms of a still
+  // picture.
+  let started: Preloaded | null = null;
+  let nextShowing = false;
+  let lastShown = false;
+  let handedOver = false;
+  const handOver = () => {
+    if (handedOver || signal.aborted || !started || !nextShowing || !lastShown) return;
+    handedOver = true;
+    media.remove();
+    void renderWatch(app, nextId, m, { adopt: started, queue: rest }).then(() => player.destroy().catch(() => {}));
+  };
+  const start = (n: Preloaded) => {
+    if (started || signal.aborted) return;
+    started = n;
+    n.media.muted = media.muted;
+    void n.media.play().catch(() => {});
+    const shown = () => {
+      nextShowing = true;
+      handOver();
+    };
+    const nv = n.media as HTMLVideoElement;
+    if (typeof nv.requestVideoFrameCallback === 'function') nv.requestVideoFrameCallback(shown);
+    else n.media.addEventListener('playing', shown, { once: true });
+  };
+  const v = media as HTMLVideoElement;
+  if (typeof v.requestVideoFrameCallback === 'function') {
+    const near = (_now: number, meta: { mediaTime: number }) => {
+      if (signal.aborted || handedOver) return;
+      const left = media.duration - meta.mediaTime;
+      if (left <= HANDOVER_LEAD) void preload().then((n) => n && start(n));
+      // The last frame (within one frame of the end at 30 fps).
+      if (left <= 0.04) {
+        lastShown = true;
+        handOver();
+        return;
+      }
+      v.requestVideoFrameCallback(near);
+    };
+    // Frame by frame only over the last second and a half.
+    let watching = false;
+    media.addEventListener(
+      'timeupdate',
+      () => {
+        if (watching || !Number.isFinite(media.duration) || media.duration - media.currentTime > 1.5) return;
+        watching = true;
+        v.requestVideoFrameCallback(near);
+      },
+      { signal },
+    );
+  }
+  media.addEventListener(
+    'ended',
+    () => {
+      lastShown = true;
+      void preload().then((n) => {
+        if (!n) return;
+        start(n);
+        handOver();
+      });
+    },
+    { signal },
+  );
+}
+
+type Preloaded = OpenStream & { media: HTMLMediaElement; loaded: Loaded };
+
+/** The next playlist item loaded, paused, under the playing one; null when it cannot play (it is then skipped). */
+async function preloadItem(frame: HTMLElement, id: string, m: Me, muted: boolean): Promise<Preloaded | null> {
+  try {
+    const loaded = await loadAsset(id, m, null);
+    const a = loaded.asset;
+    if (!a.playable) return null;
+    const audioOnly = a.mediaType === 'audio' || (a.renditions.length > 0 && !a.renditions.some((r) => r.type === 'video'));
+    const media = audioOnly
+      ? el('audio', { preload: 'auto', class: 'next' })
+      : el('video', { playsinline: '', preload: 'auto', class: 'next' });
+    media.muted = muted;
+    // First in the frame: painted under the playing element.
+    frame.prepend(media);
+    const stream = await openStream(frame, media, el('p'), a, false);
+    if (!stream) {
+      media.remove();
+      return null;
+    }
+    return { ...stream, media, loaded };
+  } catch {
+    return null;
+  }
 }
