@@ -319,6 +319,13 @@ export const SCHEMA = {
       default: 128,
       doc: 'MiB of segment read buffers kept for reuse (0: allocate per request); spares the GC at high request rates',
     },
+    qoeFlushMs: {
+      type: 'int',
+      min: 50,
+      max: 600_000,
+      default: 5000,
+      doc: "how often the viewing quality aggregated from players' CMCD (per session) is written to the database, ms",
+    },
   },
   live: {
     enabled: { type: 'bool', default: true, doc: 'run the live ingest (RTMP, SRT, HTTP push) in this process' },

@@ -14,6 +14,7 @@ import { isValidAssetId, SqliteAssetRepository } from '../core/db/assets.ts';
 import { type Caption, SqliteCaptionRepository } from '../core/db/captions.ts';
 import { type Db, openDatabase } from '../core/db/database.ts';
 import { SqliteLiveRepository } from '../core/db/live.ts';
+import { SqliteQoeRepository } from '../core/db/qoe.ts';
 import { JOBS_CHANNEL, SqliteJobQueue } from '../core/db/queue.ts';
 import { SqliteSigningKeys } from '../core/db/signing-keys.ts';
 import { SqliteUploadRepository } from '../core/db/uploads.ts';
@@ -46,6 +47,7 @@ import { LiveTargets } from './live/targets.ts';
 import { PlaybackAccess, queryParam, Sessions } from './origin/access.ts';
 import { OnTheFly } from './origin/encryption.ts';
 import { Origin, type PlaybackState } from './origin/origin.ts';
+import { QoeRecorder } from './origin/qoe.ts';
 import { Uploads } from './upload/uploads.ts';
 import { registerWeb } from './web/web.ts';
 import { Worker } from './worker/worker.ts';
@@ -239,8 +241,15 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       ...(token ? { token } : {}),
       drmServers,
     });
+  const roles = new Set(config.server.roles.split(','));
+  // Viewing quality from the players' CMCD: the origin role counts it in memory and adds it to the catalog.
+  const qoe = new SqliteQoeRepository(db);
+  const qoeRecorder = roles.has('origin')
+    ? new QoeRecorder({ store: qoe, flushMs: config.origin.qoeFlushMs, log })
+    : null;
   const origin = new Origin({
     catalog,
+    ...(qoeRecorder ? { qoe: qoeRecorder } : {}),
     access: playbackAccess,
     encryption: new OnTheFly({ master: masterKey, store: assets, cacheBytes: 64 * 2 ** 20, drm: drmServers }),
     reader: routing,
@@ -254,7 +263,6 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       ? { burstSeconds: config.progressive.burstSeconds, rateFactor: config.progressive.rateFactor }
       : undefined,
   });
-  const roles = new Set(config.server.roles.split(','));
   // An asset changed (settings, deleted, re-encoded, encode started or ended): this process's origin forgets what
   // it cached at once, and every other process hears of it through the database (LISTEN/NOTIFY on PostgreSQL).
   const evictHere = (id: string) => {
@@ -400,6 +408,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       captionMaxBytes: config.captions.maxBytes,
       evictText: (id) => origin.text.evict(id),
       queue,
+      qoe,
       storage,
       publicUrl: config.server.publicUrl,
       cancelEncode: (id) => worker?.cancelAsset(id),
@@ -452,6 +461,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   auth.setDirectUploadResolver((req) => uploads.directPrincipal(req));
   if (roles.has('upload')) uploads.register(app);
   if (roles.has('origin')) origin.register(app);
+  qoeRecorder?.start();
   // Live events grow on this node's disk. With S3 storage the node holds them (origins elsewhere read them from it)
   // and, once the event has ended and its archive is finished, uploads them — one object per rendition — and
   // clears the holder in one step: the archive plays from the bucket under the same URLs, with no stall.
@@ -555,6 +565,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
   } catch (err) {
     uploads.close();
     await app.close();
+    await qoeRecorder?.close();
     await db.close();
     throw err;
   }
@@ -581,6 +592,7 @@ export async function startPlatform(config: Config, log: Logger = consoleLogger)
       uploads.close();
       await worker?.close();
       await app.close();
+      await qoeRecorder?.close();
       unlisten();
       await db.close();
     },

@@ -2,8 +2,11 @@
 // that changes something (POST, PATCH, PUT, DELETE) also carries the session's CSRF token (`x-csrf-token`), read
 // once from GET /api/me. On a page that needs a signed-in user, a 401 sends the browser to /login?next=<here>.
 import type { LiveStreamJson, LiveTargetStatusJson } from '../../src/roles/api/live.ts';
+import type { QoeSummary } from '../../src/core/db/qoe.ts';
 import type { AssetJson } from '../../src/roles/api/present.ts';
 
+/** GET /api/assets/:id/qoe: viewing quality from the players' CMCD (sessions, stalls, startup, bitrate played). */
+export type Qoe = QoeSummary;
 export type PlaybackPolicy = 'public' | 'signed';
 export type Encryption = 'none' | 'aes-128' | 'cbcs' | 'cenc';
 export interface DrmJson {
@@ -303,6 +306,8 @@ export const api = {
       if (!(err instanceof ApiError && err.status === 404)) throw err;
     });
   },
+  /** Viewing quality of the asset's playback sessions (from the CMCD players send). */
+  qoe: (assetId: string) => send<Qoe>('GET', `/api/assets/${id(assetId)}/qoe`),
   assetOfUpload: (uploadUrl: string) => send<Asset>('GET', `${uploadUrl}/asset`),
   /** A signed playback token for the asset, and its playback URLs carrying it. */
   playbackToken: (assetId: string, input: { expiresInSeconds?: number; ip?: string } = {}) =>

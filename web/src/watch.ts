@@ -28,6 +28,7 @@ import {
 } from './api.ts';
 import { installSmoothAbr, type SmoothAbr } from './abr/smooth-abr.ts';
 import { accessBadges, viewersText } from './library.ts';
+import { qoeSection } from './qoe.ts';
 import { loadThumbnails } from './thumbnails.ts';
 import { audioMenu, captionsMenu, languageName } from './tracks.ts';
 import { copyText, field, notes, uid } from './ui.ts';
@@ -477,6 +478,19 @@ async function openStream(
   // CMCD (CTA-5004) on every request, as headers (a query string would make each segment URL unique to caches):
   // the origin keeps per-session QoE from them (sessions, stalls, startup, bitrate played).
   player.configure({ cmcd: { enabled: true, useHeaders: true, contentId: asset.id } });
+  // Shaka 5 never sets CMCD's `bs` (buffer starvation): the first segment request after a stall gets it here
+  // (request filters run after Shaka's CMCD is applied). A wait while seeking is not a stall.
+  let starved = false;
+  media.addEventListener('waiting', () => {
+    if (media.currentTime > 0 && !media.seeking) starved = true;
+  });
+  player.getNetworkingEngine()?.registerRequestFilter((type, request) => {
+    if (!starved || type !== shaka.net.NetworkingEngine.RequestType.SEGMENT) return;
+    starved = false;
+    const name = Object.keys(request.headers).find((k) => k.toLowerCase() === 'cmcd-status') ?? 'CMCD-Status';
+    const keys = (request.headers[name] ?? '').split(',').filter(Boolean);
+    request.headers[name] = [...keys, 'bs'].sort().join(',');
+  });
   // Adaptation: SmoothAbr (web/src/abr) unless ?abr=shaka asks for Shaka's own, for comparison.
   const abr = new URLSearchParams(location.search).get('abr') === 'shaka' ? null : installSmoothAbr(player);
   // A signed video: only the manifest URL carries the token; the origin writes it into every URL in the manifest
@@ -682,6 +696,8 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me, opts: Wat
     : null;
   const signedLink =
     managed && managed.playbackPolicy === 'signed' && can(m, 'playback:sign') ? signedLinkSection(managed) : null;
+  // Who may read the asset sees its viewing quality (from the players' CMCD), refreshed with the viewers.
+  const qoe = managed && asset.status !== 'live' ? qoeSection(asset.id) : null;
   app.replaceChildren(
     el('h1', {}, asset.title, ...(live ? [' ', liveBadge] : []), ...badges.flatMap((b) => [' ', b])),
     ...(assetNotes.length
@@ -692,6 +708,7 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me, opts: Wat
     message,
     ...(access ? [access.section] : []),
     ...(signedLink ? [signedLink] : []),
+    ...(qoe ? [qoe.section] : []),
     shareSection(asset, abs, token, loaded.expiresAt),
   );
   // Editors: the viewer count, looked at every 10 s.
@@ -699,6 +716,10 @@ export async function renderWatch(app: HTMLElement, id: string, m: Me, opts: Wat
     every(() => {
       api.get(asset.id).then((a) => access.viewers(a), () => {});
     }, 10_000);
+  }
+  if (qoe) {
+    void qoe.refresh();
+    every(() => void qoe.refresh(), 10_000);
   }
 
   if (!asset.playable) {

@@ -324,4 +324,23 @@ ${LIVE_STREAMS_5}`,
   // 8: the node holding an asset's files on its own disk while they are written (an encode before its upload to
   // the bucket, a live event): origins read from it until the files are in storage (src/core/storage/held.ts).
   'ALTER TABLE assets ADD COLUMN holder TEXT',
+  // 9: viewing quality per playback session, from the CMCD (CTA-5004) players send (src/core/db/qoe.ts): one row
+  // per asset and CMCD session id, added to by every origin that served the session. Times in ms, bit rates in
+  // kbps, bitrate_ms = Σ bitrate × duration of the video objects (video_ms = Σ duration). The primary key serves
+  // the per-asset sums; (asset_id, startup_ms) finds the median startup without sorting; last_at serves pruning.
+  `CREATE TABLE qoe_sessions (
+     asset_id TEXT NOT NULL REFERENCES assets (id) ON DELETE CASCADE,
+     session_id TEXT NOT NULL,
+     first_at INTEGER NOT NULL,
+     last_at INTEGER NOT NULL,
+     startup_ms INTEGER,
+     stalls INTEGER NOT NULL DEFAULT 0,
+     video_ms INTEGER NOT NULL DEFAULT 0,
+     bitrate_ms INTEGER NOT NULL DEFAULT 0,
+     top_bitrate INTEGER NOT NULL DEFAULT 0,
+     requests INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (asset_id, session_id)
+   );
+   CREATE INDEX qoe_sessions_startup ON qoe_sessions (asset_id, startup_ms);
+   CREATE INDEX qoe_sessions_last ON qoe_sessions (last_at);`,
 ];

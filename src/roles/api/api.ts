@@ -3,12 +3,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Asset, AssetRepository } from '../../core/db/assets.ts';
 import { isValidAssetId } from '../../core/db/assets.ts';
 import type { CaptionRepository } from '../../core/db/captions.ts';
+import type { QoeRepository } from '../../core/db/qoe.ts';
 import type { JobQueue } from '../../core/db/queue.ts';
 import { SmoothcastError } from '../../core/errors.ts';
 import type { Storage } from '../../core/storage/storage.ts';
 import { keys } from '../../core/storage/storage.ts';
 import { registerCaptionApi } from './captions.ts';
 import { type AssetJson, presentAsset, presentCaption } from './present.ts';
+import { registerQoeApi } from './qoe.ts';
 import { eventStream, type SseLogger } from './sse.ts';
 
 export interface ApiOptions {
@@ -19,6 +21,8 @@ export interface ApiOptions {
   /** Forgets cached text tracks of an asset (after a caption is added or removed). */
   evictText: (assetId: string) => void;
   queue: JobQueue;
+  /** Viewing quality per session, from CMCD (GET /api/assets/:id/qoe). */
+  qoe: Pick<QoeRepository, 'summary'>;
   storage: Storage;
   publicUrl: string;
   /** Stops a running encode in this process at once (cross-process workers notice the cancelled job). */
@@ -59,6 +63,7 @@ export function registerApi(app: FastifyInstance, o: ApiOptions): void {
     },
     assetId,
   );
+  registerQoeApi(app, { assets: o.assets, qoe: o.qoe }, assetId);
 
   app.get<{ Querystring: { limit?: string; offset?: string } }>(
     '/api/assets',

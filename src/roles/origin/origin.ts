@@ -15,6 +15,7 @@ import type { ManifestRendition, Presentation, TextRendition, UrlScheme } from '
 import { BufferPool } from '../http/buffer-pool.ts';
 import { sendBytes } from '../http/send-bytes.ts';
 import { type AccessPolicy, type Grant, type PlaybackAccess, queryParam } from './access.ts';
+import { type Cmcd, hasCmcd, parseCmcdRequest } from './cmcd.ts';
 import type { OnTheFly } from './encryption.ts';
 import { IndexCache, type RenditionIndex } from './index-cache.ts';
 import { LIVE_REV, LiveOrigin } from './live-origin.ts';
@@ -83,6 +84,8 @@ export interface OriginOptions {
   encryption?: OnTheFly;
   /** Absolute base of the licence URLs in MPDs (server.publicUrl; empty: the request's own origin). */
   publicUrl?: string;
+  /** Told of the CMCD (CTA-5004) of every playback request answered (absent: CMCD is not read). */
+  qoe?: { observe(assetId: string, c: Cmcd, at: number): void };
 }
 
 const PUBLIC_ACCESS: AccessPolicy = {
@@ -139,13 +142,29 @@ export class Origin {
     app.options('/v/*', (_req, reply) => {
       cors(reply);
       reply.header('access-control-allow-methods', 'GET, HEAD, POST, OPTIONS');
-      reply.header('access-control-allow-headers', 'range, if-none-match, if-range, content-type');
+      // Players on other origins preflight the CMCD headers they send (CTA-5004 §2.1).
+      reply.header(
+        'access-control-allow-headers',
+        'range, if-none-match, if-range, content-type, cmcd-request, cmcd-object, cmcd-status, cmcd-session',
+      );
       reply.header('access-control-max-age', '86400');
       return reply.code(204).send();
     });
     app.addHook('onRequest', async (req, reply) => {
       if (req.url.startsWith('/v/')) cors(reply);
     });
+    // Viewing quality: the CMCD of every playback GET answered in full (the asset existed, the player did not
+    // abort the download), counted in memory.
+    const qoe = this.opts.qoe;
+    if (qoe) {
+      app.addHook('onResponse', async (req, reply) => {
+        if (req.method !== 'GET' || !req.url.startsWith('/v/') || reply.statusCode >= 400) return;
+        if (!reply.raw.writableFinished) return;
+        if (!hasCmcd(req.headers, req.url)) return;
+        const c = parseCmcdRequest(req.headers, req.url);
+        if (c) qoe.observe(/^\/v\/([^/?]*)/.exec(req.url)![1]!, c, Math.round(Date.now() - reply.elapsedTime));
+      });
+    }
 
     // The UTCTiming source of the live MPDs (urn:mpeg:dash:utc:http-iso:2014).
     app.get('/v/time', async (_req, reply) => {
