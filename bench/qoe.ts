@@ -36,6 +36,7 @@ import { BIN, fmt, machine, outFile, readyAsset, type ServerProcess, startServer
 import {
   bitsBetween,
   calibrate,
+  listenLocal,
   loadTraceFile,
   loadTraceFolder,
   type ShaperSession,
@@ -302,15 +303,7 @@ async function startLabOrigin(): Promise<{ url: string; close(): Promise<void> }
     if (lib) return send('text/javascript', readFileSync(join(ROOT, lib)));
     res.writeHead(404).end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  return listenLocal(server);
 }
 
 // ---- one session ---------------------------------------------------------------------------------------------------

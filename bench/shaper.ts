@@ -545,6 +545,11 @@ export async function bodyServer(bytes: number): Promise<{ url: string; close():
     });
     res.end(body);
   });
+  return listenLocal(server);
+}
+
+/** `server` listening on 127.0.0.1:0: its URL, and a close that ends its open connections too. */
+export async function listenLocal(server: Server): Promise<{ url: string; close(): Promise<void> }> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,

@@ -4,21 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { QoeSummary as Qoe } from '../../src/core/db/qoe.ts';
 import { parseCmcdRequest } from '../../src/roles/origin/cmcd.ts';
 import { importSettled, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
 import { h264Clip } from '../helpers/sources.ts';
 import { fetchText } from '../helpers/verify.ts';
 import { openBrowser, openPage, signIn } from './pages.ts';
-
-interface Qoe {
-  sessions: number;
-  stalledSessions: number;
-  stalls: number;
-  stallRatio: number;
-  medianStartupMs: number | null;
-  averageBitrate: number | null;
-  watchedSeconds: number;
-}
 
 describe('viewing quality from the watch page in chromium', () => {
   let p: TestPlatform;

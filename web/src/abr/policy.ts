@@ -288,7 +288,6 @@ export class SmoothPolicy {
       capReason = `device cannot decode ${Math.min(...tooBig)}p smoothly`;
     }
     // 2. The player's size.
-    const heights = [...new Set(allowed.filter((r) => r.height).map((r) => r.height as number))].sort((a, b) => a - b);
     if (video && o.element && o.element.width > 0 && o.element.height > 0) {
       const d = Math.min(Math.max(o.devicePixelRatio || 1, 1), 2);
       const needW = o.element.width * d;
@@ -298,7 +297,7 @@ export class SmoothPolicy {
         .map((r) => r.height as number);
       if (cover.length) {
         const h = Math.min(...cover);
-        if (h < capHeight && h < (heights.at(-1) ?? 0)) {
+        if (h < capHeight && h < smoothTop) {
           capHeight = h;
           capReason = 'player size';
         }
