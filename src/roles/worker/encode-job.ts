@@ -264,6 +264,11 @@ async function encode(
   const parser = new ProgressParser();
   const started = performance.now();
   let lastWrite = 0;
+  // Percent shown never goes back, and stays under 100 until the asset is ready: ffmpeg's last block (`done`) means
+  // the encode ended, not that indexing, the poster and the catalog are. Writes go one after another, so a slow
+  // database cannot land an older figure after a newer one.
+  let shownPercent = 0;
+  let progressWrites: Promise<unknown> = Promise.resolve();
   let playable = false;
   let scanning: Promise<void> | null = null;
 
@@ -302,21 +307,20 @@ async function encode(
           if (!u.done && now - lastWrite < 500) continue;
           lastWrite = now;
           const f = progressFigures(u, source.duration, (now - started) / 1000);
-          assets
-            .setProgress(asset.id, {
-              percent: u.done ? 99 : f.percent,
-              speed: f.speed,
-              etaSeconds: f.etaSeconds,
-            })
-            .catch(() => {
+          shownPercent = Math.max(shownPercent, Math.min(99, u.done ? 99 : f.percent));
+          const progress = { percent: shownPercent, speed: f.speed, etaSeconds: f.etaSeconds };
+          progressWrites = progressWrites.then(() =>
+            assets.setProgress(asset.id, progress).catch(() => {
               // The asset may have been deleted under us; the job heartbeat notices and aborts.
-            });
+            }),
+          );
         }
       },
     });
   } finally {
     clearInterval(tick);
     while (scanning) await scanning;
+    await progressWrites;
   }
   if (result.aborted) throw new SmoothcastError('JOB_CANCELLED');
   if (result.timedOut) {
