@@ -56,8 +56,10 @@ describe('web app sign-in, admin pages and signed playback in chromium', () => {
   };
 
   before(async () => {
-    // Viewer slots of closed pages free up soon (the viewer limit test).
-    p = await startTestPlatform({ encode: { preset: 'ultrafast' }, security: { playbackSessionIdleSeconds: 5 } });
+    // Viewer slots of closed pages free up soon (the viewer limit test), but not before the editor has looked: the
+    // watch page's player buffers the whole 8 s clip at once and then asks for nothing, so a viewer still watching
+    // is counted only until it has been idle this long (5 s was too short on a loaded CI box: "0 watching").
+    p = await startTestPlatform({ encode: { preset: 'ultrafast' }, security: { playbackSessionIdleSeconds: 20 } });
     asset = await importSettled(p, await h264Clip({ seconds: 8, width: 640, height: 360 }));
     assert.equal(asset.status, 'ready');
     ({ browser, context: admin } = await openBrowser());
