@@ -1,5 +1,6 @@
 // Live interop: ONE event, published over RTMP by ffmpeg (-re -c copy of lavfi testsrc2 720p30 + a sine, encoded
-// beforehand with x264 ultrafast and 2 s GOPs, so the publisher costs no CPU while the event runs), played in headless chromium from a page on another origin than the media (test/browser/live-lab.js):
+// beforehand with x264 ultrafast and 2 s GOPs, so the publisher costs no CPU while the event runs), played in
+// headless chromium from a page on another origin than the media (test/browser/live-lab.js):
 //   - at the moment the API shows the event playable: hls.js (LL-HLS), Shaka (HLS) and dash.js (DASH) start it;
 //   - once a few segments are out, two pages at a time: hls.js in lowLatencyMode on LL-HLS, dash.js with liveCatchup
 //     on the dynamic MPD, Shaka on HLS and on DASH, dash.js's MSS module on the Smooth live manifest — each plays

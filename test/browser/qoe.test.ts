@@ -3,7 +3,7 @@
 // bitrate of the video it fetched — one of the bitrates the manifest offers it, or a mix between them.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page, Request } from 'playwright-core';
 import type { QoeSummary as Qoe } from '../../src/core/db/qoe.ts';
 import { parseCmcdRequest } from '../../src/roles/origin/cmcd.ts';
 import { importSettled, startTestPlatform, type TestPlatform, until } from '../helpers/platform.ts';
@@ -50,22 +50,21 @@ describe('viewing quality from the watch page in chromium', () => {
     );
     const media = (r: { url(): string; method(): string }) =>
       new URL(r.url()).pathname.startsWith('/v/') && r.method() === 'GET';
-    let pending = 0;
+    // The media requests in flight (a set, not a count: one started before these listeners may still end here).
+    const inFlight = new Set<Request>();
     let lastRequest = Date.now();
     page.on('request', (r) => {
       if (!media(r)) return;
-      pending++;
+      inFlight.add(r);
       lastRequest = Date.now();
     });
     page.on('requestfinished', (r) => {
-      if (!media(r)) return;
-      pending--;
-      sent.push({ url: r.url(), headers: r.headers() });
+      inFlight.delete(r);
+      if (media(r)) sent.push({ url: r.url(), headers: r.headers() });
     });
     page.on('requestfailed', (r) => {
-      if (!media(r)) return;
-      pending--;
-      aborted.push(`${new URL(r.url()).pathname}: ${r.failure()?.errorText}`);
+      inFlight.delete(r);
+      if (media(r)) aborted.push(`${new URL(r.url()).pathname}: ${r.failure()?.errorText}`);
     });
     await page.locator('button.play').click();
     await page.waitForFunction(() => (document.querySelector('video')?.currentTime ?? 0) > 8, null, {
@@ -77,7 +76,7 @@ describe('viewing quality from the watch page in chromium', () => {
     await page.evaluate(() => document.querySelector('video')?.pause());
     await until(
       'no media request in flight (nor started for 1 s)',
-      async () => (pending === 0 && Date.now() - lastRequest > 1000 ? true : undefined),
+      async () => (inFlight.size === 0 && Date.now() - lastRequest > 1000 ? true : undefined),
       20_000,
     );
     await page.close();

@@ -307,7 +307,7 @@ async function encode(
           if (!u.done && now - lastWrite < 500) continue;
           lastWrite = now;
           const f = progressFigures(u, source.duration, (now - started) / 1000);
-          shownPercent = Math.max(shownPercent, Math.min(99, u.done ? 99 : f.percent));
+          shownPercent = Math.max(shownPercent, Math.min(99, f.percent));
           const progress = { percent: shownPercent, speed: f.speed, etaSeconds: f.etaSeconds };
           progressWrites = progressWrites.then(() =>
             assets.setProgress(asset.id, progress).catch(() => {
